@@ -1,0 +1,58 @@
+import { AirgapError } from '@trivy-airgap/format';
+
+/**
+ * The exit-code table (README "Exit codes"). Libraries throw errors with string codes;
+ * this is the one place that turns them into process exit codes.
+ */
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_VERIFICATION = 3;
+
+/** Codes that mean "the bundle (or its signature) cannot be trusted": exit 3. */
+const VERIFICATION_CODES = new Set<string>([
+  // packages/format
+  'DIGEST_INVALID',
+  'PATH_UNSAFE',
+  'MANIFEST_NOT_JSON',
+  'MANIFEST_TOO_LARGE',
+  'MANIFEST_MEDIA_TYPE',
+  'MANIFEST_UNSUPPORTED_VERSION',
+  'MANIFEST_INVALID',
+  'KEY_UNTRUSTED',
+  'NO_TRUSTED_KEYS',
+  'SIGNATURE_INVALID',
+  // packages/importer (bundle reading and policy)
+  'BUNDLE_UNSIGNED',
+  'BUNDLE_CORRUPT',
+  'BUNDLE_ENTRY_UNLISTED',
+  'BUNDLE_ENTRY_DUPLICATE',
+  'BUNDLE_ENTRY_MISSING',
+  'BUNDLE_ENTRY_UNSAFE',
+  'BUNDLE_ENTRY_ORDER',
+  'BUNDLE_SIZE_MISMATCH',
+  'BUNDLE_DIGEST_MISMATCH',
+  'BUNDLE_EXPIRED',
+  'BUNDLE_FROM_FUTURE',
+  'BUNDLE_CONTENT_INVALID',
+  'CHECKSUM_MISMATCH',
+]);
+
+/** Codes that mean the command line itself was wrong: exit 2. */
+const USAGE_CODES = new Set<string>(['USAGE']);
+
+export function exitCodeFor(error: unknown): number {
+  if (error instanceof AirgapError) {
+    const code = (error as AirgapError).code;
+    if (USAGE_CODES.has(code)) return EXIT_USAGE;
+    if (VERIFICATION_CODES.has(code)) return EXIT_VERIFICATION;
+  }
+  return EXIT_FAILURE;
+}
+
+/** Thrown by commands for argument combinations yargs cannot express. */
+export class UsageError extends AirgapError<'USAGE'> {
+  constructor(message: string, hint?: string) {
+    super('USAGE', message, hint === undefined ? {} : { hint });
+  }
+}

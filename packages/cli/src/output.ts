@@ -1,0 +1,63 @@
+import type { Writable } from 'node:stream';
+
+export interface CliIo {
+  readonly stdout: Writable & { isTTY?: boolean };
+  readonly stderr: Writable & { isTTY?: boolean };
+  readonly env: NodeJS.ProcessEnv;
+  readonly cwd: string;
+}
+
+export interface OutputOptions {
+  readonly json: boolean;
+  readonly quiet: boolean;
+  readonly debug: boolean;
+}
+
+/**
+ * Where every printed byte goes. Machine output (`--json`) is one document on stdout and
+ * nothing else; human results go to stdout; notes, warnings and progress go to stderr.
+ */
+export class Output {
+  readonly json: boolean;
+  readonly quiet: boolean;
+  readonly debug: boolean;
+  readonly color: boolean;
+
+  constructor(
+    readonly io: CliIo,
+    options: OutputOptions,
+  ) {
+    this.json = options.json;
+    this.quiet = options.quiet;
+    this.debug = options.debug;
+    this.color = io.stderr.isTTY === true && io.env.NO_COLOR === undefined && io.env.TERM !== 'dumb';
+  }
+
+  /** Whether live progress (spinners, escape codes) may be drawn. */
+  get interactive(): boolean {
+    return this.color && !this.quiet && !this.json;
+  }
+
+  /** A human note on stderr (suppressed by --quiet and --json). */
+  note(line: string): void {
+    if (!this.quiet && !this.json) this.io.stderr.write(`${line}\n`);
+  }
+
+  /** A warning on stderr; shown even with --quiet, because it changes what the user should trust. */
+  warn(line: string): void {
+    this.io.stderr.write(`${this.paint('33', 'warning:')} ${line}\n`);
+  }
+
+  /** The command's result: JSON on stdout with --json, otherwise the human lines on stdout. */
+  result(value: unknown, humanLines: readonly string[]): void {
+    if (this.json) {
+      this.io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+    } else if (!this.quiet) {
+      for (const line of humanLines) this.io.stdout.write(`${line}\n`);
+    }
+  }
+
+  paint(code: string, text: string): string {
+    return this.color ? `\u001b[${code}m${text}\u001b[0m` : text;
+  }
+}

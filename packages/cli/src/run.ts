@@ -1,0 +1,77 @@
+import { AirgapError } from '@trivy-airgap/format';
+import yargs from 'yargs';
+import { keygenCommand } from './commands/keygen.js';
+import type { CommandContext } from './context.js';
+import { EXIT_OK, UsageError, exitCodeFor } from './exit-codes.js';
+import { Output, type CliIo } from './output.js';
+import { TOOL_NAME, toolVersion } from './version.js';
+
+/**
+ * Runs one command line and returns the exit code. The only place that catches errors:
+ * each becomes one line (what went wrong, what to do) or, with --json, one JSON document.
+ */
+export async function run(argv: readonly string[], io: CliIo): Promise<number> {
+  // Known before parsing so that even a usage error is reported in the requested form.
+  const out = new Output(io, {
+    json: argv.includes('--json'),
+    quiet: argv.includes('--quiet') || argv.includes('-q'),
+    debug: argv.includes('--debug'),
+  });
+  const version = toolVersion();
+  const context: CommandContext = { io, out, toolVersion: version };
+
+  const parser = yargs([...argv])
+    .scriptName(TOOL_NAME)
+    .usage(
+      '$0 <command> [options]\n\nCarry Trivy offline content across an air gap: signed, verified, atomic.',
+    )
+    .version(version)
+    .option('json', { type: 'boolean', default: false, describe: 'one JSON document on stdout' })
+    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress or notes' })
+    .option('debug', { type: 'boolean', default: false, describe: 'show stacks and causes of errors' })
+    .command(keygenCommand(context))
+    .demandCommand(1, 'Name a command (see --help).')
+    .recommendCommands()
+    .showHelpOnFail(false)
+    .strict()
+    .help()
+    .alias('help', 'h')
+    .wrap(Math.min(110, io.stdout.isTTY === true ? process.stdout.columns : 110))
+    .exitProcess(false)
+    .fail((message: string | undefined, error: Error | undefined) => {
+      throw error ?? new UsageError(message ?? 'invalid command line', 'see --help');
+    });
+
+  try {
+    await parser.parseAsync();
+    return EXIT_OK;
+  } catch (error) {
+    reportError(out, error);
+    return exitCodeFor(error);
+  }
+}
+
+function reportError(out: Output, error: unknown): void {
+  const known = error instanceof AirgapError ? (error as AirgapError) : undefined;
+  const code = known?.code ?? 'INTERNAL';
+  const message = error instanceof Error ? error.message : String(error);
+  const hint = known?.hint;
+  if (out.json) {
+    out.io.stdout.write(
+      `${JSON.stringify({ error: { code, message, ...(hint === undefined ? {} : { hint }) } }, null, 2)}\n`,
+    );
+  } else {
+    out.io.stderr.write(`${out.paint('31', 'error:')} ${message}\n`);
+    if (hint !== undefined) out.io.stderr.write(`  ${hint}\n`);
+  }
+  if (out.debug) {
+    let current: unknown = error;
+    while (current instanceof Error) {
+      out.io.stderr.write(`${current.stack ?? current.message}\n`);
+      current = current.cause;
+      if (current !== undefined) out.io.stderr.write('caused by: ');
+    }
+  } else if (!(error instanceof AirgapError)) {
+    out.io.stderr.write('  this is a bug in trivy-airgap; run again with --debug and report the output\n');
+  }
+}

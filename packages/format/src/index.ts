@@ -1,0 +1,5 @@
+export * from './errors.js';
+export * from './digest.js';
+export * from './safe-path.js';
+export * from './manifest.js';
+export * from './signing.js';

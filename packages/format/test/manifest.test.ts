@@ -1,0 +1,190 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  MANIFEST_MEDIA_TYPE,
+  blobPath,
+  digestOfBytes,
+  parseManifest,
+  parseManifestBytes,
+  serializeManifest,
+  type BundleManifest,
+  type FormatError,
+} from '../src/index.js';
+
+const manifestBlob = digestOfBytes('manifest');
+const layerBlob = digestOfBytes('layer');
+const vexManifest = digestOfBytes('vex manifest');
+const vexArchive = digestOfBytes('vex archive');
+
+function sampleManifest(): BundleManifest {
+  return {
+    mediaType: MANIFEST_MEDIA_TYPE,
+    bundleId: '0b6f6e0e-7f0a-4c55-9f0a-1d0e5b1f3c11',
+    created: '2026-11-25T10:00:00Z',
+    expires: '2026-12-25T10:00:00Z',
+    tool: { name: 'trivy-airgap', version: '0.1.0' },
+    signer: { keyId: 'a'.repeat(64), algorithm: 'ecdsa-p256-sha256' },
+    trivyVersions: '>=0.69.0',
+    components: [
+      {
+        kind: 'db',
+        source: 'mirror.gcr.io/aquasec/trivy-db:2',
+        servedBy: 'mirror.gcr.io/aquasec/trivy-db:2',
+        tag: '2',
+        layoutRef: 'db',
+        manifest: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: manifestBlob, size: 8 },
+        layer: {
+          mediaType: 'application/vnd.aquasec.trivy.db.layer.v1.tar+gzip',
+          digest: layerBlob,
+          size: 5,
+          title: 'db.tar.gz',
+        },
+        annotations: { 'org.opencontainers.image.created': '2026-11-25T06:00:00Z' },
+        metadata: {
+          Version: 2,
+          NextUpdate: '2026-11-26T06:00:00Z',
+          UpdatedAt: '2026-11-25T06:00:00Z',
+          DownloadedAt: '0001-01-01T00:00:00Z',
+        },
+      },
+      {
+        kind: 'vex',
+        name: 'default',
+        url: 'https://github.com/aquasecurity/vexhub',
+        manifestPath: 'vex/default/vex-repository.json',
+        repositoryManifest: { name: 'VEX Hub', versions: [] },
+        specVersion: '0.1',
+        location: 'https://github.com/aquasecurity/vexhub/archive/refs/heads/main.tar.gz//vexhub-main',
+        servedBy: 'https://codeload.github.com/aquasecurity/vexhub/tar.gz/refs/heads/main',
+        archivePath: 'vex/default/archive.tar.gz',
+        archiveType: 'tar.gz',
+        subdir: 'vexhub-main',
+      },
+    ],
+    files: [
+      { path: blobPath(layerBlob), size: 5, digest: layerBlob },
+      { path: blobPath(manifestBlob), size: 8, digest: manifestBlob },
+      { path: 'vex/default/archive.tar.gz', size: 11, digest: vexArchive },
+      { path: 'vex/default/vex-repository.json', size: 12, digest: vexManifest },
+    ],
+  };
+}
+
+function codeOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    return (error as FormatError).code;
+  }
+  return 'no error';
+}
+
+describe('parseManifest', () => {
+  it('round-trips a valid manifest through its exact bytes', () => {
+    const manifest = sampleManifest();
+    const bytes = serializeManifest(manifest);
+    assert.deepEqual(parseManifestBytes(bytes), manifest);
+  });
+
+  it('ignores unknown extra fields', () => {
+    const parsed = parseManifest({ ...sampleManifest(), futureField: { anything: true } });
+    assert.equal(parsed.bundleId, sampleManifest().bundleId);
+  });
+
+  it('accepts an unsigned manifest (signer null)', () => {
+    assert.equal(parseManifest({ ...sampleManifest(), signer: null }).signer, null);
+  });
+
+  it('reports every invalid field at once', () => {
+    const bad = structuredClone(sampleManifest()) as unknown as Record<string, unknown>;
+    bad.created = 'yesterday';
+    bad.tool = { name: 'trivy-airgap' };
+    (bad.files as Record<string, unknown>[])[0]!.path = '../escape';
+    (bad.files as Record<string, unknown>[])[1]!.digest = 'sha256:XYZ';
+    const db = (bad.components as Record<string, unknown>[])[0]!;
+    (db.layer as Record<string, unknown>).size = -1;
+    (bad.components as Record<string, unknown>[])[1]!.name = '../../etc';
+    try {
+      parseManifest(bad);
+      assert.fail('expected MANIFEST_INVALID');
+    } catch (error) {
+      const formatError = error as FormatError;
+      assert.equal(formatError.code, 'MANIFEST_INVALID');
+      const fields = formatError.issues.map((issue) => issue.field);
+      for (const field of [
+        'created',
+        'tool.version',
+        'files[0].path',
+        'files[1].digest',
+        'components[0].layer.size',
+        'components[1].name',
+      ]) {
+        assert.ok(fields.includes(field), `${field} missing from ${fields.join(', ')}`);
+      }
+      assert.match(formatError.message, /files\[0\]\.path/);
+    }
+  });
+
+  it('refuses a manifest whose component blobs are not listed in files', () => {
+    const manifest = sampleManifest();
+    const error = (() => {
+      try {
+        parseManifest({ ...manifest, files: manifest.files.slice(1) });
+      } catch (caught) {
+        return caught as FormatError;
+      }
+      return undefined;
+    })();
+    assert.equal(error?.code, 'MANIFEST_INVALID');
+    assert.ok(error.issues.some((issue) => issue.field === 'components[0].layer.digest'));
+  });
+
+  it('refuses duplicate file paths and reserved names', () => {
+    const manifest = sampleManifest();
+    const file = manifest.files[0]!;
+    assert.equal(
+      codeOf(() => parseManifest({ ...manifest, files: [...manifest.files, file] })),
+      'MANIFEST_INVALID',
+    );
+    assert.equal(
+      codeOf(() =>
+        parseManifest({ ...manifest, files: [...manifest.files, { ...file, path: 'manifest.json.sig' }] }),
+      ),
+      'MANIFEST_INVALID',
+    );
+  });
+
+  it('refuses a foreign media type and a future major version with distinct codes', () => {
+    assert.equal(
+      codeOf(() =>
+        parseManifest({ ...sampleManifest(), mediaType: 'application/vnd.oci.image.manifest.v1+json' }),
+      ),
+      'MANIFEST_MEDIA_TYPE',
+    );
+    assert.equal(
+      codeOf(() => parseManifest({ ...sampleManifest(), mediaType: undefined })),
+      'MANIFEST_MEDIA_TYPE',
+    );
+    assert.equal(
+      codeOf(() =>
+        parseManifest({ ...sampleManifest(), mediaType: 'application/vnd.trivy-airgap.manifest.v2+json' }),
+      ),
+      'MANIFEST_UNSUPPORTED_VERSION',
+    );
+  });
+
+  it('refuses non-JSON and oversized bytes', () => {
+    assert.equal(
+      codeOf(() => parseManifestBytes(Buffer.from('{not json'))),
+      'MANIFEST_NOT_JSON',
+    );
+    assert.equal(
+      codeOf(() => parseManifestBytes(Buffer.alloc(5 * 1024 * 1024, 0x20))),
+      'MANIFEST_TOO_LARGE',
+    );
+    assert.equal(
+      codeOf(() => parseManifest([])),
+      'MANIFEST_INVALID',
+    );
+  });
+});
