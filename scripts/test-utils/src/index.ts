@@ -1,1 +1,2 @@
-export {};
+export * from './archives.js';
+export * from './trivy-fixtures.js';
