@@ -3,3 +3,4 @@ export * from './digest.js';
 export * from './safe-path.js';
 export * from './manifest.js';
 export * from './signing.js';
+export * from './events.js';
