@@ -55,5 +55,7 @@ const tap = existsSync(tapFile) ? readFileSync(tapFile, 'utf8') : '';
 rmSync(tapDir, { recursive: true, force: true });
 const count = (name) => Number(new RegExp(`^# ${name} (\\d+)$`, 'm').exec(tap)?.[1] ?? 0);
 const failed = count('fail') + count('cancelled');
-console.log(`\ntests: ${count('pass')} passed, ${failed} failed, ${count('skipped') + count('todo')} skipped`);
+console.log(
+  `\ntests: ${count('pass')} passed, ${failed} failed, ${count('skipped') + count('todo')} skipped`,
+);
 process.exit(result.status ?? 1);
