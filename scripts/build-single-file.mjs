@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// Builds the single-file CLI: one self-contained ESM file (all dependencies bundled) that runs with
+// plain `node` >= 20 and no node_modules, so the importer can be carried into the air gap with the bundle.
+// Output: packages/cli/dist/trivy-airgap.mjs (run after `tsc -b`).
+import { readFileSync } from 'node:fs';
+import { build } from 'esbuild';
+
+const root = new URL('..', import.meta.url).pathname;
+const { version } = JSON.parse(readFileSync(`${root}packages/cli/package.json`, 'utf8'));
+const outfile = `${root}packages/cli/dist/trivy-airgap.mjs`;
+
+await build({
+  entryPoints: [`${root}packages/cli/dist/src/main.js`],
+  outfile,
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  minify: false,
+  legalComments: 'inline',
+  logLevel: 'warning',
+  define: { __TRIVY_AIRGAP_VERSION__: JSON.stringify(version) },
+  // CommonJS dependencies inside an ESM bundle still call require(): give them one.
+  banner: {
+    js: [
+      "import { createRequire as __airgapCreateRequire } from 'node:module';",
+      'const require = __airgapCreateRequire(import.meta.url);',
+    ].join('\n'),
+  },
+});
