@@ -1,1 +1,10 @@
-export {};
+export * from './errors.js';
+export * from './artifacts.js';
+export * from './metadata.js';
+export * from './cache-dir.js';
+export * from './render.js';
+export * from './repository-yaml.js';
+export * from './vex.js';
+export * from './vex-archive.js';
+export * from './doctor.js';
+export * from './flags.js';
