@@ -1,1 +1,3 @@
-export {};
+export * from './errors.js';
+export * from './bundle-writer.js';
+export type { WrittenFile } from './output-sink.js';

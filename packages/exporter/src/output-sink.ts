@@ -1,0 +1,128 @@
+import { randomBytes } from 'node:crypto';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { Writable } from 'node:stream';
+import { DigestHasher, type Digest } from '@trivy-airgap/format';
+
+/** One file written by the sink: the bundle itself, or one part of a split bundle. */
+export interface WrittenFile {
+  /** Final path (after `commit`). */
+  readonly path: string;
+  readonly size: number;
+  readonly digest: Digest;
+}
+
+interface OpenPart {
+  readonly finalPath: string;
+  readonly tempPath: string;
+  readonly handle: FileHandle;
+  readonly hasher: DigestHasher;
+}
+
+/** `<bundle>.part-000`, `<bundle>.part-001`, … (three digits; more when there are more parts). */
+export function partPath(bundlePath: string, index: number): string {
+  return `${bundlePath}.part-${String(index).padStart(3, '0')}`;
+}
+
+/**
+ * The end of the bundle pipeline: writes the byte stream to a temp file next to the output
+ * (or to numbered temp parts of at most `splitSize` bytes each), hashing the whole stream and
+ * every part as the bytes pass. Nothing appears under a final name until `commit()`, which
+ * fsyncs and renames; `discard()` removes the temp files (after an error).
+ */
+export class OutputSink extends Writable {
+  private readonly whole = new DigestHasher();
+  private readonly done: OpenPart[] = [];
+  private readonly finished: WrittenFile[] = [];
+  private current: OpenPart | undefined;
+  private currentSize = 0;
+  private readonly tempSuffix = `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+
+  constructor(
+    private readonly bundlePath: string,
+    private readonly splitSize: number | undefined,
+  ) {
+    super({ highWaterMark: 1024 * 1024 });
+  }
+
+  private wholeResult: { size: number; digest: Digest } | undefined;
+
+  /** sha256 and size of the whole stream (what `cat` of the parts gives back); after finish. */
+  get total(): { size: number; digest: Digest } {
+    this.wholeResult ??= { size: this.whole.size, digest: this.whole.digest() };
+    return this.wholeResult;
+  }
+
+  /** The written files (after the stream finished): the bundle, or its parts in order. */
+  get files(): readonly WrittenFile[] {
+    return this.finished;
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.writeChunk(chunk).then(() => callback(), callback);
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    (async () => {
+      // An empty stream still makes one (empty) file, so the checksum file is never empty.
+      if (this.current === undefined && this.done.length === 0) await this.openPart();
+      await this.closePart();
+    })().then(() => callback(), callback);
+  }
+
+  private async writeChunk(chunk: Buffer): Promise<void> {
+    this.whole.update(chunk);
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.current === undefined) await this.openPart();
+      const part = this.current as OpenPart;
+      const room = this.splitSize === undefined ? chunk.length - offset : this.splitSize - this.currentSize;
+      const piece = chunk.subarray(offset, offset + Math.min(room, chunk.length - offset));
+      part.hasher.update(piece);
+      let written = 0;
+      while (written < piece.length) {
+        const { bytesWritten } = await part.handle.write(piece, written, piece.length - written);
+        written += bytesWritten;
+      }
+      this.currentSize += piece.length;
+      offset += piece.length;
+      if (this.splitSize !== undefined && this.currentSize >= this.splitSize) await this.closePart();
+    }
+  }
+
+  private async openPart(): Promise<void> {
+    const finalPath =
+      this.splitSize === undefined ? this.bundlePath : partPath(this.bundlePath, this.done.length);
+    const tempPath = `${finalPath}${this.tempSuffix}`;
+    const handle = await open(tempPath, 'wx', 0o644);
+    this.current = { finalPath, tempPath, handle, hasher: new DigestHasher() };
+    this.currentSize = 0;
+  }
+
+  private async closePart(): Promise<void> {
+    const part = this.current;
+    if (part === undefined) return;
+    this.current = undefined;
+    await part.handle.sync();
+    await part.handle.close();
+    this.done.push(part);
+    this.finished.push({ path: part.finalPath, size: part.hasher.size, digest: part.hasher.digest() });
+  }
+
+  /** Renames every temp file to its final name (the stream must have finished). */
+  async commit(): Promise<void> {
+    for (const part of this.done) await rename(part.tempPath, part.finalPath);
+    this.done.length = 0;
+  }
+
+  /** Removes whatever temp files exist; safe to call at any time, errors are ignored. */
+  async discard(): Promise<void> {
+    const open = this.current;
+    this.current = undefined;
+    if (open !== undefined) {
+      await open.handle.close().catch(() => undefined);
+      await rm(open.tempPath, { force: true });
+    }
+    for (const part of this.done) await rm(part.tempPath, { force: true });
+    this.done.length = 0;
+  }
+}
