@@ -1,1 +1,11 @@
-export {};
+export * from './errors.js';
+export * from './events.js';
+export * from './reference.js';
+export * from './manifest.js';
+export * from './transport.js';
+export * from './credentials.js';
+export { parseAuthChallenge, repositoryScope, type AuthChallenge } from './auth.js';
+export * from './verify.js';
+export * from './registry-client.js';
+export * from './layout.js';
+export * from './copy.js';
