@@ -1,2 +1,3 @@
 export * from './archives.js';
 export * from './trivy-fixtures.js';
+export * from './bundle-fixtures.js';

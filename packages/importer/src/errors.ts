@@ -1,0 +1,52 @@
+import { AirgapError } from '@trivy-airgap/format';
+
+/**
+ * Errors of the importer. Bundle codes (BUNDLE_*) mean the bundle cannot be trusted and map to
+ * exit code 3 in the CLI; the others are policy or local-state problems.
+ */
+export type ImporterErrorCode =
+  | 'BUNDLE_NOT_FOUND'
+  | 'BUNDLE_CORRUPT'
+  | 'BUNDLE_ENTRY_UNLISTED'
+  | 'BUNDLE_ENTRY_DUPLICATE'
+  | 'BUNDLE_ENTRY_MISSING'
+  | 'BUNDLE_ENTRY_UNSAFE'
+  | 'BUNDLE_ENTRY_ORDER'
+  | 'BUNDLE_SIZE_MISMATCH'
+  | 'BUNDLE_DIGEST_MISMATCH'
+  | 'BUNDLE_CONTENT_INVALID'
+  | 'BUNDLE_UNSIGNED'
+  | 'BUNDLE_EXPIRED'
+  | 'BUNDLE_FROM_FUTURE'
+  | 'DOWNGRADE_REFUSED'
+  | 'LOCKED'
+  | 'NOTHING_TO_ROLL_BACK'
+  | 'CACHE_STATE_INVALID'
+  | 'CONTENT_TOO_OLD';
+
+export class ImporterError extends AirgapError<ImporterErrorCode> {
+  /** The bundle entry (or cache path) concerned, when there is one. */
+  readonly path: string | undefined;
+  /** For integrity failures: what the manifest says and what the bundle had. */
+  readonly expected: string | number | undefined;
+  readonly found: string | number | undefined;
+
+  constructor(
+    code: ImporterErrorCode,
+    message: string,
+    options: {
+      cause?: unknown;
+      hint?: string;
+      path?: string;
+      expected?: string | number;
+      found?: string | number;
+    } = {},
+  ) {
+    super(code, message, options);
+    this.path = options.path;
+    this.expected = options.expected;
+    this.found = options.found;
+  }
+}
+
+export const TAMPERED_HINT = 'the bundle was altered, damaged or truncated in transit: copy it again';

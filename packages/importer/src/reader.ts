@@ -1,0 +1,579 @@
+import type { Readable } from 'node:stream';
+import {
+  DigestHasher,
+  FormatError,
+  MANIFEST_PATH,
+  MAX_MANIFEST_BYTES,
+  SIGNATURE_PATH,
+  blobPath,
+  bundlePathProblem,
+  digestOfBytes,
+  ignoreProgress,
+  parseManifestBytes,
+  verifySignature,
+  type BundleFile,
+  type BundleManifest,
+  type Digest,
+  type OciComponent,
+  type ProgressListener,
+  type TrustedKey,
+  type VerifiedSignature,
+  type VexComponent,
+} from '@trivy-airgap/format';
+import { ImporterError, TAMPERED_HINT } from './errors.js';
+import { openBundle, type BundleInput } from './source.js';
+import { TarStream, type TarEntry } from './tar-stream.js';
+
+/**
+ * The one streaming pass over a bundle (docs/bundle-format.md): gunzip → strict tar parse →
+ * manifest.json first (size-capped) → manifest.json.sig second, verified against the trusted keys
+ * and the expiry policy BEFORE any content entry is read → each content entry checked (listed,
+ * not a duplicate, in order, a regular file at a safe path, header size = listed size, sha256
+ * while streaming) and handed to a sink → missing entries detected at the end. Sinks may write
+ * (import) or not (verify); nothing a sink produced may be used before `readBundle` resolves.
+ */
+
+/** What a content entry is for, so a sink knows what to do with it. */
+export type EntryRole =
+  | { readonly kind: 'layer'; readonly component: OciComponent }
+  | { readonly kind: 'oci-manifest'; readonly component: OciComponent }
+  | { readonly kind: 'vex-manifest'; readonly component: VexComponent }
+  | { readonly kind: 'vex-archive'; readonly component: VexComponent }
+  | { readonly kind: 'oci-index' }
+  | { readonly kind: 'other' };
+
+/** Receives one entry's bytes. `end` runs before the digest is known to be right: stage only. */
+export interface EntrySink {
+  write(chunk: Buffer): Promise<void>;
+  end(): Promise<void>;
+  /** Called instead of `end` (or after it) when the entry or the bundle failed. */
+  abort(): Promise<void>;
+}
+
+/** One check performed, for `verify --json`. */
+export interface VerificationCheck {
+  readonly check: string;
+  readonly subject: string;
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+export interface PolicyOptions {
+  /** Accept a bundle without a signature, or signed by an untrusted key (warns loudly). */
+  readonly allowUnsigned?: boolean;
+  /** Accept a bundle past its `expires` (warns). */
+  readonly allowExpired?: boolean;
+  /** The clock (tests). */
+  readonly now?: Date;
+  /** How far in the future `created` may be (clock skew); default one day. */
+  readonly maxClockSkewMs?: number;
+}
+
+export interface ReadBundleOptions extends PolicyOptions {
+  readonly trustedKeys: readonly TrustedKey[];
+  readonly onProgress?: ProgressListener;
+  /** Runs once signature and policy passed, before the first content entry is read. */
+  readonly onTrusted?: (bundle: TrustedBundle) => Promise<void>;
+  /** A sink for a content entry, or undefined to only verify it. */
+  readonly openEntry?: (file: BundleFile, role: EntryRole) => Promise<EntrySink | undefined>;
+  /** Standard input, for `-`. */
+  readonly stdin?: Readable;
+}
+
+export interface TrustedBundle {
+  readonly manifest: BundleManifest;
+  readonly manifestBytes: Buffer;
+  readonly manifestDigest: Digest;
+  /** The key that verified the signature; null when accepted unsigned/untrusted by request. */
+  readonly signature: VerifiedSignature | null;
+  readonly warnings: readonly string[];
+}
+
+export interface ReadBundleResult extends TrustedBundle {
+  readonly checks: readonly VerificationCheck[];
+  /** Small content entries kept in memory (OCI manifests, index.json, VEX manifests), verified. */
+  readonly smallFiles: ReadonlyMap<string, Buffer>;
+  /** Compressed bytes read and tar bytes parsed. */
+  readonly bytesRead: number;
+  readonly tarBytes: number;
+  readonly label: string;
+}
+
+const MAX_SIGNATURE_BYTES = 16 * 1024;
+const MAX_SMALL_FILE_BYTES = 4 * 1024 * 1024;
+const DEFAULT_CLOCK_SKEW_MS = 24 * 3600_000;
+/** Slack for tar framing beyond headers and padding: end blocks and record padding (20 blocks). */
+const TAR_SLACK = 20 * 512 + 2048;
+
+function entryBlocks(size: number): number {
+  // header + one possible pax header pair + padded body
+  return 3 * 512 + Math.ceil(size / 512) * 512;
+}
+
+/** The most inflated tar bytes a bundle with this manifest can legitimately have. */
+export function tarSizeLimit(manifest: BundleManifest, manifestSize: number, signatureSize: number): number {
+  let total = entryBlocks(manifestSize) + entryBlocks(signatureSize) + TAR_SLACK;
+  for (const file of manifest.files) total += entryBlocks(file.size);
+  return total;
+}
+
+export function rolesOf(manifest: BundleManifest): Map<string, EntryRole> {
+  const roles = new Map<string, EntryRole>();
+  for (const component of manifest.components) {
+    if (component.kind === 'vex') {
+      roles.set(component.manifestPath, { kind: 'vex-manifest', component });
+      roles.set(component.archivePath, { kind: 'vex-archive', component });
+    } else {
+      roles.set(blobPath(component.layer.digest), { kind: 'layer', component });
+      roles.set(blobPath(component.manifest.digest), { kind: 'oci-manifest', component });
+    }
+  }
+  roles.set('oci/index.json', { kind: 'oci-index' });
+  return roles;
+}
+
+function pass(checks: VerificationCheck[], check: string, subject: string, detail: string): void {
+  checks.push({ check, subject, ok: true, detail });
+}
+
+async function expectEntry(tar: TarStream, name: string, why: string): Promise<TarEntry> {
+  const entry = await tar.next();
+  if (entry === undefined) {
+    throw new ImporterError('BUNDLE_ENTRY_MISSING', `the bundle has no ${name} (${why})`, {
+      path: name,
+      hint: TAMPERED_HINT,
+    });
+  }
+  return entry;
+}
+
+function assertRegular(entry: TarEntry): void {
+  if (entry.type !== 'File') {
+    throw new ImporterError(
+      'BUNDLE_ENTRY_UNSAFE',
+      `bundle entry ${JSON.stringify(entry.path)} is a ${entry.type}, but a bundle holds only regular files`,
+      { path: entry.path, hint: TAMPERED_HINT },
+    );
+  }
+  const problem = bundlePathProblem(entry.path);
+  if (problem !== undefined) {
+    throw new ImporterError('BUNDLE_ENTRY_UNSAFE', `bundle entry ${JSON.stringify(entry.path)} ${problem}`, {
+      path: entry.path,
+      hint: TAMPERED_HINT,
+    });
+  }
+}
+
+/** Signature and date policy over the exact manifest bytes. Throws, or returns the trusted bundle. */
+export function checkTrust(
+  manifestBytes: Buffer,
+  manifest: BundleManifest,
+  signatureBytes: Buffer | undefined,
+  trustedKeys: readonly TrustedKey[],
+  options: PolicyOptions,
+  checks: VerificationCheck[] = [],
+  onProgress: ProgressListener = ignoreProgress,
+): TrustedBundle {
+  const warnings: string[] = [];
+  const warn = (message: string): void => {
+    warnings.push(message);
+    onProgress({ type: 'warning', message });
+  };
+  let signature: VerifiedSignature | null = null;
+  if (manifest.signer === null || signatureBytes === undefined) {
+    if (options.allowUnsigned !== true) {
+      throw new ImporterError(
+        'BUNDLE_UNSIGNED',
+        'the bundle is not signed, so its content cannot be trusted',
+        {
+          hint: 'export it with --key; to import it anyway (at your own risk) pass --allow-unsigned',
+        },
+      );
+    }
+    warn('THE BUNDLE IS NOT SIGNED: its origin is not verified (--allow-unsigned)');
+    checks.push({
+      check: 'signature',
+      subject: SIGNATURE_PATH,
+      ok: false,
+      detail: 'unsigned; accepted by --allow-unsigned',
+    });
+  } else {
+    try {
+      signature = verifySignature(manifestBytes, signatureBytes, trustedKeys, manifest.signer.keyId);
+      pass(
+        checks,
+        'signature',
+        SIGNATURE_PATH,
+        `${signature.algorithm} signature by key ${signature.keyId} (trusted from ${signature.source})`,
+      );
+    } catch (error) {
+      const untrusted =
+        error instanceof FormatError && (error.code === 'KEY_UNTRUSTED' || error.code === 'NO_TRUSTED_KEYS');
+      if (!untrusted || options.allowUnsigned !== true) throw error;
+      warn(
+        `THE BUNDLE'S SIGNER ${manifest.signer.keyId} IS NOT TRUSTED: its origin is not verified (--allow-unsigned)`,
+      );
+      checks.push({
+        check: 'signature',
+        subject: SIGNATURE_PATH,
+        ok: false,
+        detail: `signer ${manifest.signer.keyId} not trusted; accepted by --allow-unsigned`,
+      });
+    }
+  }
+  const now = options.now ?? new Date();
+  const created = Date.parse(manifest.created);
+  if (created > now.getTime() + (options.maxClockSkewMs ?? DEFAULT_CLOCK_SKEW_MS)) {
+    throw new ImporterError(
+      'BUNDLE_FROM_FUTURE',
+      `the bundle claims to be created at ${manifest.created}, in the future (now ${now.toISOString()})`,
+      { hint: 'check the clocks of the exporting machine and of this host' },
+    );
+  }
+  pass(checks, 'created', MANIFEST_PATH, `created ${manifest.created} is not in the future`);
+  if (Date.parse(manifest.expires) < now.getTime()) {
+    if (options.allowExpired !== true) {
+      throw new ImporterError('BUNDLE_EXPIRED', `the bundle expired at ${manifest.expires}`, {
+        hint: 'export a fresh bundle; to import this one anyway pass --allow-expired',
+      });
+    }
+    warn(`the bundle expired at ${manifest.expires} (--allow-expired)`);
+    checks.push({
+      check: 'expiry',
+      subject: MANIFEST_PATH,
+      ok: false,
+      detail: `expired ${manifest.expires}; accepted by --allow-expired`,
+    });
+  } else {
+    pass(checks, 'expiry', MANIFEST_PATH, `expires ${manifest.expires}`);
+  }
+  return { manifest, manifestBytes, manifestDigest: digestOfBytes(manifestBytes), signature, warnings };
+}
+
+/** Reads manifest.json (and its signature bytes) from the head of the tar. */
+async function readHead(
+  tar: TarStream,
+  checks: VerificationCheck[],
+): Promise<{
+  manifest: BundleManifest;
+  manifestBytes: Buffer;
+  signatureBytes: Buffer | undefined;
+  next: TarEntry | undefined;
+}> {
+  const first = await expectEntry(tar, MANIFEST_PATH, 'it must be the first entry');
+  if (first.path !== MANIFEST_PATH) {
+    throw new ImporterError(
+      'BUNDLE_ENTRY_ORDER',
+      `the first bundle entry is ${JSON.stringify(first.path)}, but must be ${MANIFEST_PATH}`,
+      { path: first.path, hint: TAMPERED_HINT },
+    );
+  }
+  assertRegular(first);
+  if (first.size > MAX_MANIFEST_BYTES) {
+    throw new ImporterError(
+      'BUNDLE_CORRUPT',
+      `${MANIFEST_PATH} is ${first.size} bytes, over the ${MAX_MANIFEST_BYTES} cap`,
+      {
+        path: MANIFEST_PATH,
+        hint: TAMPERED_HINT,
+      },
+    );
+  }
+  const manifestBytes = await tar.readAll(first, MAX_MANIFEST_BYTES);
+  if (manifestBytes.length !== first.size) {
+    throw new ImporterError('BUNDLE_CORRUPT', `${MANIFEST_PATH} is truncated`, {
+      path: MANIFEST_PATH,
+      hint: TAMPERED_HINT,
+    });
+  }
+  const manifest = parseManifestBytes(manifestBytes);
+  pass(
+    checks,
+    'manifest',
+    MANIFEST_PATH,
+    `first entry, ${manifestBytes.length} bytes, valid ${manifest.mediaType}`,
+  );
+  const second = await tar.next();
+  if (second?.path !== SIGNATURE_PATH)
+    return { manifest, manifestBytes, signatureBytes: undefined, next: second };
+  assertRegular(second);
+  if (manifest.signer === null) {
+    throw new ImporterError(
+      'BUNDLE_ENTRY_UNLISTED',
+      `the manifest says the bundle is unsigned, yet it has ${SIGNATURE_PATH}`,
+      {
+        path: SIGNATURE_PATH,
+        hint: TAMPERED_HINT,
+      },
+    );
+  }
+  const signatureBytes = await tar.readAll(second, MAX_SIGNATURE_BYTES);
+  return { manifest, manifestBytes, signatureBytes, next: await tar.next() };
+}
+
+export interface BundleHead {
+  readonly manifest: BundleManifest;
+  readonly manifestBytes: Buffer;
+  readonly signatureBytes: Buffer | undefined;
+  readonly label: string;
+  readonly size: number | undefined;
+}
+
+/** Reads only the manifest and signature (for inspect); stops reading the bundle there. */
+export async function readBundleHead(input: BundleInput, stdin?: Readable): Promise<BundleHead> {
+  const opened = await openBundle(input, stdin);
+  const tar = new TarStream(opened.stream, {
+    gunzip: true,
+    label: `bundle ${opened.label}`,
+    limit: () => MAX_MANIFEST_BYTES + MAX_SIGNATURE_BYTES + 64 * 1024,
+  });
+  try {
+    const head = await readHead(tar, []);
+    return { ...head, label: opened.label, size: opened.size };
+  } finally {
+    tar.fail(new Error('closed'));
+  }
+}
+
+/** Reads and verifies a whole bundle in one pass (see the top of this file). */
+export async function readBundle(input: BundleInput, options: ReadBundleOptions): Promise<ReadBundleResult> {
+  const onProgress = options.onProgress ?? ignoreProgress;
+  const opened = await openBundle(input, options.stdin);
+  let limit = MAX_MANIFEST_BYTES + MAX_SIGNATURE_BYTES + 64 * 1024;
+  const tar = new TarStream(opened.stream, {
+    gunzip: true,
+    label: `bundle ${opened.label}`,
+    limit: () => limit,
+    ...(opened.size === undefined
+      ? {}
+      : {
+          onSourceBytes: (done: number) =>
+            onProgress({ type: 'task-progress', task: 'bundle', done, total: opened.size }),
+        }),
+  });
+  const checks: VerificationCheck[] = [];
+  const smallFiles = new Map<string, Buffer>();
+  let sink: EntrySink | undefined;
+  try {
+    onProgress({
+      type: 'task-start',
+      task: 'bundle',
+      label: `read ${opened.label}`,
+      ...(opened.size === undefined ? {} : { total: opened.size }),
+    });
+    const head = await readHead(tar, checks);
+    const trusted = checkTrust(
+      head.manifestBytes,
+      head.manifest,
+      head.signatureBytes,
+      options.trustedKeys,
+      options,
+      checks,
+      onProgress,
+    );
+    const manifest = trusted.manifest;
+    limit = tarSizeLimit(manifest, head.manifestBytes.length, head.signatureBytes?.length ?? 0);
+    await options.onTrusted?.(trusted);
+
+    const listed = new Map(manifest.files.map((file) => [file.path, file]));
+    const roles = rolesOf(manifest);
+    const seen = new Set<string>();
+    let previous = '';
+    for (let entry = head.next; entry !== undefined; entry = await tar.next()) {
+      assertRegular(entry);
+      const file = listed.get(entry.path);
+      if (entry.path === MANIFEST_PATH || entry.path === SIGNATURE_PATH || seen.has(entry.path)) {
+        throw new ImporterError(
+          'BUNDLE_ENTRY_DUPLICATE',
+          `bundle entry ${JSON.stringify(entry.path)} appears twice`,
+          {
+            path: entry.path,
+            hint: TAMPERED_HINT,
+          },
+        );
+      }
+      if (file === undefined) {
+        throw new ImporterError(
+          'BUNDLE_ENTRY_UNLISTED',
+          `bundle entry ${JSON.stringify(entry.path)} is not listed in the signed manifest`,
+          { path: entry.path, hint: TAMPERED_HINT },
+        );
+      }
+      if (Buffer.compare(Buffer.from(entry.path), Buffer.from(previous)) <= 0) {
+        throw new ImporterError(
+          'BUNDLE_ENTRY_ORDER',
+          `bundle entry ${JSON.stringify(entry.path)} comes after ${JSON.stringify(previous)}: entries must be sorted`,
+          { path: entry.path, hint: TAMPERED_HINT },
+        );
+      }
+      if (entry.size !== file.size) {
+        throw new ImporterError(
+          'BUNDLE_SIZE_MISMATCH',
+          `bundle entry ${entry.path} is ${entry.size} bytes, the manifest says ${file.size}`,
+          { path: entry.path, expected: file.size, found: entry.size, hint: TAMPERED_HINT },
+        );
+      }
+      seen.add(entry.path);
+      previous = entry.path;
+      const role = roles.get(entry.path) ?? { kind: 'other' as const };
+      const keep = role.kind === 'oci-manifest' || role.kind === 'oci-index' || role.kind === 'vex-manifest';
+      if (keep && file.size > MAX_SMALL_FILE_BYTES) {
+        throw new ImporterError(
+          'BUNDLE_CONTENT_INVALID',
+          `${entry.path} is too large for what it claims to be`,
+          {
+            path: entry.path,
+          },
+        );
+      }
+      const kept: Buffer[] = [];
+      sink = await options.openEntry?.(file, role);
+      const hasher = new DigestHasher();
+      for await (const chunk of tar.chunks(entry)) {
+        hasher.update(chunk);
+        if (keep) kept.push(chunk);
+        if (sink !== undefined) await sink.write(chunk);
+      }
+      if (hasher.size !== file.size) {
+        throw new ImporterError(
+          'BUNDLE_CORRUPT',
+          `bundle entry ${entry.path} is truncated (${hasher.size} of ${file.size} bytes)`,
+          {
+            path: entry.path,
+            expected: file.size,
+            found: hasher.size,
+            hint: TAMPERED_HINT,
+          },
+        );
+      }
+      const digest = hasher.digest();
+      if (digest !== file.digest) {
+        throw new ImporterError(
+          'BUNDLE_DIGEST_MISMATCH',
+          `bundle entry ${entry.path} has digest ${digest}, the manifest says ${file.digest}`,
+          {
+            path: entry.path,
+            expected: file.digest,
+            found: digest,
+            hint: TAMPERED_HINT,
+          },
+        );
+      }
+      if (sink !== undefined) {
+        const current = sink;
+        sink = undefined;
+        try {
+          await current.end();
+        } catch (error) {
+          await current.abort();
+          throw error;
+        }
+      }
+      if (keep) smallFiles.set(entry.path, Buffer.concat(kept));
+      pass(checks, 'entry', entry.path, `listed, regular file, ${file.size} bytes, ${file.digest}`);
+    }
+    const missing = manifest.files.filter((file) => !seen.has(file.path));
+    if (missing.length > 0) {
+      throw new ImporterError(
+        'BUNDLE_ENTRY_MISSING',
+        `the bundle lacks ${missing.length} listed entr${missing.length === 1 ? 'y' : 'ies'}: ${missing
+          .slice(0, 5)
+          .map((file) => file.path)
+          .join(', ')}${missing.length > 5 ? ', …' : ''}`,
+        { path: missing[0]?.path ?? '', hint: TAMPERED_HINT },
+      );
+    }
+    pass(checks, 'complete', 'bundle', `all ${manifest.files.length} listed entries present, none extra`);
+    checkContent(manifest, smallFiles, checks);
+    onProgress({ type: 'task-done', task: 'bundle', summary: `${manifest.files.length} entries verified` });
+    return {
+      ...trusted,
+      checks,
+      smallFiles,
+      bytesRead: tar.sourceBytes,
+      tarBytes: tar.bytes,
+      label: opened.label,
+    };
+  } catch (error) {
+    onProgress({
+      type: 'task-fail',
+      task: 'bundle',
+      reason: error instanceof Error ? error.message : String(error),
+    });
+    await sink?.abort();
+    throw error;
+  } finally {
+    tar.fail(new Error('closed'));
+  }
+}
+
+function invalid(path: string, message: string): ImporterError {
+  return new ImporterError('BUNDLE_CONTENT_INVALID', `${path}: ${message}`, {
+    path,
+    hint: 'the bundle was made by a broken exporter or edited; export it again',
+  });
+}
+
+function parseJson(path: string, bytes: Buffer | undefined): unknown {
+  if (bytes === undefined) throw invalid(path, 'is missing');
+  try {
+    return JSON.parse(bytes.toString('utf8')) as unknown;
+  } catch {
+    throw invalid(path, 'is not JSON');
+  }
+}
+
+interface OciManifestShape {
+  layers?: { mediaType?: unknown; digest?: unknown; size?: unknown; annotations?: Record<string, unknown> }[];
+}
+
+/** Cross-checks the verified small files against what the manifest claims about components. */
+function checkContent(
+  manifest: BundleManifest,
+  smallFiles: ReadonlyMap<string, Buffer>,
+  checks: VerificationCheck[],
+): void {
+  const ociComponents = manifest.components.filter((c): c is OciComponent => c.kind !== 'vex');
+  if (ociComponents.length > 0) {
+    const index = parseJson('oci/index.json', smallFiles.get('oci/index.json')) as {
+      manifests?: { digest?: unknown; annotations?: Record<string, unknown> }[];
+    };
+    for (const component of ociComponents) {
+      const path = blobPath(component.manifest.digest);
+      const oci = parseJson(path, smallFiles.get(path)) as OciManifestShape;
+      const layers = Array.isArray(oci.layers) ? oci.layers : [];
+      const layer = layers[0];
+      if (layers.length !== 1 || layer === undefined)
+        throw invalid(path, `the ${component.kind} artifact must have exactly one layer`);
+      if (layer.digest !== component.layer.digest || layer.size !== component.layer.size) {
+        throw invalid(path, `its layer is not the ${component.kind} layer the manifest lists`);
+      }
+      if (layer.mediaType !== component.layer.mediaType)
+        throw invalid(path, 'its layer media type differs from the manifest');
+      if (layer.annotations?.['org.opencontainers.image.title'] !== component.layer.title) {
+        throw invalid(path, 'its layer title annotation differs from the manifest');
+      }
+      const listed = (index.manifests ?? []).find(
+        (entry) =>
+          entry.digest === component.manifest.digest &&
+          entry.annotations?.['org.opencontainers.image.ref.name'] === component.layoutRef,
+      );
+      if (listed === undefined)
+        throw invalid(
+          'oci/index.json',
+          `does not list ${component.layoutRef} → ${component.manifest.digest}`,
+        );
+      pass(
+        checks,
+        'oci-artifact',
+        component.kind,
+        `one layer ${component.layer.digest} (${component.layer.title}), indexed as ${component.layoutRef}`,
+      );
+    }
+  }
+  for (const component of manifest.components) {
+    if (component.kind !== 'vex') continue;
+    parseJson(component.manifestPath, smallFiles.get(component.manifestPath));
+    pass(checks, 'vex-repository', component.name, `manifest and ${component.archiveType} archive present`);
+  }
+}

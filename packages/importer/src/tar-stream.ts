@@ -1,0 +1,190 @@
+import { once } from 'node:events';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { Parser, type ReadEntry } from 'tar';
+import { ImporterError, TAMPERED_HINT } from './errors.js';
+
+/**
+ * A pull-style reader over node-tar's strict Parser: `next()` yields entries one at a time and
+ * `chunks(entry)` their bytes, so the caller can await writes (backpressure reaches the source).
+ * Optionally gunzips first, counting inflated bytes against `limit()` so that a gzip bomb stops
+ * after at most a chunk beyond what the caller declared possible.
+ */
+export interface TarStreamOptions {
+  readonly gunzip: boolean;
+  /** Upper bound on the (inflated) tar bytes; read again for every chunk, so it may grow. */
+  readonly limit: () => number;
+  /** What to call the stream in errors ("bundle", "db layer"). */
+  readonly label: string;
+  /** Compressed (source) bytes read so far, for progress. */
+  readonly onSourceBytes?: (total: number) => void;
+}
+
+/** A tar entry as the caller sees it: the raw header path and type, never normalized. */
+export interface TarEntry {
+  readonly path: string;
+  readonly type: string;
+  readonly size: number;
+  readonly readEntry: ReadEntry;
+}
+
+export class TarStream {
+  private readonly queue: TarEntry[] = [];
+  private readonly waiters: (() => void)[] = [];
+  private ended = false;
+  private failure: Error | undefined;
+  private readonly failed: Promise<never>;
+  private rejectFailed: (error: Error) => void = () => undefined;
+  private readonly controller = new AbortController();
+  private readonly parser: Parser;
+  /** Inflated tar bytes handed to the parser so far. */
+  bytes = 0;
+  sourceBytes = 0;
+
+  constructor(source: Readable | AsyncIterable<Buffer>, options: TarStreamOptions) {
+    this.failed = new Promise<never>((_, reject) => {
+      this.rejectFailed = reject;
+    });
+    this.failed.catch(() => undefined);
+    this.parser = new Parser({ strict: true });
+    this.parser.on('entry', (entry: ReadEntry) => {
+      entry.pause();
+      this.push({
+        path: entry.header.path ?? entry.path,
+        type: entry.type,
+        size: entry.size,
+        readEntry: entry,
+      });
+    });
+    this.parser.on('ignoredEntry', (entry: ReadEntry) => {
+      // Unknown entry types and oversized meta headers: node-tar skips them; we refuse them.
+      this.fail(
+        new ImporterError(
+          'BUNDLE_ENTRY_UNSAFE',
+          `${options.label}: entry ${JSON.stringify(entry.path)} has a type that is not allowed (${entry.type})`,
+          { path: entry.path, hint: TAMPERED_HINT },
+        ),
+      );
+    });
+    this.parser.on('error', (error: Error) => {
+      this.fail(
+        new ImporterError('BUNDLE_CORRUPT', `${options.label} is not a valid tar stream: ${error.message}`, {
+          cause: error,
+          hint: TAMPERED_HINT,
+        }),
+      );
+    });
+    this.parser.on('end', () => {
+      this.ended = true;
+      this.wake();
+    });
+    void this.pump(source, options).catch((error: unknown) => this.fail(asCorrupt(error, options.label)));
+  }
+
+  private async pump(source: Readable | AsyncIterable<Buffer>, options: TarStreamOptions): Promise<void> {
+    const feed = async (chunks: AsyncIterable<Buffer>): Promise<void> => {
+      for await (const chunk of chunks) {
+        this.bytes += chunk.length;
+        if (this.bytes > options.limit()) {
+          throw new ImporterError(
+            'BUNDLE_CORRUPT',
+            `${options.label} inflates to more than the ${options.limit()} bytes its manifest allows (a gzip bomb or trailing data); stopped`,
+            { hint: TAMPERED_HINT, expected: options.limit(), found: this.bytes },
+          );
+        }
+        if (!this.parser.write(chunk)) {
+          await once(this.parser, 'drain', { signal: this.controller.signal });
+        }
+        if (this.failure !== undefined) return;
+      }
+      this.parser.end();
+    };
+    const countSource = async function* (this: TarStream, chunks: AsyncIterable<Buffer>) {
+      for await (const chunk of chunks) {
+        this.sourceBytes += chunk.length;
+        options.onSourceBytes?.(this.sourceBytes);
+        yield chunk;
+      }
+    }.bind(this);
+    if (options.gunzip) {
+      await pipeline(source, countSource, createGunzip({ chunkSize: 1 << 18 }), feed, {
+        signal: this.controller.signal,
+      });
+    } else {
+      await pipeline(source, countSource, feed, { signal: this.controller.signal });
+    }
+  }
+
+  private push(entry: TarEntry): void {
+    this.queue.push(entry);
+    this.wake();
+  }
+
+  private wake(): void {
+    for (const waiter of this.waiters.splice(0)) waiter();
+  }
+
+  /** Stops reading: the source is destroyed and pending reads reject with `error`. */
+  fail(error: Error): void {
+    if (this.failure !== undefined) return;
+    this.failure = error;
+    this.rejectFailed(error);
+    this.controller.abort();
+    this.wake();
+  }
+
+  /** The next entry, or undefined at the end of the archive. */
+  async next(): Promise<TarEntry | undefined> {
+    for (;;) {
+      if (this.failure !== undefined) throw this.failure;
+      const entry = this.queue.shift();
+      if (entry !== undefined) return entry;
+      if (this.ended) return undefined;
+      await Promise.race([new Promise<void>((resolve) => this.waiters.push(resolve)), this.failed]);
+    }
+  }
+
+  /** The bytes of an entry, as they arrive. */
+  async *chunks(entry: TarEntry): AsyncGenerator<Buffer> {
+    const iterator = entry.readEntry[Symbol.asyncIterator]();
+    for (;;) {
+      const result = await Promise.race([iterator.next(), this.failed]);
+      if (result.done === true) return;
+      yield result.value;
+    }
+  }
+
+  /** Reads a whole (small) entry; `max` guards memory before any byte is read. */
+  async readAll(entry: TarEntry, max: number): Promise<Buffer> {
+    if (entry.size > max) {
+      throw new ImporterError(
+        'BUNDLE_CORRUPT',
+        `${entry.path} is ${entry.size} bytes, more than ${max} allowed`,
+        {
+          path: entry.path,
+          hint: TAMPERED_HINT,
+        },
+      );
+    }
+    const parts: Buffer[] = [];
+    for await (const chunk of this.chunks(entry)) parts.push(chunk);
+    return Buffer.concat(parts);
+  }
+
+  /** Skips the rest of an entry. */
+  async drain(entry: TarEntry): Promise<void> {
+    for await (const chunk of this.chunks(entry)) {
+      if (chunk.length < 0) break;
+    }
+  }
+}
+
+function asCorrupt(error: unknown, label: string): Error {
+  if (error instanceof ImporterError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new ImporterError('BUNDLE_CORRUPT', `${label} could not be read: ${message}`, {
+    cause: error,
+    hint: TAMPERED_HINT,
+  });
+}

@@ -1,0 +1,48 @@
+import { readFile, readdir } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { loadTrustedKey, type TrustedKey } from '@trivy-airgap/format';
+
+/** Trust directories, strongest first: the user's, then the system's. */
+export function defaultTrustDirs(env: NodeJS.ProcessEnv = process.env): string[] {
+  const xdg = env.XDG_CONFIG_HOME;
+  const configHome = xdg !== undefined && xdg.startsWith('/') ? xdg : join(homedir(), '.config');
+  return [join(configHome, 'trivy-airgap', 'trusted-keys'), '/etc/trivy-airgap/trusted-keys'];
+}
+
+export interface TrustOptions {
+  /** Public key files given with --trust (read; a bad one is an error). */
+  readonly trustFiles?: readonly string[];
+  /** Directories whose `*.pub` files are trusted; missing directories are skipped. */
+  readonly trustDirs?: readonly string[];
+}
+
+/**
+ * Loads every trusted public key: explicit files first, then `*.pub` of the trust directories.
+ * A key file that is not a public key is an error (it would otherwise silently trust nothing).
+ */
+export async function loadTrustedKeys(options: TrustOptions): Promise<TrustedKey[]> {
+  const keys: TrustedKey[] = [];
+  const seen = new Set<string>();
+  const add = (key: TrustedKey): void => {
+    if (seen.has(key.keyId)) return;
+    seen.add(key.keyId);
+    keys.push(key);
+  };
+  for (const file of options.trustFiles ?? []) {
+    add(loadTrustedKey(await readFile(file, 'utf8'), file));
+  }
+  for (const dir of options.trustDirs ?? []) {
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names.filter((n) => n.endsWith('.pub')).sort()) {
+      const path = join(dir, name);
+      add(loadTrustedKey(await readFile(path, 'utf8'), path));
+    }
+  }
+  return keys;
+}
