@@ -1,4 +1,12 @@
 import type { ComponentKind } from '@trivy-airgap/format';
+import { isRfc3339 } from '@trivy-airgap/format';
+import { lstat, readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ARTIFACTS } from './artifacts.js';
+import { TrivyError } from './errors.js';
+import { readRepositoryYaml, type VexRepositoryEntry } from './repository-yaml.js';
+import { DEFAULT_VEX_REPOSITORY } from './artifacts.js';
+import { indexLocationProblem, parseVexIndex } from './vex.js';
 
 export type Verdict = 'ok' | 'warning' | 'fail';
 
@@ -34,19 +42,469 @@ export interface CacheDiagnosis {
   readonly vexConfigPath?: string;
   /** db, java-db, checks, then one entry per VEX repository (enabled in repository.yaml or cached). */
   readonly components: readonly ComponentDiagnosis[];
-  /** The worst verdict of the components that are present. */
+  /** The worst verdict of the components that are present ('fail' when nothing is present). */
   readonly verdict: Verdict;
 }
 
 export interface DiagnoseOptions {
-  /** repository.yaml to replay VEX rules against; VEX is skipped when undefined. */
+  /** repository.yaml to replay the VEX rules against; without it only the cached repositories are listed. */
   readonly vexConfigPath?: string;
   readonly now: Date;
 }
 
-/** Replays Trivy's offline rules (trivy-facts.md) against a cache dir. Reads only; never writes. */
+const MAX_READ = 64 * 1024 * 1024;
+const ZERO_TIME_MS = Date.parse('0001-01-01T00:00:00Z');
+const HOUR = 3_600_000;
+const VEX_FLAGS = ['--vex', 'repo', '--skip-vex-repo-update'];
+
+type PathKind = 'file' | 'directory' | 'other';
+
+async function kindOf(path: string): Promise<PathKind | undefined> {
+  try {
+    const stats = await lstat(path);
+    return stats.isFile() ? 'file' : stats.isDirectory() ? 'directory' : 'other';
+  } catch {
+    return undefined;
+  }
+}
+
+async function readSmall(path: string): Promise<Buffer | undefined> {
+  if ((await kindOf(path)) !== 'file') return undefined;
+  const stats = await lstat(path);
+  if (stats.size > MAX_READ) return undefined;
+  return readFile(path);
+}
+
+async function countFiles(dir: string, limit = 1_000_000): Promise<number> {
+  let count = 0;
+  const stack = [dir];
+  while (stack.length > 0 && count < limit) {
+    const current = stack.pop();
+    if (current === undefined) break;
+    for (const entry of await readdir(current, { withFileTypes: true })) {
+      if (entry.isDirectory()) stack.push(join(current, entry.name));
+      else count += 1;
+    }
+  }
+  return count;
+}
+
+/** Parses JSON the way Go's encoding/json would fail on it (invalid JSON or wrong field types). */
+function parseGoJson(bytes: Buffer): { value?: Record<string, unknown>; problem?: string } {
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return { problem: 'is not valid JSON' };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return { problem: 'is not a JSON object' };
+  return { value: value as Record<string, unknown> };
+}
+
+/** Problems Go's json.Unmarshal into Trivy's metadata struct would report (types, time format). */
+function dbMetadataProblem(object: Record<string, unknown>): string | undefined {
+  if (object.Version !== undefined && !Number.isSafeInteger(object.Version))
+    return 'Version is not an integer';
+  for (const key of ['NextUpdate', 'UpdatedAt', 'DownloadedAt']) {
+    if (object[key] !== undefined && !isRfc3339(object[key])) return `${key} is not an RFC 3339 timestamp`;
+  }
+  return undefined;
+}
+
+function age(updatedAt: unknown, now: Date): { updatedAt?: string; ageMs?: number } {
+  if (!isRfc3339(updatedAt)) return {};
+  return { updatedAt, ageMs: now.getTime() - Date.parse(updatedAt) };
+}
+
+function formatAge(ms: number): string {
+  const hours = ms / HOUR;
+  if (Math.abs(hours) < 48) return `${Math.round(hours)} h`;
+  return `${Math.round(hours / 24)} days`;
+}
+
+async function diagnoseDb(cacheDir: string, now: Date): Promise<ComponentDiagnosis> {
+  const facts = ARTIFACTS.db;
+  const dbPath = join(cacheDir, 'db', 'trivy.db');
+  const metadataPath = join(cacheDir, 'db', 'metadata.json');
+  const flags = [facts.skipUpdateFlag];
+  const base = { kind: 'db' as const, paths: [dbPath, metadataPath], flags };
+  const hasDb = (await kindOf(dbPath)) === 'file';
+  const metadataBytes = await readSmall(metadataPath);
+  const reasons: string[] = [];
+  if (!hasDb || metadataBytes === undefined) {
+    const missing = [
+      hasDb ? undefined : 'db/trivy.db',
+      metadataBytes === undefined ? 'db/metadata.json' : undefined,
+    ]
+      .filter((name) => name !== undefined)
+      .join(' and ');
+    return {
+      ...base,
+      present: hasDb || metadataBytes !== undefined,
+      verdict: 'fail',
+      summary: `--skip-db-update will fail: ${missing} missing ("--skip-db-update cannot be specified on the first run")`,
+      reasons: [`${missing} missing`],
+    };
+  }
+  const parsed = parseGoJson(metadataBytes);
+  const problem =
+    parsed.problem ?? (parsed.value === undefined ? undefined : dbMetadataProblem(parsed.value));
+  if (parsed.value === undefined || problem !== undefined) {
+    return {
+      ...base,
+      present: true,
+      verdict: 'fail',
+      summary: `Trivy will fail: db/metadata.json ${problem ?? 'cannot be read'}`,
+      reasons: [`db/metadata.json ${problem ?? 'cannot be read'}`],
+    };
+  }
+  const metadata = parsed.value;
+  const version = typeof metadata.Version === 'number' ? metadata.Version : 0;
+  const timing = age(metadata.UpdatedAt, now);
+  const downloadedAt = typeof metadata.DownloadedAt === 'string' ? metadata.DownloadedAt : undefined;
+  if (timing.ageMs !== undefined)
+    reasons.push(`built ${formatAge(timing.ageMs)} ago (UpdatedAt ${timing.updatedAt ?? ''})`);
+  const downloadedMs = downloadedAt === undefined ? ZERO_TIME_MS : Date.parse(downloadedAt);
+  if (downloadedMs === ZERO_TIME_MS) {
+    reasons.push(
+      'DownloadedAt is zero: without --skip-db-update Trivy calls the DB "may be corrupted" and re-downloads',
+    );
+  } else if (isRfc3339(metadata.NextUpdate)) {
+    const wouldUpdate =
+      now.getTime() > Date.parse(metadata.NextUpdate) && now.getTime() > downloadedMs + HOUR;
+    reasons.push(
+      wouldUpdate
+        ? 'NextUpdate has passed: without --skip-db-update Trivy tries to download, which is fatal offline'
+        : 'NextUpdate not reached yet: even without --skip-db-update Trivy would not download now',
+    );
+  }
+  let verdict: Verdict = 'ok';
+  let summary = '--skip-db-update will work';
+  if (version > facts.schemaVersion) {
+    verdict = 'fail';
+    summary = `--skip-db-update will fail: metadata.json Version ${version} > ${facts.schemaVersion} ("the version of DB schema doesn't match": this Trivy is too old)`;
+  } else if (version < facts.schemaVersion) {
+    verdict = 'fail';
+    summary = `--skip-db-update will fail: metadata.json Version ${version} < ${facts.schemaVersion} (old schema)`;
+  }
+  reasons.unshift(`metadata.json Version ${version} (Trivy needs exactly ${facts.schemaVersion})`);
+  return {
+    ...base,
+    present: true,
+    version,
+    ...timing,
+    ...(downloadedAt === undefined ? {} : { downloadedAt }),
+    verdict,
+    summary,
+    reasons,
+  };
+}
+
+async function diagnoseJavaDb(cacheDir: string, now: Date): Promise<ComponentDiagnosis> {
+  const facts = ARTIFACTS['java-db'];
+  const dbPath = join(cacheDir, 'java-db', 'trivy-java.db');
+  const metadataPath = join(cacheDir, 'java-db', 'metadata.json');
+  const base = { kind: 'java-db' as const, paths: [dbPath, metadataPath], flags: [facts.skipUpdateFlag] };
+  const hasDb = (await kindOf(dbPath)) === 'file';
+  const metadataBytes = await readSmall(metadataPath);
+  if (metadataBytes === undefined) {
+    return {
+      ...base,
+      present: hasDb,
+      verdict: 'warning',
+      summary:
+        'not installed: scans that meet JAR files fail offline (--skip-java-db-update needs java-db/metadata.json)',
+      reasons: ['java-db/metadata.json missing'],
+    };
+  }
+  const parsed = parseGoJson(metadataBytes);
+  const problem =
+    parsed.problem ?? (parsed.value === undefined ? undefined : dbMetadataProblem(parsed.value));
+  if (parsed.value === undefined || problem !== undefined) {
+    return {
+      ...base,
+      present: true,
+      verdict: 'fail',
+      summary: `Trivy will fail even with --skip-java-db-update: java-db/metadata.json ${problem ?? 'cannot be read'}`,
+      reasons: [`java-db/metadata.json ${problem ?? 'cannot be read'}`],
+    };
+  }
+  const metadata = parsed.value;
+  const version = typeof metadata.Version === 'number' ? metadata.Version : 0;
+  const timing = age(metadata.UpdatedAt, now);
+  const downloadedAt = typeof metadata.DownloadedAt === 'string' ? metadata.DownloadedAt : undefined;
+  const reasons = [`metadata.json Version ${version} (schema ${facts.schemaVersion} expected)`];
+  if (timing.ageMs !== undefined)
+    reasons.push(`built ${formatAge(timing.ageMs)} ago (UpdatedAt ${timing.updatedAt ?? ''})`);
+  let verdict: Verdict = 'ok';
+  let summary = '--skip-java-db-update will work';
+  if (!hasDb) {
+    verdict = 'warning';
+    summary =
+      '--skip-java-db-update is accepted, but java-db/trivy-java.db is missing: scans that meet JAR files will fail';
+    reasons.push('java-db/trivy-java.db missing (with the skip flag Trivy only checks metadata.json)');
+  } else if (version !== facts.schemaVersion) {
+    verdict = 'warning';
+    summary = `--skip-java-db-update is accepted, but metadata.json Version ${version} is not the schema ${facts.schemaVersion} Trivy reads`;
+  }
+  return {
+    ...base,
+    present: true,
+    version,
+    ...timing,
+    ...(downloadedAt === undefined ? {} : { downloadedAt }),
+    verdict,
+    summary,
+    reasons,
+  };
+}
+
+async function diagnoseChecks(cacheDir: string, now: Date): Promise<ComponentDiagnosis> {
+  const facts = ARTIFACTS.checks;
+  const contentPath = join(cacheDir, 'policy', 'content');
+  const metadataPath = join(cacheDir, 'policy', 'metadata.json');
+  const base = { kind: 'checks' as const, paths: [contentPath, metadataPath], flags: [facts.skipUpdateFlag] };
+  const contentKind = await kindOf(contentPath);
+  const metadataBytes = await readSmall(metadataPath);
+  const reasons: string[] = [];
+  let metadata: Record<string, unknown> | undefined;
+  if (metadataBytes !== undefined) {
+    const parsed = parseGoJson(metadataBytes);
+    if (parsed.value === undefined)
+      reasons.push(`policy/metadata.json ${parsed.problem ?? 'cannot be read'}`);
+    metadata = parsed.value;
+  }
+  if (contentKind !== 'directory') {
+    return {
+      ...base,
+      present: metadataBytes !== undefined,
+      verdict: 'warning',
+      summary: 'not installed: Trivy uses the checks embedded in its binary (possibly older)',
+      reasons: ['policy/content missing', ...reasons],
+    };
+  }
+  const files = await countFiles(contentPath);
+  const majorVersion = typeof metadata?.MajorVersion === 'number' ? metadata.MajorVersion : undefined;
+  const customBuild = metadata?.CustomBuild === true;
+  const digest = typeof metadata?.Digest === 'string' ? metadata.Digest : undefined;
+  const downloadedAt = typeof metadata?.DownloadedAt === 'string' ? metadata.DownloadedAt : undefined;
+  let verdict: Verdict = 'ok';
+  let summary = `--skip-check-update will use the cached checks (${files} files)`;
+  if (files === 0) {
+    verdict = 'fail';
+    summary =
+      '--skip-check-update will run ZERO checks: policy/content is empty (the embedded checks are switched off)';
+  }
+  if (metadataBytes === undefined) {
+    reasons.push('policy/metadata.json missing: compliance specs are not read from policy/content');
+    if (verdict === 'ok') verdict = 'warning';
+  } else if (metadata !== undefined) {
+    if (majorVersion === undefined) {
+      reasons.push(
+        'MajorVersion missing (written by Trivy ≤ 0.68): without --skip-check-update Trivy ≥ 0.69 discards the cache and re-downloads (offline: falls back to the embedded checks)',
+      );
+      if (verdict === 'ok') verdict = 'warning';
+    } else if (majorVersion !== facts.schemaVersion && !customBuild) {
+      reasons.push(
+        `MajorVersion ${majorVersion} ≠ ${facts.schemaVersion}: without --skip-check-update Trivy ≥ 0.69 re-downloads (offline: falls back to the embedded checks)`,
+      );
+      if (verdict === 'ok') verdict = 'warning';
+    } else {
+      reasons.push(`MajorVersion ${majorVersion}${customBuild ? ' (custom build)' : ''}`);
+    }
+    if (isRfc3339(downloadedAt)) {
+      const stale = now.getTime() > Date.parse(downloadedAt) + 24 * HOUR;
+      reasons.push(
+        stale
+          ? 'downloaded more than 24 h ago: without --skip-check-update Trivy asks the registry (offline: silently uses the embedded checks)'
+          : 'downloaded less than 24 h ago',
+      );
+    }
+  }
+  return {
+    ...base,
+    present: true,
+    ...(majorVersion === undefined ? {} : { version: majorVersion }),
+    ...(downloadedAt === undefined ? {} : { downloadedAt }),
+    ...(digest === undefined ? {} : { digest }),
+    verdict,
+    summary,
+    reasons: [`policy/content holds ${files} files`, ...reasons],
+  };
+}
+
+async function diagnoseVexRepository(
+  cacheDir: string,
+  name: string,
+  configured: VexRepositoryEntry | undefined,
+  configChecked: boolean,
+  now: Date,
+): Promise<ComponentDiagnosis> {
+  const repoDir = join(cacheDir, 'vex', 'repositories', name);
+  const indexPath = join(repoDir, '0.1', 'index.json');
+  const cacheJsonPath = join(repoDir, 'cache.json');
+  const manifestPath = join(repoDir, 'vex-repository.json');
+  const base = {
+    kind: 'vex' as const,
+    name,
+    paths: [indexPath, cacheJsonPath, manifestPath],
+    flags: VEX_FLAGS,
+  };
+  const reasons: string[] = [];
+  const present = (await kindOf(repoDir)) === 'directory';
+  let enabledProblem: string | undefined;
+  if (configChecked) {
+    if (configured === undefined) enabledProblem = 'not listed in repository.yaml: --vex repo ignores it';
+    else if (!configured.enabled) enabledProblem = 'disabled in repository.yaml: --vex repo ignores it';
+    else reasons.push('enabled in repository.yaml');
+  } else {
+    reasons.push('repository.yaml not checked');
+  }
+  if (!present) {
+    return {
+      ...base,
+      present: false,
+      verdict: 'warning',
+      summary: 'enabled in repository.yaml but not in the cache: Trivy has no VEX data for it offline',
+      reasons: [...reasons, `${repoDir} missing`],
+    };
+  }
+  const indexBytes = await readSmall(indexPath);
+  if (indexBytes === undefined) {
+    return {
+      ...base,
+      present: true,
+      verdict: 'fail',
+      summary: '--vex repo --skip-vex-repo-update will fail: 0.1/index.json missing',
+      reasons: [...reasons, '0.1/index.json missing'],
+    };
+  }
+  let index;
+  try {
+    index = parseVexIndex(indexBytes, `${name}/0.1/index.json`);
+  } catch (error) {
+    return {
+      ...base,
+      present: true,
+      verdict: 'fail',
+      summary: `--vex repo --skip-vex-repo-update will fail: ${error instanceof TrivyError ? error.message : String(error)}`,
+      reasons,
+    };
+  }
+  let missing = 0;
+  for (const entry of index.packages) {
+    if (indexLocationProblem(entry.location) !== undefined) missing += 1;
+    else if ((await kindOf(join(repoDir, '0.1', ...entry.location.split('/')))) !== 'file') missing += 1;
+  }
+  const timing = age(index.updatedAt, now);
+  if (timing.ageMs !== undefined)
+    reasons.push(`index updated ${formatAge(timing.ageMs)} ago (${index.updatedAt})`);
+  let downloadedAt: string | undefined;
+  const cacheJson = await readSmall(cacheJsonPath);
+  if (cacheJson === undefined) reasons.push('cache.json missing');
+  else {
+    const parsed = parseGoJson(cacheJson);
+    if (parsed.value !== undefined && isRfc3339(parsed.value.UpdatedAt))
+      downloadedAt = parsed.value.UpdatedAt;
+    else reasons.push(`cache.json ${parsed.problem ?? 'has no valid UpdatedAt'}`);
+  }
+  if ((await kindOf(manifestPath)) !== 'file') reasons.push('vex-repository.json missing');
+  let verdict: Verdict = 'ok';
+  let summary = `--vex repo --skip-vex-repo-update will use ${index.packages.length} packages`;
+  if (missing > 0) {
+    verdict = 'fail';
+    summary = `--vex repo will fail: ${missing} document(s) listed in 0.1/index.json are missing`;
+  } else if (enabledProblem !== undefined) {
+    verdict = 'warning';
+    summary = `cached but ${enabledProblem}`;
+  }
+  if (enabledProblem !== undefined) reasons.unshift(enabledProblem);
+  return {
+    ...base,
+    present: true,
+    ...timing,
+    ...(downloadedAt === undefined ? {} : { downloadedAt }),
+    verdict,
+    summary,
+    reasons: [`0.1/index.json lists ${index.packages.length} packages`, ...reasons],
+  };
+}
+
+async function diagnoseVex(cacheDir: string, options: DiagnoseOptions): Promise<ComponentDiagnosis[]> {
+  const reposDir = join(cacheDir, 'vex', 'repositories');
+  const cached =
+    (await kindOf(reposDir)) === 'directory'
+      ? (await readdir(reposDir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name)
+      : [];
+  let configured: VexRepositoryEntry[] = [];
+  const configChecked = options.vexConfigPath !== undefined;
+  if (options.vexConfigPath !== undefined) {
+    const text = await readSmall(options.vexConfigPath);
+    if (text === undefined) {
+      // Trivy creates the default file when it is missing.
+      configured = [{ ...DEFAULT_VEX_REPOSITORY, enabled: true }];
+    } else {
+      try {
+        configured = readRepositoryYaml(text.toString('utf8'), options.vexConfigPath);
+      } catch (error) {
+        return [
+          {
+            kind: 'vex',
+            present: cached.length > 0,
+            paths: [options.vexConfigPath],
+            flags: VEX_FLAGS,
+            verdict: 'fail',
+            summary: `--vex repo will fail: ${error instanceof Error ? error.message : String(error)}`,
+            reasons: [],
+          },
+        ];
+      }
+    }
+  }
+  const names = [
+    ...configured.filter((entry) => entry.enabled && !cached.includes(entry.name)).map((entry) => entry.name),
+    ...cached,
+  ];
+  // Only report enabled-but-uncached repositories when something VEX is installed at all.
+  const relevant = cached.length > 0 ? names : [];
+  const results: ComponentDiagnosis[] = [];
+  for (const name of relevant) {
+    results.push(
+      await diagnoseVexRepository(
+        cacheDir,
+        name,
+        configured.find((entry) => entry.name === name),
+        configChecked,
+        options.now,
+      ),
+    );
+  }
+  return results;
+}
+
+const RANK: Record<Verdict, number> = { ok: 0, warning: 1, fail: 2 };
+
+/**
+ * Replays Trivy's offline rules (trivy-facts.md) against a cache dir, assuming Trivy runs with the
+ * offline flags (`offlineTrivyFlags`). Reads only; never writes.
+ */
 export async function diagnoseCache(cacheDir: string, options: DiagnoseOptions): Promise<CacheDiagnosis> {
-  void options;
-  await Promise.resolve();
-  return { cacheDir, components: [], verdict: 'ok' };
+  const components = [
+    await diagnoseDb(cacheDir, options.now),
+    await diagnoseJavaDb(cacheDir, options.now),
+    await diagnoseChecks(cacheDir, options.now),
+    ...(await diagnoseVex(cacheDir, options)),
+  ];
+  const present = components.filter((component) => component.present);
+  const verdict =
+    present.length === 0
+      ? 'fail'
+      : present.reduce<Verdict>((worst, c) => (RANK[c.verdict] > RANK[worst] ? c.verdict : worst), 'ok');
+  return {
+    cacheDir,
+    ...(options.vexConfigPath === undefined ? {} : { vexConfigPath: options.vexConfigPath }),
+    components,
+    verdict,
+  };
 }

@@ -104,6 +104,10 @@ export class DbMetadataExtractor {
     this.error ??= error;
   }
 
+  private get failed(): boolean {
+    return this.error !== undefined;
+  }
+
   private onEntry(entry: ReadEntry): void {
     const name = rootName(entry.path);
     const isFile = entry.type === 'File' || entry.type === 'OldFile' || entry.type === 'ContiguousFile';
@@ -160,7 +164,7 @@ export class DbMetadataExtractor {
             }),
           );
         }
-        if (this.error === undefined) await this.ended;
+        if (!this.failed) await this.ended;
       }
     }
     if (this.error !== undefined) throw this.error;

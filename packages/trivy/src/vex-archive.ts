@@ -1,11 +1,17 @@
+import { createReadStream } from 'node:fs';
+import { lstat, mkdir, open, readdir } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { createGunzip, crc32 } from 'node:zlib';
+import { Parser, type ReadEntry } from 'tar';
+import unzipper from 'unzipper';
 import { TrivyError } from './errors.js';
-import type { VexIndex } from './vex.js';
+import { MAX_VEX_INDEX_BYTES, parseVexIndex, type VexIndex } from './vex.js';
 
 export type VexArchiveType = 'tar.gz' | 'zip';
 
 /** Bounds against zip/gzip bombs. VEX Hub is ~122 files and ~9 MB unpacked. */
 export interface VexArchiveLimits {
-  /** Total bytes of file contents (and, for tar.gz, of the decompressed stream). Default 1 GiB. */
+  /** Total bytes of file contents (and, for tar.gz, of the decompressed tar stream). Default 1 GiB. */
   readonly maxTotalBytes?: number;
   /** Number of entries in the whole archive. Default 100 000. */
   readonly maxEntries?: number;
@@ -13,7 +19,7 @@ export interface VexArchiveLimits {
   readonly maxFileBytes?: number;
 }
 
-export const DEFAULT_VEX_ARCHIVE_LIMITS: Required<VexArchiveLimits> = {
+export const DEFAULT_VEX_ARCHIVE_LIMITS: Readonly<Required<VexArchiveLimits>> = {
   maxTotalBytes: 1024 * 1024 * 1024,
   maxEntries: 100_000,
   maxFileBytes: 256 * 1024 * 1024,
@@ -29,9 +35,435 @@ export interface VexArchiveSummary {
   readonly totalBytes: number;
 }
 
+export interface ExtractVexOptions extends VexArchiveLimits {
+  /** fsync every written file and directory (the importer stages, syncs, then renames). */
+  readonly fsync?: boolean;
+}
+
 /**
- * Exporter side: checks a downloaded VEX archive before it is accepted (subdir holds index.json,
- * every `location` of index.json exists inside the subdir, no entry escapes, no links/devices).
+ * Why an archive entry name is unsafe, or undefined. Pure string checks before any I/O
+ * (absolute paths, drive letters, `..`, backslashes, NUL/control characters, empty segments).
+ */
+export function archiveEntryProblem(name: string): string | undefined {
+  if (name === '') return 'has an empty name';
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(name)) return 'contains a NUL or control character';
+  if (name.includes('\\')) return 'contains a backslash';
+  if (name.startsWith('/')) return 'is absolute';
+  if (/^[A-Za-z]:/.test(name)) return 'starts with a drive letter';
+  const segments = name.replace(/\/$/, '').split('/');
+  for (const [index, segment] of segments.entries()) {
+    if (segment === '..') return 'has a ".." segment';
+    if (segment === '') return 'has an empty segment';
+    if (segment === '.' && index !== 0) return 'has a "." segment';
+  }
+  return undefined;
+}
+
+/** Segments of a safe entry name with a leading `./` dropped (`./` itself → []). */
+function entrySegments(name: string): string[] {
+  const problem = archiveEntryProblem(name);
+  if (problem !== undefined) {
+    throw new TrivyError(
+      'VEX_ARCHIVE_UNSAFE',
+      `archive entry ${JSON.stringify(name.slice(0, 200))} ${problem}`,
+      {
+        context: { entry: name.slice(0, 200) },
+      },
+    );
+  }
+  const segments = name.replace(/\/$/, '').split('/');
+  return segments[0] === '.' ? segments.slice(1) : segments;
+}
+
+type EntryKind = 'file' | 'directory';
+
+interface ArchiveEntry {
+  readonly name: string;
+  readonly kind: EntryKind;
+  /** Declared size (tar header / zip central directory). */
+  readonly size: number;
+  readonly body: AsyncIterable<Buffer>;
+}
+
+/** What to do with each entry below the subdir; entries elsewhere are only checked and drained. */
+interface EntrySink {
+  directory(relativePath: string): Promise<void>;
+  file(relativePath: string, body: AsyncIterable<Buffer>): Promise<void>;
+}
+
+const unsafe = (name: string, problem: string): TrivyError =>
+  new TrivyError('VEX_ARCHIVE_UNSAFE', `archive entry ${JSON.stringify(name.slice(0, 200))} ${problem}`, {
+    context: { entry: name.slice(0, 200) },
+  });
+
+const tooLarge = (message: string, context: Record<string, string | number>): TrivyError =>
+  new TrivyError('VEX_ARCHIVE_TOO_LARGE', message, {
+    context,
+    hint: 'a VEX repository is a few MB; this archive looks like a zip/gzip bomb',
+  });
+
+/** Walks the entries in archive order, applying the path, type, count and size rules. */
+class ArchiveWalker {
+  private readonly limits: Required<VexArchiveLimits>;
+  private readonly subdirSegments: string[];
+  private entryCount = 0;
+  private fileBytes = 0;
+  readonly files = new Set<string>();
+  private readonly directories = new Set<string>();
+  subdirSeen = false;
+
+  constructor(
+    subdir: string,
+    limits: VexArchiveLimits,
+    private readonly sink: EntrySink,
+  ) {
+    this.limits = { ...DEFAULT_VEX_ARCHIVE_LIMITS, ...limits };
+    this.subdirSegments = subdir === '' ? [] : entrySegments(subdir);
+  }
+
+  get totalBytes(): number {
+    return this.fileBytes;
+  }
+
+  get maxTotalBytes(): number {
+    return this.limits.maxTotalBytes;
+  }
+
+  /** Called for every entry header, in order, before its body is read. */
+  countEntry(): void {
+    this.entryCount += 1;
+    if (this.entryCount > this.limits.maxEntries) {
+      throw tooLarge(`archive has more than ${this.limits.maxEntries} entries`, {
+        expected: this.limits.maxEntries,
+      });
+    }
+  }
+
+  /** Relative path below the subdir, '' for the subdir itself, undefined when outside it. */
+  private below(segments: readonly string[]): string | undefined {
+    if (segments.length < this.subdirSegments.length) return undefined;
+    for (const [index, segment] of this.subdirSegments.entries()) {
+      if (segments[index] !== segment) return undefined;
+    }
+    return segments.slice(this.subdirSegments.length).join('/');
+  }
+
+  private reserve(name: string, size: number): void {
+    if (size > this.limits.maxFileBytes) {
+      throw tooLarge(
+        `archive entry ${JSON.stringify(name)} is ${size} bytes, more than ${this.limits.maxFileBytes}`,
+        {
+          entry: name,
+          found: size,
+          expected: this.limits.maxFileBytes,
+        },
+      );
+    }
+    if (this.fileBytes + size > this.limits.maxTotalBytes) {
+      throw tooLarge(`archive unpacks to more than ${this.limits.maxTotalBytes} bytes`, {
+        expected: this.limits.maxTotalBytes,
+      });
+    }
+    this.fileBytes += size;
+  }
+
+  /** Counts a body while it is read and refuses more bytes than declared (zip sizes can lie). */
+  private async *bounded(name: string, declared: number, body: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
+    let seen = 0;
+    for await (const chunk of body) {
+      seen += chunk.length;
+      if (seen > declared) {
+        throw tooLarge(
+          `archive entry ${JSON.stringify(name)} holds more bytes than its declared ${declared}`,
+          {
+            entry: name,
+            expected: declared,
+          },
+        );
+      }
+      yield chunk;
+    }
+    if (seen !== declared) {
+      throw new TrivyError(
+        'VEX_ARCHIVE_INVALID',
+        `archive entry ${JSON.stringify(name)} holds ${seen} bytes, its header says ${declared}`,
+        { context: { entry: name, expected: declared, found: seen } },
+      );
+    }
+  }
+
+  async visit(entry: ArchiveEntry): Promise<void> {
+    const segments = entrySegments(entry.name);
+    const relativePath = this.below(segments);
+    // State is updated before the first await: tar emits the next entry as soon as this body ends.
+    if (entry.kind === 'directory') {
+      if (relativePath === '') this.subdirSeen = true;
+      const inside = relativePath !== undefined && relativePath !== '';
+      if (inside && this.files.has(relativePath))
+        throw unsafe(entry.name, 'is a directory with the name of a file');
+      if (inside) this.directories.add(relativePath);
+      await drain(entry.body);
+      if (inside) await this.sink.directory(relativePath);
+      return;
+    }
+    this.reserve(entry.name, entry.size);
+    const body = this.bounded(entry.name, entry.size, entry.body);
+    if (relativePath === undefined) {
+      await drain(body);
+      return;
+    }
+    if (relativePath === '') throw unsafe(entry.name, 'is a file where the subdir should be');
+    this.subdirSeen = true;
+    if (this.files.has(relativePath)) throw unsafe(entry.name, 'appears twice');
+    if (this.directories.has(relativePath))
+      throw unsafe(entry.name, 'is a file with the name of a directory');
+    const parts = relativePath.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const parent = parts.slice(0, i).join('/');
+      if (this.files.has(parent))
+        throw unsafe(entry.name, `is below ${JSON.stringify(parent)}, which is a file`);
+      this.directories.add(parent);
+    }
+    this.files.add(relativePath);
+    await this.sink.file(relativePath, body);
+  }
+}
+
+async function drain(body: AsyncIterable<Buffer>): Promise<void> {
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  for await (const _chunk of body) {
+    // discard
+  }
+}
+
+function readError(error: unknown, what: string): TrivyError {
+  if (error instanceof TrivyError) return error;
+  return new TrivyError('VEX_ARCHIVE_INVALID', `${what} is not a readable archive: ${String(error)}`, {
+    cause: error,
+  });
+}
+
+const TAR_FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
+
+async function walkTarGz(archivePath: string, walker: ArchiveWalker): Promise<void> {
+  const input = createReadStream(archivePath);
+  const gunzip = createGunzip();
+  // Our own bounds apply; tar's ratio heuristic would trip on small, well-compressed JSON first.
+  const parser = new Parser({ strict: true, maxDecompressionRatio: Number.POSITIVE_INFINITY });
+  const pending: Promise<void>[] = [];
+  const active = new Set<ReadEntry>();
+  let failure: Error | undefined;
+  let decompressed = 0;
+
+  await new Promise<void>((resolvePromise) => {
+    let settled = false;
+    const finish = (): void => {
+      if (settled) return;
+      settled = true;
+      resolvePromise();
+    };
+    const fail = (error: unknown): void => {
+      failure ??= error instanceof Error ? error : new Error(String(error));
+      input.destroy();
+      gunzip.destroy();
+      // Bodies that will never get their remaining bytes: end their readers so nothing waits forever.
+      for (const entry of active) entry.destroy();
+      finish();
+    };
+    parser.on('entry', (entry: ReadEntry) => {
+      if (failure !== undefined) {
+        entry.resume();
+        return;
+      }
+      try {
+        walker.countEntry();
+        let kind: EntryKind;
+        if (TAR_FILE_TYPES.has(entry.type)) kind = 'file';
+        else if (entry.type === 'Directory') kind = 'directory';
+        else throw unsafe(entry.path, `is a ${entry.type}, not a plain file or directory`);
+        active.add(entry);
+        entry.on('end', () => active.delete(entry));
+        const visited = walker.visit({ name: entry.path, kind, size: entry.size, body: entry });
+        pending.push(
+          visited.catch((error: unknown) => {
+            entry.resume();
+            fail(error);
+          }),
+        );
+      } catch (error) {
+        entry.resume();
+        fail(error);
+      }
+    });
+    parser.on('error', (error: unknown) => fail(readError(error, archivePath)));
+    parser.on('end', finish);
+    input.on('error', (error) => fail(readError(error, archivePath)));
+    gunzip.on('error', (error) => fail(readError(error, archivePath)));
+    gunzip.on('data', (chunk: Buffer) => {
+      decompressed += chunk.length;
+      if (decompressed > walker.maxTotalBytes) {
+        fail(
+          tooLarge(`archive decompresses to more than ${walker.maxTotalBytes} bytes`, {
+            expected: walker.maxTotalBytes,
+          }),
+        );
+        return;
+      }
+      try {
+        if (!parser.write(chunk)) {
+          gunzip.pause();
+          parser.once('drain', () => gunzip.resume());
+        }
+      } catch (error) {
+        fail(readError(error, archivePath));
+      }
+    });
+    gunzip.on('end', () => {
+      try {
+        parser.end();
+      } catch (error) {
+        fail(readError(error, archivePath));
+      }
+    });
+    input.pipe(gunzip);
+  });
+  await Promise.all(pending);
+  if (failure !== undefined) throw failure;
+}
+
+const ZIP_UNIX_TYPE_MASK = 0o170000;
+const ZIP_UNIX_FILE = 0o100000;
+const ZIP_UNIX_DIRECTORY = 0o040000;
+
+async function walkZip(archivePath: string, walker: ArchiveWalker): Promise<void> {
+  let directory: unzipper.CentralDirectory;
+  try {
+    directory = await unzipper.Open.file(archivePath);
+  } catch (error) {
+    throw readError(error, archivePath);
+  }
+  // Every header is checked before any body is read (the central directory lists them all).
+  for (const file of directory.files) {
+    walker.countEntry();
+    const unixType = (file.externalFileAttributes >>> 16) & ZIP_UNIX_TYPE_MASK;
+    const madeByUnix = file.versionMadeBy >> 8 === 3;
+    if (madeByUnix && unixType !== 0 && unixType !== ZIP_UNIX_FILE && unixType !== ZIP_UNIX_DIRECTORY) {
+      throw unsafe(
+        file.path,
+        unixType === 0o120000 ? 'is a symbolic link' : 'is not a plain file or directory',
+      );
+    }
+    if ((file.flags & 0x1) !== 0) throw unsafe(file.path, 'is encrypted');
+    if (file.compressionMethod !== 0 && file.compressionMethod !== 8) {
+      throw new TrivyError(
+        'VEX_ARCHIVE_INVALID',
+        `archive entry ${JSON.stringify(file.path)} uses compression method ${file.compressionMethod} (only stored and deflate are read)`,
+      );
+    }
+    entrySegments(file.path);
+  }
+  for (const file of directory.files) {
+    const isDirectory = file.path.endsWith('/');
+    if (isDirectory) {
+      await walker.visit({ name: file.path, kind: 'directory', size: 0, body: emptyBody() });
+      continue;
+    }
+    const body = checkedZipBody(file);
+    await walker.visit({ name: file.path, kind: 'file', size: file.uncompressedSize, body });
+  }
+}
+
+async function* emptyBody(): AsyncIterable<Buffer> {
+  // A directory has no body.
+}
+
+/** A zip entry's bytes with its CRC-32 checked at the end (unzipper does not check it). */
+async function* checkedZipBody(file: unzipper.File): AsyncIterable<Buffer> {
+  const stream = file.stream();
+  let crc = 0;
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      crc = crc32(chunk, crc);
+      yield chunk;
+    }
+  } finally {
+    stream.destroy();
+  }
+  if (crc >>> 0 !== file.crc32 >>> 0) {
+    throw new TrivyError(
+      'VEX_ARCHIVE_INVALID',
+      `archive entry ${JSON.stringify(file.path)} fails its CRC-32 check`,
+      {
+        context: { entry: file.path },
+      },
+    );
+  }
+}
+
+async function walkArchive(
+  archivePath: string,
+  type: VexArchiveType,
+  subdir: string,
+  limits: VexArchiveLimits,
+  sink: EntrySink,
+): Promise<ArchiveWalker> {
+  const walker = new ArchiveWalker(subdir, limits, sink);
+  if (type === 'zip') await walkZip(archivePath, walker);
+  else await walkTarGz(archivePath, walker);
+  return walker;
+}
+
+async function collect(body: AsyncIterable<Buffer>, limit: number, name: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > limit) {
+      throw tooLarge(`${name} is larger than ${limit} bytes`, { entry: name, expected: limit });
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** index.json present and every location it lists present (trivy-facts.md: index.json + the documents it lists). */
+function summarize(walker: ArchiveWalker, indexBytes: Buffer | undefined, subdir: string): VexArchiveSummary {
+  const where = subdir === '' ? 'the archive root' : `subdir ${JSON.stringify(subdir)}`;
+  if (!walker.subdirSeen && subdir !== '') {
+    throw new TrivyError('VEX_ARCHIVE_INVALID', `the archive has no ${where}`, {
+      context: { subdir },
+      hint: 'the location URL needs the right //subdir (the archive top folder)',
+    });
+  }
+  if (indexBytes === undefined) {
+    throw new TrivyError('VEX_ARCHIVE_INVALID', `the archive has no index.json in ${where}`, {
+      context: { subdir },
+      hint: 'the location URL needs the right //subdir (the folder holding index.json)',
+    });
+  }
+  const index = parseVexIndex(indexBytes);
+  const missing = index.packages
+    .map((entry) => entry.location)
+    .filter((location) => !walker.files.has(location));
+  if (missing.length > 0) {
+    const shown = missing
+      .slice(0, 5)
+      .map((location) => JSON.stringify(location))
+      .join(', ');
+    throw new TrivyError(
+      'VEX_ARCHIVE_INVALID',
+      `index.json lists ${missing.length} document(s) missing from ${where}: ${shown}`,
+      { context: { subdir, missing: missing.length } },
+    );
+  }
+  return { index, files: [...walker.files].sort(), totalBytes: walker.totalBytes };
+}
+
+/**
+ * Exporter side: checks a downloaded VEX archive before it is accepted (trivy-facts.md: the
+ * subdir holds index.json, every `location` of index.json exists inside the subdir; nothing
+ * escapes; no links or devices anywhere in the archive). Reads the archive once; writes nothing.
  */
 export async function checkVexArchive(
   archivePath: string,
@@ -39,31 +471,135 @@ export async function checkVexArchive(
   subdir: string,
   limits: VexArchiveLimits = {},
 ): Promise<VexArchiveSummary> {
-  void archivePath;
-  void type;
-  void subdir;
-  void limits;
-  await Promise.resolve();
-  throw new TrivyError('VEX_ARCHIVE_INVALID', 'not implemented yet');
+  let indexBytes: Buffer | undefined;
+  const walker = await walkArchive(archivePath, type, subdir, limits, {
+    directory: () => Promise.resolve(),
+    file: async (relativePath, body) => {
+      if (relativePath === 'index.json') indexBytes = await collect(body, MAX_VEX_INDEX_BYTES, 'index.json');
+      else await drain(body);
+    },
+  });
+  return summarize(walker, indexBytes, subdir);
+}
+
+async function assertEmptyDirectory(destDir: string): Promise<void> {
+  let stats;
+  try {
+    stats = await lstat(destDir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      await mkdir(destDir, { recursive: true, mode: 0o755 });
+      return;
+    }
+    throw error;
+  }
+  if (!stats.isDirectory()) {
+    throw new TrivyError('VEX_ARCHIVE_UNSAFE', `${destDir} exists and is not a plain directory`, {
+      context: { path: destDir },
+    });
+  }
+  if ((await readdir(destDir)).length > 0) {
+    throw new TrivyError(
+      'VEX_ARCHIVE_UNSAFE',
+      `${destDir} is not empty; VEX archives unpack into a fresh directory`,
+      {
+        context: { path: destDir },
+      },
+    );
+  }
+}
+
+/** `root/relativePath`, refusing anything that would resolve outside root (checked with path.relative and root + sep). */
+function containedPath(root: string, relativePath: string): string {
+  const target = resolve(root, ...relativePath.split('/'));
+  const rel = relative(root, target);
+  if (
+    rel === '' ||
+    rel === '..' ||
+    rel.startsWith(`..${sep}`) ||
+    isAbsolute(rel) ||
+    !target.startsWith(root + sep)
+  ) {
+    throw unsafe(relativePath, 'would be written outside the destination directory');
+  }
+  return target;
+}
+
+async function syncDirectory(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }
 
 /**
- * Importer side: unpacks ONLY the subdir's contents into `destDir` (the future `0.1/`), subdir
- * stripped. `destDir` must not exist or be empty. Same checks as `checkVexArchive`, plus
- * containment of every written path; owner and mode bits from the archive are ignored.
+ * Importer side: unpacks ONLY the subdir's contents into `destDir` (the future `0.1/`, subdir
+ * stripped: trivy-facts.md "0.1/ — the unpacked repository"). `destDir` must not exist or be
+ * empty. Files are created exclusively (never through an existing path) with mode 0644,
+ * directories 0755; owner and mode bits of the archive are ignored. Same checks as
+ * `checkVexArchive`; on failure the caller removes `destDir`.
  */
 export async function extractVexArchive(
   archivePath: string,
   type: VexArchiveType,
   subdir: string,
   destDir: string,
-  limits: VexArchiveLimits = {},
+  options: ExtractVexOptions = {},
 ): Promise<VexArchiveSummary> {
-  void archivePath;
-  void type;
-  void subdir;
-  void destDir;
-  void limits;
-  await Promise.resolve();
-  throw new TrivyError('VEX_ARCHIVE_INVALID', 'not implemented yet');
+  const root = resolve(destDir);
+  await assertEmptyDirectory(root);
+  const fsync = options.fsync === true;
+  const createdDirectories = new Set<string>([root]);
+  const ensureDirectory = async (relativePath: string): Promise<void> => {
+    const target = containedPath(root, relativePath);
+    if (createdDirectories.has(target)) return;
+    await mkdir(target, { recursive: true, mode: 0o755 });
+    createdDirectories.add(target);
+  };
+  let indexBytes: Buffer | undefined;
+  const walker = await walkArchive(archivePath, type, subdir, options, {
+    directory: ensureDirectory,
+    file: async (relativePath, body) => {
+      const target = containedPath(root, relativePath);
+      const parent = relativePath.split('/').slice(0, -1).join('/');
+      if (parent !== '') await ensureDirectory(parent);
+      const isIndex = relativePath === 'index.json';
+      const chunks: Buffer[] = [];
+      let indexSize = 0;
+      // 'wx': create exclusively, so an existing file or link at the target is never followed.
+      const handle = await open(target, 'wx', 0o644);
+      try {
+        for await (const chunk of body) {
+          if (isIndex) {
+            indexSize += chunk.length;
+            if (indexSize > MAX_VEX_INDEX_BYTES) {
+              throw tooLarge(`index.json is larger than ${MAX_VEX_INDEX_BYTES} bytes`, {
+                entry: relativePath,
+              });
+            }
+            chunks.push(chunk);
+          }
+          await handle.write(chunk);
+        }
+        if (fsync) await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      if (isIndex) indexBytes = Buffer.concat(chunks);
+    },
+  });
+  const summary = summarize(walker, indexBytes, subdir);
+  if (fsync) {
+    for (const directory of [...createdDirectories].sort((a, b) => b.length - a.length)) {
+      await syncDirectory(directory);
+    }
+  }
+  return summary;
+}
+
+/** Joins a `/`-separated relative path under a directory (for callers listing `files`). */
+export function vexFilePath(root: string, relativePath: string): string {
+  return join(root, ...relativePath.split('/'));
 }
