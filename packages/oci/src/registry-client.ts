@@ -426,9 +426,8 @@ export class RegistryClient {
     const what = `blob ${digest} for ${formatReference(ref)}`;
     const verified = (): Readable => {
       const source = open();
-      const verifier = new VerifyingStream(descriptor, 'source', what);
       let done = 0;
-      verifier.on('data', (chunk: Buffer) => {
+      const verifier = new VerifyingStream(descriptor, 'source', what, (chunk) => {
         done += chunk.byteLength;
         options.onProgress?.(done, size);
       });

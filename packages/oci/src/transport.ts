@@ -249,6 +249,8 @@ class TransportHttpClient implements HttpClient {
       agent = new ProxyAgent({
         ...this.agentOptions(),
         uri: proxy,
+        // Plain-HTTP targets go as absolute-URI requests, as Go (and so Trivy) sends them; many proxies refuse CONNECT to ports other than 443.
+        proxyTunnel: false,
         requestTls: this.tls,
         proxyTls: this.tls,
       });

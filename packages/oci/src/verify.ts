@@ -10,7 +10,13 @@ import { OciError, type IntegritySide } from './errors.js';
 export class VerifyingStream extends Transform {
   private readonly verifier: BlobVerifier;
 
-  constructor(expected: ExpectedBlob, side: IntegritySide, what: string) {
+  /** `onChunk` sees each chunk as it passes (for progress) without switching the stream to flowing mode. */
+  constructor(
+    expected: ExpectedBlob,
+    side: IntegritySide,
+    what: string,
+    private readonly onChunk?: (chunk: Buffer) => void,
+  ) {
     super();
     this.verifier = new BlobVerifier(expected, side, what);
   }
@@ -18,6 +24,7 @@ export class VerifyingStream extends Transform {
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     try {
       this.verifier.update(chunk);
+      this.onChunk?.(chunk);
     } catch (error) {
       callback(error as Error);
       return;
