@@ -1,0 +1,383 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import {
+  MANIFEST_MEDIA_TYPE,
+  blobPath,
+  digestOfBytes,
+  ignoreProgress,
+  type BundleManifest,
+  type Component,
+  type OciComponentKind,
+  type ProgressListener,
+  type SigningKey,
+} from '@trivy-airgap/format';
+import {
+  OciLayout,
+  RegistryClient,
+  createHttpClient,
+  type OciEvent,
+  type RetryOptions,
+  type TransportOptions,
+} from '@trivy-airgap/oci';
+import { TrivyError, defaultSources, type DefaultSources } from '@trivy-airgap/trivy';
+import { assertOutputFree, writeBundle, type BundleEntry, type WrittenBundle } from './bundle-writer.js';
+import { ExporterError } from './errors.js';
+import { fetchOciComponent, verifyWithMirrors, type FetchedOciComponent } from './oci-component.js';
+import { creationTime, defaultWorkDir, type VexRepositorySpec } from './options.js';
+import { fetchVexRepository, type FetchedVexRepository } from './vex-component.js';
+
+export type ExportComponentKind = OciComponentKind | 'vex';
+export const EXPORT_COMPONENT_KINDS: readonly ExportComponentKind[] = ['db', 'java-db', 'checks', 'vex'];
+
+/** How to reach registries (and VEX servers): Trivy's flags, passed through to packages/oci. */
+export interface RegistryOptions {
+  /** `--username` / `--password`, for every registry. */
+  readonly username?: string | undefined;
+  readonly password?: string | undefined;
+  /** `--registry-token`: a Bearer token for every registry. */
+  readonly registryToken?: string | undefined;
+  /** `--ca-cert`: an extra CA (PEM) trusted for registries and VEX servers. */
+  readonly caCertPem?: string | undefined;
+  /** `--insecure`: skip TLS verification. */
+  readonly insecure?: boolean | undefined;
+  /** `--plain-http`: talk HTTP to registries. */
+  readonly plainHttp?: boolean | undefined;
+  /** Retry policy of the transport (tests make it fast). */
+  readonly retry?: RetryOptions | undefined;
+  /** Read Docker's config.json for credentials (default true). */
+  readonly useDockerConfig?: boolean | undefined;
+}
+
+export interface ExportOptions {
+  /** The bundle path (`trivy-bundle.tgz`). */
+  readonly output: string;
+  /** What to export (`--all` = every kind). */
+  readonly components: readonly ExportComponentKind[];
+  /** `--db-repository` list in fallback order (default: what the targeted Trivy uses). */
+  readonly dbRepositories?: readonly string[] | undefined;
+  readonly javaDbRepositories?: readonly string[] | undefined;
+  /** `--checks-bundle-repository` (one, as in Trivy). */
+  readonly checksBundleRepository?: string | undefined;
+  /** `--vex-repository [NAME=]URL` (default: VEX Hub named `default`). */
+  readonly vexRepositories?: readonly VexRepositorySpec[] | undefined;
+  /** `--trivy-version`: pick the sources and tags that Trivy release uses. */
+  readonly trivyVersion?: string | undefined;
+  /** The signing key, or null for an explicitly unsigned bundle. */
+  readonly signingKey: SigningKey | null;
+  /** Validity from `created`; default 30 days. */
+  readonly expiresInMs?: number | undefined;
+  readonly splitSize?: number | undefined;
+  readonly force?: boolean | undefined;
+  /** Content-addressed download cache; default `defaultWorkDir(env)`. */
+  readonly workDir?: string | undefined;
+  readonly registry?: RegistryOptions | undefined;
+  /** Confirm every DB layer digest with a second registry before accepting it. */
+  readonly verifyMirrors?: boolean | undefined;
+  readonly toolVersion: string;
+  /** SOURCE_DATE_EPOCH, GITHUB_API_URL, GITHUB_TOKEN, proxies, HOME/XDG_CACHE_HOME; default process.env. */
+  readonly env?: NodeJS.ProcessEnv | undefined;
+  /** The clock, for tests; SOURCE_DATE_EPOCH wins over it. */
+  readonly now?: Date | undefined;
+  readonly onProgress?: ProgressListener | undefined;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** One exported component, as the `--json` summary shows it. */
+export interface ExportedComponent {
+  readonly kind: ExportComponentKind;
+  /** VEX repository name. */
+  readonly name?: string | undefined;
+  /** What was asked for (first repository, or the VEX repository URL). */
+  readonly source: string;
+  /** What actually served it: the mirror reference, or the archive URL after redirects. */
+  readonly servedBy: string;
+  /** Manifest digest (OCI) or archive digest (VEX). */
+  readonly digest: string;
+  /** Layer digest (OCI only). */
+  readonly layerDigest?: string | undefined;
+  /** Layer size (OCI) or archive size (VEX), in bytes. */
+  readonly size: number;
+  /** Upstream build time: metadata.json UpdatedAt (DBs) or index.json updated_at (VEX). */
+  readonly updatedAt?: string | undefined;
+  /** Checks bundle version annotation. */
+  readonly version?: string | undefined;
+  /** The layer/archive was already in the work dir (not downloaded again). */
+  readonly reused: boolean;
+  /** `--verify-mirrors`: the other registries that served the same layer digest. */
+  readonly confirmedBy?: readonly string[] | undefined;
+}
+
+export interface ExportResult {
+  readonly bundle: WrittenBundle;
+  readonly manifest: BundleManifest;
+  readonly components: readonly ExportedComponent[];
+  readonly workDir: string;
+}
+
+const DEFAULT_EXPIRY_MS = 30 * 86_400_000;
+const OCI_LAYOUT_BYTES = Buffer.from('{"imageLayoutVersion":"1.0.0"}');
+const REF_NAME = 'org.opencontainers.image.ref.name';
+
+/** The checks bundle's major version the targeted Trivy expects, from its default tag (`:2` → 2). */
+function expectedChecksMajor(sources: DefaultSources): number | undefined {
+  const tag = /:(\d+)$/.exec(sources.checks[0] ?? '')?.[1];
+  return tag === undefined ? undefined : Number(tag);
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * A stable id for reproducible exports (SOURCE_DATE_EPOCH): a UUID-shaped sha256 of what the
+ * bundle holds, so the same inputs give the same manifest bytes.
+ */
+function contentBundleId(created: string, components: readonly Component[]): string {
+  const hex = createHash('sha256').update(JSON.stringify({ created, components })).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${((parseInt(hex.slice(16, 17), 16) & 0x3) | 0x8).toString(16)}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+/**
+ * Exports Trivy's offline content into one signed bundle: resolves the sources (Trivy's defaults
+ * for the targeted release, or the given repositories), downloads through the content-addressed
+ * work dir (resumable, reusing unchanged blobs), checks every artifact the way Trivy would, and
+ * writes the bundle with its checksum file. Progress and warnings go to `onProgress`.
+ */
+export async function exportBundle(options: ExportOptions): Promise<ExportResult> {
+  const onProgress = options.onProgress ?? ignoreProgress;
+  const env = options.env ?? process.env;
+  const kinds = EXPORT_COMPONENT_KINDS.filter((kind) => options.components.includes(kind));
+  if (kinds.length === 0) {
+    throw new ExporterError('NO_COMPONENTS', 'nothing to export', {
+      hint: 'pass --all, or any of --db --java-db --checks --vex',
+    });
+  }
+  const output = resolve(options.output);
+  const force = options.force === true;
+  // Before any download: a name clash should cost nothing.
+  await assertOutputFree(output, force);
+
+  let sources: DefaultSources;
+  try {
+    sources = defaultSources(options.trivyVersion);
+  } catch (error) {
+    if (error instanceof TrivyError) {
+      throw new ExporterError('INVALID_OPTION', error.message, {
+        cause: error,
+        ...(error.hint === undefined ? {} : { hint: error.hint }),
+      });
+    }
+    throw error;
+  }
+  const { created, reproducible } = creationTime(env, options.now ?? new Date());
+  const expiresInMs = options.expiresInMs ?? DEFAULT_EXPIRY_MS;
+
+  const workDir = resolve(options.workDir ?? defaultWorkDir(env));
+  let layout: OciLayout;
+  try {
+    layout = await OciLayout.open(join(workDir, 'oci'), { create: true });
+  } catch (cause) {
+    throw new ExporterError('OUTPUT_FAILED', `cannot use the work dir ${workDir}: ${describe(cause)}`, {
+      cause,
+      hint: 'pass --work-dir DIR on a writable disk with room for the downloads',
+    });
+  }
+  const registry = options.registry ?? {};
+  const transport: TransportOptions = {
+    userAgent: `trivy-airgap/${options.toolVersion}`,
+    plainHttp: registry.plainHttp,
+    insecure: registry.insecure,
+    caCertPem: registry.caCertPem,
+    env,
+    retry: registry.retry,
+  };
+  const onEvent = (event: OciEvent) => reportOciEvent(onProgress, event);
+  const client = new RegistryClient({
+    transport,
+    credentials: {
+      username: registry.username,
+      password: registry.password,
+      registryToken: registry.registryToken,
+      useDockerConfig: registry.useDockerConfig,
+      env,
+    },
+    onEvent,
+  });
+  const http = createHttpClient({ ...transport, onEvent });
+
+  try {
+    const ociContext = {
+      client,
+      layout,
+      metadataDir: join(workDir, 'metadata'),
+      onProgress,
+      signal: options.signal,
+    };
+    const repositoriesFor: Record<OciComponentKind, readonly string[]> = {
+      db: nonEmpty(options.dbRepositories) ?? sources.db,
+      'java-db': nonEmpty(options.javaDbRepositories) ?? sources['java-db'],
+      checks: options.checksBundleRepository === undefined ? sources.checks : [options.checksBundleRepository],
+    };
+    const fetched: FetchedOciComponent[] = [];
+    const summaries: ExportedComponent[] = [];
+    for (const kind of kinds) {
+      if (kind === 'vex') continue;
+      options.signal?.throwIfAborted();
+      const repositories = repositoriesFor[kind];
+      const result = await fetchOciComponent(ociContext, kind, repositories, {
+        expectedChecksMajor: kind === 'checks' ? expectedChecksMajor(sources) : undefined,
+      });
+      let confirmedBy: string[] | undefined;
+      if (options.verifyMirrors === true) {
+        const mirrors =
+          kind === 'checks' && options.checksBundleRepository === undefined
+            ? [...repositories, ...repositories.map((r) => r.replace(/^mirror\.gcr\.io\/aquasec\//, 'ghcr.io/aquasecurity/'))]
+            : repositories;
+        confirmedBy = await verifyWithMirrors(ociContext, kind, result.component, [...new Set(mirrors)]);
+      }
+      fetched.push(result);
+      const { component } = result;
+      summaries.push({
+        kind,
+        source: component.source,
+        servedBy: component.servedBy,
+        digest: component.manifest.digest,
+        layerDigest: component.layer.digest,
+        size: component.layer.size,
+        updatedAt: component.metadata?.UpdatedAt,
+        version: component.version,
+        reused: result.reusedLayer,
+        confirmedBy,
+      });
+    }
+
+    const vexFetched: FetchedVexRepository[] = [];
+    if (kinds.includes('vex')) {
+      const specs = options.vexRepositories ?? sources.vex;
+      const vexContext = { http, layout, env, onProgress, signal: options.signal };
+      for (const spec of specs) {
+        options.signal?.throwIfAborted();
+        const result = await fetchVexRepository(vexContext, spec);
+        vexFetched.push(result);
+        summaries.push({
+          kind: 'vex',
+          name: spec.name,
+          source: spec.url,
+          servedBy: result.component.servedBy,
+          digest: result.archive.digest,
+          size: result.archive.size,
+          updatedAt: result.component.updatedAt,
+          reused: false,
+        });
+      }
+    }
+
+    const entries = bundleEntries(fetched, vexFetched);
+    const components: Component[] = [...fetched.map((f) => f.component), ...vexFetched.map((v) => v.component)];
+    const createdText = created.toISOString();
+    const manifest = {
+      mediaType: MANIFEST_MEDIA_TYPE,
+      bundleId: reproducible ? contentBundleId(createdText, components) : randomUUID(),
+      created: createdText,
+      expires: new Date(created.getTime() + expiresInMs).toISOString(),
+      tool: { name: 'trivy-airgap', version: options.toolVersion },
+      trivyVersions: sources.trivyVersions,
+      components,
+    } as const;
+    const bundle = await writeBundle({
+      output,
+      manifest,
+      entries,
+      signingKey: options.signingKey,
+      mtime: created,
+      ...(options.splitSize === undefined ? {} : { splitSize: options.splitSize }),
+      force,
+      onProgress,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    return { bundle, manifest: bundle.manifest, components: summaries, workDir };
+  } finally {
+    await Promise.all([client.close(), http.close()]).catch(() => undefined);
+  }
+}
+
+function nonEmpty(list: readonly string[] | undefined): readonly string[] | undefined {
+  return list === undefined || list.length === 0 ? undefined : list;
+}
+
+/** Every file of the bundle besides manifest.json and its signature (docs/bundle-format.md). */
+function bundleEntries(
+  fetched: readonly FetchedOciComponent[],
+  vex: readonly FetchedVexRepository[],
+): BundleEntry[] {
+  const entries = new Map<string, BundleEntry>();
+  const add = (entry: BundleEntry) => {
+    // Artifacts may share a blob (the 2-byte OCI empty config): one entry per path.
+    if (!entries.has(entry.path)) entries.set(entry.path, entry);
+  };
+  if (fetched.length > 0) {
+    const index = {
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: fetched.map(({ component }) => ({
+        mediaType: component.manifest.mediaType,
+        digest: component.manifest.digest,
+        size: component.manifest.size,
+        annotations: { [REF_NAME]: component.layoutRef },
+      })),
+    };
+    const indexBytes = Buffer.from(JSON.stringify(index));
+    add(bytesEntry('oci/oci-layout', OCI_LAYOUT_BYTES));
+    add(bytesEntry('oci/index.json', indexBytes));
+  }
+  for (const item of fetched) {
+    add(bytesEntry(blobPath(item.component.manifest.digest), item.manifestBytes));
+    for (const blob of item.blobs) {
+      add({
+        path: blobPath(blob.descriptor.digest),
+        size: blob.descriptor.size,
+        digest: blob.descriptor.digest,
+        // blobs/sha256/<hex> of the work dir; checked again while packing unless this run verified it
+        source: { file: blob.file },
+        verify: !blob.fresh,
+      });
+    }
+  }
+  for (const item of vex) {
+    add(bytesEntry(item.component.manifestPath, item.manifestBytes));
+    add({
+      path: item.component.archivePath,
+      size: item.archive.size,
+      digest: item.archive.digest,
+      source: { file: item.archive.file },
+      verify: true, // small, and possibly an earlier run's copy
+    });
+  }
+  return [...entries.values()];
+}
+
+function bytesEntry(path: string, bytes: Buffer): BundleEntry {
+  return { path, size: bytes.length, digest: digestOfBytes(bytes), source: { bytes } };
+}
+
+function reportOciEvent(onProgress: ProgressListener, event: OciEvent): void {
+  switch (event.type) {
+    case 'retry':
+      onProgress({
+        type: 'note',
+        message: `retrying ${event.url} in ${Math.round(event.delayMs / 100) / 10} s (${event.reason}, attempt ${event.attempt})`,
+      });
+      break;
+    case 'resume':
+      onProgress({ type: 'note', message: `resuming ${event.digest.slice(0, 19)} at byte ${event.offset}` });
+      break;
+    case 'range-ignored':
+      onProgress({
+        type: 'warning',
+        message: `the registry ignored the Range request for ${event.digest.slice(0, 19)}; downloading it again`,
+      });
+      break;
+    default:
+      break;
+  }
+}
