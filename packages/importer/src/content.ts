@@ -1,63 +1,56 @@
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import type { OciComponent, UpstreamDbMetadata } from '@trivy-airgap/format';
+import type { OciComponent } from '@trivy-airgap/format';
+import { ARTIFACTS, parseDbMetadata, type DbMetadataFields } from '@trivy-airgap/trivy';
 import { ImporterError } from './errors.js';
 import type { UnpackedLayer } from './layer.js';
 import type { EntrySink } from './reader.js';
 
-/** The file a DB layer must hold besides metadata.json (trivy-facts.md, "The three OCI artifacts"). */
-export const DB_FILE: Record<'db' | 'java-db', string> = { db: 'trivy.db', 'java-db': 'trivy-java.db' };
-
-function invalid(component: OciComponent, message: string): ImporterError {
+function invalid(component: OciComponent, message: string, cause?: unknown): ImporterError {
   return new ImporterError('BUNDLE_CONTENT_INVALID', `${component.kind} layer: ${message}`, {
+    cause,
     hint: 'the bundle was made from a broken artifact; export it again',
   });
 }
 
 /**
- * Checks an unpacked layer against what Trivy needs and what the signed manifest claims:
- * a DB layer has its database file and a metadata.json whose fields equal the manifest's
- * `metadata`; a checks layer is not empty. Returns the upstream metadata (DB layers).
+ * Checks an unpacked layer against what Trivy needs (trivy-facts.md, "The three OCI artifacts")
+ * and what the signed manifest claims: a DB layer has its database file and a valid metadata.json
+ * whose Version, UpdatedAt and NextUpdate equal the manifest's `metadata`; a checks layer is not
+ * empty. Returns the upstream metadata as published (DB layers), unknown fields included.
  */
 export function checkLayerContent(
   component: OciComponent,
   layer: UnpackedLayer,
-): UpstreamDbMetadata | undefined {
+): DbMetadataFields | undefined {
   if (component.kind === 'checks') {
     if (layer.files.length === 0)
       throw invalid(component, 'the checks bundle is empty (Trivy would then run no checks)');
     return undefined;
   }
-  const dbFile = DB_FILE[component.kind];
+  const dbFile = ARTIFACTS[component.kind].databaseFile ?? '';
   if (!layer.files.includes(dbFile)) throw invalid(component, `${dbFile} is missing at the layer root`);
   if (layer.metadataJson === undefined)
     throw invalid(component, 'metadata.json is missing at the layer root');
-  let parsed: unknown;
+  let metadata: DbMetadataFields;
   try {
-    parsed = JSON.parse(layer.metadataJson.toString('utf8'));
-  } catch {
-    throw invalid(component, 'metadata.json is not JSON');
+    metadata = parseDbMetadata(layer.metadataJson, `${component.kind} metadata.json`);
+  } catch (error) {
+    throw invalid(component, error instanceof Error ? error.message : String(error), error);
   }
-  const metadata = parsed as Record<string, unknown>;
   const claimed = component.metadata;
   if (claimed === undefined) throw invalid(component, 'the manifest has no metadata for it');
+  const same = (a: unknown, b: unknown): boolean =>
+    typeof a === 'string' && typeof b === 'string' ? Date.parse(a) === Date.parse(b) : (a ?? 0) === (b ?? 0);
   for (const key of ['Version', 'UpdatedAt', 'NextUpdate'] as const) {
-    const inLayer = metadata[key] ?? (key === 'Version' ? 0 : undefined);
-    const inManifest = claimed[key] ?? (key === 'Version' ? 0 : undefined);
-    const same =
-      key === 'Version'
-        ? inLayer === inManifest
-        : typeof inLayer === 'string' &&
-          typeof inManifest === 'string' &&
-          Date.parse(inLayer) === Date.parse(inManifest);
-    if (!same) {
+    if (!same(metadata[key], claimed[key])) {
       throw invalid(
         component,
-        `metadata.json ${key} is ${JSON.stringify(inLayer)} but the signed manifest says ${JSON.stringify(inManifest)}`,
+        `metadata.json ${key} is ${JSON.stringify(metadata[key])} but the signed manifest says ${JSON.stringify(claimed[key])}`,
       );
     }
   }
-  return parsed as UpstreamDbMetadata;
+  return metadata;
 }
 
 /** An entry sink that writes the entry to a new file (fsynced), e.g. a VEX archive in staging. */

@@ -5,3 +5,8 @@ export * from './reader.js';
 export * from './layer.js';
 export * from './content.js';
 export * from './verify.js';
+export * from './inspect.js';
+export * from './cache.js';
+export * from './install.js';
+export * from './rollback.js';
+export * from './status.js';

@@ -20,6 +20,7 @@ import {
   type VerifiedSignature,
   type VexComponent,
 } from '@trivy-airgap/format';
+import { checkArtifactManifest } from '@trivy-airgap/trivy';
 import { ImporterError, TAMPERED_HINT } from './errors.js';
 import { openBundle, type BundleInput } from './source.js';
 import { TarStream, type TarEntry } from './tar-stream.js';
@@ -541,6 +542,11 @@ function checkContent(
     for (const component of ociComponents) {
       const path = blobPath(component.manifest.digest);
       const oci = parseJson(path, smallFiles.get(path)) as OciManifestShape;
+      try {
+        checkArtifactManifest(component.kind, smallFiles.get(path) ?? '');
+      } catch (error) {
+        throw invalid(path, error instanceof Error ? error.message : String(error));
+      }
       const layers = Array.isArray(oci.layers) ? oci.layers : [];
       const layer = layers[0];
       if (layers.length !== 1 || layer === undefined)

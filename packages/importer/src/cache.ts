@@ -1,0 +1,456 @@
+import { hostname } from 'node:os';
+import {
+  lstat,
+  mkdir,
+  open,
+  readFile,
+  readdir,
+  readlink,
+  rename,
+  rm,
+  rmdir,
+  symlink,
+  unlink,
+} from 'node:fs/promises';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { mergeRepositoryYaml, type ImportedVexRepository } from '@trivy-airgap/trivy';
+import type { ComponentKind } from '@trivy-airgap/format';
+import { ImporterError } from './errors.js';
+
+/**
+ * The cache layout trivy-airgap manages (documented in the README and the importer's report):
+ *
+ *   <cache>/db                      → symlink .trivy-airgap/generations/db/<gen>
+ *   <cache>/java-db                 → symlink .trivy-airgap/generations/java-db/<gen>
+ *   <cache>/policy                  → symlink .trivy-airgap/generations/policy/<gen>
+ *   <cache>/vex/repositories/<name> → symlink ../../.trivy-airgap/generations/vex/<name>/<gen>
+ *   <cache>/.trivy-airgap/
+ *       lock              one import/rollback at a time (holder's pid, host, start time)
+ *       state.json        what is installed: per component the current and previous generation
+ *       journal.json      present only while links are being switched (roll-forward on crash)
+ *       staging/<id>/     content being written; never referenced by a link
+ *       generations/<component>/<gen>/   complete, fsynced component directories
+ *
+ * Why symlinks: Trivy reads `db/trivy.db` etc. through the link; replacing a component is one
+ * rename(2) of a new link over the old one, which is atomic, so a concurrent Trivy sees the old
+ * generation or the new one, never a mix, and a crash leaves either. A directory that Trivy (or a
+ * person) made before is moved into a generation first, so `rollback` can restore it. Trivy's own
+ * `trivy clean` removes the link, which is harmless.
+ */
+export const STATE_DIR_NAME = '.trivy-airgap';
+
+export interface CachePaths {
+  readonly cacheDir: string;
+  readonly stateDir: string;
+  readonly lockFile: string;
+  readonly stateFile: string;
+  readonly journalFile: string;
+  readonly stagingDir: string;
+  readonly generationsDir: string;
+}
+
+export function cachePaths(cacheDir: string): CachePaths {
+  const root = resolve(cacheDir);
+  const stateDir = join(root, STATE_DIR_NAME);
+  return {
+    cacheDir: root,
+    stateDir,
+    lockFile: join(stateDir, 'lock'),
+    stateFile: join(stateDir, 'state.json'),
+    journalFile: join(stateDir, 'journal.json'),
+    stagingDir: join(stateDir, 'staging'),
+    generationsDir: join(stateDir, 'generations'),
+  };
+}
+
+/** `db`, `java-db`, `policy` or `vex/<name>`: a component's key, its link path and generations folder. */
+export type ComponentKey = string;
+
+export function componentKeyOf(kind: ComponentKind, name?: string): ComponentKey {
+  if (kind === 'checks') return 'policy';
+  if (kind === 'vex') return `vex/${name ?? ''}`;
+  return kind;
+}
+
+/** The path Trivy reads, relative to the cache dir. */
+export function linkPathOf(key: ComponentKey): string {
+  return key.startsWith('vex/') ? join('vex', 'repositories', key.slice(4)) : key;
+}
+
+export function generationPathOf(paths: CachePaths, key: ComponentKey, generation: string): string {
+  return join(paths.generationsDir, ...key.split('/'), generation);
+}
+
+/** The symlink text for a link at `linkPath` (relative to the cache) pointing at a generation. */
+export function linkTargetOf(paths: CachePaths, key: ComponentKey, generation: string): string {
+  const link = join(paths.cacheDir, linkPathOf(key));
+  return relative(dirname(link), generationPathOf(paths, key, generation));
+}
+
+/** One installed generation of a component. */
+export interface GenerationRecord {
+  /** Directory name under generations/<component>/, or null for a link target we did not make. */
+  readonly generation: string | null;
+  /** The symlink text. */
+  readonly target: string;
+  /** Bundle it came from (null: a directory that existed before trivy-airgap managed the cache). */
+  readonly bundleId: string | null;
+  readonly manifestDigest?: string;
+  /** Key id that signed the bundle (null: unsigned, accepted with --allow-unsigned). */
+  readonly keyId: string | null;
+  readonly installedAt: string;
+  /** Upstream build time: DB metadata UpdatedAt, VEX index updated_at. */
+  readonly updatedAt?: string;
+  /** Checks bundle version annotation. */
+  readonly version?: string;
+  /** Checks: org.opencontainers.image.created of the artifact. */
+  readonly created?: string;
+  /** OCI manifest digest, or the VEX archive digest. */
+  readonly digest?: string;
+  readonly source?: string;
+}
+
+export interface ComponentState {
+  readonly key: ComponentKey;
+  readonly kind: ComponentKind;
+  readonly name?: string;
+  readonly current: GenerationRecord;
+  readonly previous?: GenerationRecord;
+}
+
+export interface InstallState {
+  readonly version: 1;
+  readonly updatedAt: string;
+  readonly lastBundleId?: string;
+  readonly components: Readonly<Record<ComponentKey, ComponentState>>;
+}
+
+export const EMPTY_STATE: InstallState = { version: 1, updatedAt: new Date(0).toISOString(), components: {} };
+
+export async function readState(paths: CachePaths): Promise<InstallState> {
+  let text: string;
+  try {
+    text = await readFile(paths.stateFile, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return EMPTY_STATE;
+    throw error;
+  }
+  try {
+    const state = JSON.parse(text) as Partial<InstallState> | null;
+    if (state?.version !== 1 || typeof state.components !== 'object') throw new Error('unknown shape');
+    return state as InstallState;
+  } catch (error) {
+    throw new ImporterError('CACHE_STATE_INVALID', `${paths.stateFile} is damaged`, {
+      cause: error,
+      hint: `move ${paths.stateFile} away; the next import starts a fresh history`,
+    });
+  }
+}
+
+/** fsync a directory (so renames and new entries in it survive a crash). */
+export async function fsyncDir(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Writes a file atomically: temp file in the same directory, fsync, rename, fsync the directory. */
+export async function writeFileAtomic(path: string, contents: string | Buffer, mode = 0o644): Promise<void> {
+  const temp = join(
+    dirname(path),
+    `.${process.pid}.${Date.now()}.tmp-${Math.random().toString(36).slice(2)}`,
+  );
+  const handle = await open(temp, 'wx', mode);
+  try {
+    await handle.writeFile(contents);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await rename(temp, path);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+  await fsyncDir(dirname(path));
+}
+
+/** fsyncs every file and directory of a tree (children before parents). */
+export async function fsyncTree(path: string): Promise<void> {
+  const info = await lstat(path);
+  if (info.isDirectory()) {
+    for (const name of await readdir(path)) await fsyncTree(join(path, name));
+    await fsyncDir(path);
+  } else if (info.isFile()) {
+    const handle = await open(path, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lock
+
+export interface LockHolder {
+  readonly pid: number;
+  readonly host: string;
+  readonly startedAt: string;
+  readonly command: string;
+}
+
+export interface CacheLock {
+  readonly path: string;
+  release(): Promise<void>;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Takes the cache's lock; a lock left by a dead process on this host is taken over. */
+export async function acquireLock(paths: CachePaths, command: string): Promise<CacheLock> {
+  const holder: LockHolder = {
+    pid: process.pid,
+    host: hostname(),
+    startedAt: new Date().toISOString(),
+    command,
+  };
+  const text = `${JSON.stringify(holder)}\n`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const handle = await open(paths.lockFile, 'wx', 0o644);
+      try {
+        await handle.writeFile(text);
+      } finally {
+        await handle.close();
+      }
+      return {
+        path: paths.lockFile,
+        release: async () => {
+          const now = await readFile(paths.lockFile, 'utf8').catch(() => '');
+          if (now === text) await unlink(paths.lockFile).catch(() => undefined);
+        },
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    let other: Partial<LockHolder> = {};
+    try {
+      other = JSON.parse(await readFile(paths.lockFile, 'utf8')) as Partial<LockHolder>;
+    } catch {
+      // unreadable or half-written: judged by age below
+    }
+    const pid = typeof other.pid === 'number' ? other.pid : undefined;
+    const sameHost = other.host === undefined || other.host === hostname();
+    if (pid !== undefined && (!sameHost || alive(pid))) {
+      throw new ImporterError(
+        'LOCKED',
+        `another trivy-airgap (pid ${pid}${sameHost ? '' : ` on ${other.host ?? '?'}`}, ${other.command ?? 'import'} since ${other.startedAt ?? '?'}) is working on ${paths.cacheDir}`,
+        {
+          path: paths.lockFile,
+          hint: `wait for it to finish; if no such process runs, remove ${paths.lockFile}`,
+        },
+      );
+    }
+    if (pid === undefined) {
+      const info = await lstat(paths.lockFile).catch(() => undefined);
+      if (info !== undefined && Date.now() - info.mtimeMs < 10_000) {
+        throw new ImporterError('LOCKED', `${paths.lockFile} is being written by another trivy-airgap`, {
+          path: paths.lockFile,
+          hint: 'try again in a moment',
+        });
+      }
+    }
+    await unlink(paths.lockFile).catch(() => undefined); // stale: its holder is gone
+  }
+  throw new ImporterError('LOCKED', `could not take ${paths.lockFile}`, { path: paths.lockFile });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Journal: the commit record of an import or rollback. Written (fsynced) only once every new
+// generation is complete; replayed forward by the next run if the process died while switching.
+
+export interface LinkSwitch {
+  readonly key: ComponentKey;
+  readonly target: string;
+  /** A real directory found at the link path is first moved here (absolute path). */
+  readonly migrateTo?: string;
+}
+
+export interface Journal {
+  readonly version: 1;
+  readonly operation: 'import' | 'rollback';
+  readonly startedAt: string;
+  readonly links: readonly LinkSwitch[];
+  /** The state to record once every link is switched. */
+  readonly state: InstallState;
+  readonly repositoryYaml?: { readonly path: string; readonly imported: readonly ImportedVexRepository[] };
+}
+
+export async function readJournal(paths: CachePaths): Promise<Journal | undefined> {
+  try {
+    return JSON.parse(await readFile(paths.journalFile, 'utf8')) as Journal;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    // A journal is written atomically: an unreadable one was never committed.
+    await rm(paths.journalFile, { force: true });
+    return undefined;
+  }
+}
+
+/** Points the link at `target` atomically (new symlink renamed over the old one). */
+export async function pointLink(linkPath: string, target: string): Promise<void> {
+  await mkdir(dirname(linkPath), { recursive: true });
+  const temp = `${linkPath}.trivy-airgap-new`;
+  await rm(temp, { force: true });
+  await symlink(target, temp);
+  await rename(temp, linkPath);
+  await fsyncDir(dirname(linkPath));
+}
+
+export type StepHook = (step: string) => void | Promise<void>;
+
+/** Carries out (or finishes) a committed journal. Idempotent: each step checks what is done. */
+export async function applyJournal(paths: CachePaths, journal: Journal, hook?: StepHook): Promise<void> {
+  for (const link of journal.links) {
+    const linkPath = join(paths.cacheDir, linkPathOf(link.key));
+    const info = await lstat(linkPath).catch(() => undefined);
+    if (info?.isDirectory() === true && link.migrateTo !== undefined) {
+      await mkdir(dirname(link.migrateTo), { recursive: true });
+      await rename(linkPath, link.migrateTo);
+      await hook?.(`migrated ${link.key}`);
+    } else if (info !== undefined && !info.isSymbolicLink()) {
+      throw new ImporterError(
+        'CACHE_STATE_INVALID',
+        `${linkPath} is neither a directory nor a link; it was left alone`,
+        { path: linkPath, hint: `move ${linkPath} away and run the import again` },
+      );
+    }
+    const current = info?.isSymbolicLink() === true ? await readlink(linkPath) : undefined;
+    if (current !== link.target) await pointLink(linkPath, link.target);
+    await hook?.(`switched ${link.key}`);
+  }
+  await writeFileAtomic(paths.stateFile, `${JSON.stringify(journal.state, null, 2)}\n`);
+  await hook?.('state written');
+  if (journal.repositoryYaml !== undefined) {
+    const { path, imported } = journal.repositoryYaml;
+    const existing = await readFile(path, 'utf8').catch((error: unknown) => {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    });
+    const merged = mergeRepositoryYaml(existing, imported, path);
+    if (merged !== existing) {
+      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+      await writeFileAtomic(path, merged, 0o600);
+    }
+    await hook?.('repository.yaml written');
+  }
+  await rm(paths.journalFile, { force: true });
+  await fsyncDir(paths.stateDir);
+}
+
+/** Writes the journal atomically: from here on the operation completes, now or on the next run. */
+export async function commitJournal(paths: CachePaths, journal: Journal): Promise<void> {
+  await writeFileAtomic(paths.journalFile, `${JSON.stringify(journal, null, 2)}\n`);
+}
+
+function isInside(root: string, path: string): boolean {
+  const rel = relative(root, path);
+  return rel !== '' && !rel.startsWith(`..${sep}`) && rel !== '..' && !rel.startsWith(sep);
+}
+
+/**
+ * Brings the cache to a clean state under the lock: finishes a committed journal, removes
+ * staging leftovers and temporary links, and prunes generations that neither the current nor
+ * the previous install (nor any live link) uses. Returns what it did, for the user.
+ */
+export async function recoverAndClean(paths: CachePaths): Promise<string[]> {
+  const done: string[] = [];
+  const journal = await readJournal(paths);
+  if (journal !== undefined) {
+    await applyJournal(paths, journal);
+    done.push(
+      `finished an interrupted ${journal.operation} of ${journal.links.map((l) => l.key).join(', ')}`,
+    );
+  }
+  const staged = await readdir(paths.stagingDir).catch(() => [] as string[]);
+  for (const name of staged) {
+    await rm(join(paths.stagingDir, name), { recursive: true, force: true });
+    done.push(`removed unfinished staging ${name}`);
+  }
+  const state = await readState(paths);
+  const keep = new Set<string>();
+  for (const component of Object.values(state.components)) {
+    for (const record of [component.current, component.previous]) {
+      if (record?.generation != null) keep.add(generationPathOf(paths, component.key, record.generation));
+    }
+  }
+  // Anything a link points at stays, whatever state.json says.
+  const linkDirs = [paths.cacheDir, join(paths.cacheDir, 'vex', 'repositories')];
+  for (const dir of linkDirs) {
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      const path = join(dir, name);
+      if (name.endsWith('.trivy-airgap-new')) {
+        await rm(path, { force: true });
+        continue;
+      }
+      const target = await readlink(path).catch(() => undefined);
+      if (target !== undefined) keep.add(resolve(dir, target));
+    }
+  }
+  for (const generation of await listGenerations(paths)) {
+    if (keep.has(generation)) continue;
+    if (!isInside(paths.generationsDir, generation)) continue;
+    await rm(generation, { recursive: true, force: true });
+    done.push(`pruned ${relative(paths.stateDir, generation)}`);
+  }
+  return done;
+}
+
+/** Every generation directory: generations/<kind>/<gen> and generations/vex/<name>/<gen>. */
+async function listGenerations(paths: CachePaths): Promise<string[]> {
+  const out: string[] = [];
+  const list = async (dir: string): Promise<string[]> => readdir(dir).catch(() => [] as string[]);
+  for (const kind of await list(paths.generationsDir)) {
+    const kindDir = join(paths.generationsDir, kind);
+    if (kind === 'vex') {
+      for (const name of await list(kindDir)) {
+        for (const gen of await list(join(kindDir, name))) out.push(join(kindDir, name, gen));
+      }
+    } else {
+      for (const gen of await list(kindDir)) out.push(join(kindDir, gen));
+    }
+  }
+  return out;
+}
+
+/** Removes directories this run created, deepest first, if they are still empty. */
+export async function removeIfEmpty(dirs: readonly string[]): Promise<void> {
+  for (const dir of [...dirs].reverse()) await rmdir(dir).catch(() => undefined);
+}
+
+/** mkdir -p that reports which directories it created. */
+export async function mkdirTracked(path: string, created: string[], mode?: number): Promise<void> {
+  const first = await mkdir(path, { recursive: true, ...(mode === undefined ? {} : { mode }) });
+  if (first === undefined) return;
+  let dir = path;
+  const made: string[] = [];
+  while (isInside(first, dir) || dir === first) {
+    made.unshift(dir);
+    if (dir === first) break;
+    dir = dirname(dir);
+  }
+  created.push(...made);
+}

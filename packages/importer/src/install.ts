@@ -1,0 +1,526 @@
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, readFile, readlink, rename, rm, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import {
+  ignoreProgress,
+  type BundleManifest,
+  type Component,
+  type ComponentKind,
+  type Digest,
+  type ProgressListener,
+  type VerifiedSignature,
+  type VexComponent,
+} from '@trivy-airgap/format';
+import {
+  checksMajorVersion,
+  extractVexArchive,
+  mergeRepositoryYaml,
+  renderDbMetadata,
+  renderPolicyMetadata,
+  renderVexCacheJson,
+  resolveVexConfigPath,
+} from '@trivy-airgap/trivy';
+import {
+  acquireLock,
+  applyJournal,
+  cachePaths,
+  commitJournal,
+  componentKeyOf,
+  fsyncDir,
+  fsyncTree,
+  generationPathOf,
+  linkPathOf,
+  linkTargetOf,
+  mkdirTracked,
+  readState,
+  recoverAndClean,
+  removeIfEmpty,
+  type CacheLock,
+  type CachePaths,
+  type ComponentKey,
+  type ComponentState,
+  type GenerationRecord,
+  type InstallState,
+  type Journal,
+  type LinkSwitch,
+  type StepHook,
+} from './cache.js';
+import { FileSink, checkLayerContent } from './content.js';
+import { ImporterError } from './errors.js';
+import { LayerUnpacker } from './layer.js';
+import { readBundle, type PolicyOptions, type TrustedBundle, type VerificationCheck } from './reader.js';
+import type { BundleInput } from './source.js';
+import { loadTrustedKeys, type TrustOptions } from './trust.js';
+
+export interface ImportBundleOptions extends PolicyOptions, TrustOptions {
+  readonly bundle: BundleInput;
+  readonly stdin?: Readable;
+  /** Trivy's cache dir (resolve it with @trivy-airgap/trivy's resolveCacheDir). */
+  readonly cacheDir: string;
+  /** repository.yaml to merge imported VEX repositories into (default: Trivy's location). */
+  readonly vexConfigPath?: string;
+  /** Install a component older than the installed one. */
+  readonly allowDowngrade?: boolean;
+  readonly onProgress?: ProgressListener;
+  /** The clock for DownloadedAt and install records (tests). */
+  readonly clock?: () => Date;
+  /** Called after each install step; throwing simulates a crash there (tests). */
+  readonly stepHook?: StepHook;
+}
+
+export interface InstalledComponent {
+  readonly key: ComponentKey;
+  readonly kind: ComponentKind;
+  readonly name?: string;
+  /** The path Trivy reads (a symlink to the generation). */
+  readonly path: string;
+  readonly generation: string;
+  readonly updatedAt?: string;
+  readonly version?: string;
+  readonly digest?: string;
+  /** What it replaced, kept for `rollback`. */
+  readonly previous?: GenerationRecord;
+  /** Installed although older than what it replaced (--allow-downgrade). */
+  readonly downgrade: boolean;
+}
+
+export interface ImportBundleResult {
+  readonly bundleId: string;
+  readonly manifestDigest: Digest;
+  readonly signature: VerifiedSignature | null;
+  readonly warnings: readonly string[];
+  readonly cacheDir: string;
+  readonly vexConfigPath?: string;
+  readonly installed: readonly InstalledComponent[];
+  /** Leftovers of earlier runs that were finished or removed. */
+  readonly cleaned: readonly string[];
+  readonly checks: readonly VerificationCheck[];
+}
+
+/** What a component brings, for anti-rollback and the install record. */
+function describeComponent(
+  component: Component,
+): Pick<GenerationRecord, 'updatedAt' | 'version' | 'created' | 'digest' | 'source'> {
+  if (component.kind === 'vex') {
+    return {
+      ...(component.updatedAt === undefined ? {} : { updatedAt: component.updatedAt }),
+      source: component.url,
+    };
+  }
+  const created = component.annotations['org.opencontainers.image.created'];
+  return {
+    ...(component.metadata === undefined ? {} : { updatedAt: component.metadata.UpdatedAt }),
+    ...(component.version === undefined ? {} : { version: component.version }),
+    ...(created === undefined ? {} : { created }),
+    digest: component.manifest.digest,
+    source: component.servedBy,
+  };
+}
+
+function semver(value: string | undefined): number[] | undefined {
+  const match = value === undefined ? null : /^v?(\d+)\.(\d+)\.(\d+)/.exec(value);
+  return match === null ? undefined : [Number(match[1]), Number(match[2]), Number(match[3])];
+}
+
+function compareVersions(a: number[], b: number[]): number {
+  for (let i = 0; i < 3; i++) {
+    const diff = (a[i] ?? 0) - (b[i] ?? 0);
+    if (diff !== 0) return diff;
+  }
+  return 0;
+}
+
+/** Why `incoming` is older than `installed`, or undefined when it is not (or cannot be told). */
+export function downgradeReason(
+  incoming: Pick<GenerationRecord, 'updatedAt' | 'version' | 'created'>,
+  installed: Pick<GenerationRecord, 'updatedAt' | 'version' | 'created'>,
+): string | undefined {
+  const older = (a: string | undefined, b: string | undefined): boolean =>
+    a !== undefined && b !== undefined && Date.parse(a) < Date.parse(b);
+  if (older(incoming.updatedAt, installed.updatedAt)) {
+    return `built ${incoming.updatedAt ?? '?'}, the installed one ${installed.updatedAt ?? '?'}`;
+  }
+  const a = semver(incoming.version);
+  const b = semver(installed.version);
+  if (a !== undefined && b !== undefined) {
+    const diff = compareVersions(a, b);
+    if (diff < 0) return `version ${incoming.version ?? '?'}, the installed one ${installed.version ?? '?'}`;
+    if (diff > 0) return undefined;
+  }
+  if (older(incoming.created, installed.created)) {
+    return `published ${incoming.created ?? '?'}, the installed one ${installed.created ?? '?'}`;
+  }
+  return undefined;
+}
+
+/** What is installed for a component: our record, or else what the live directory says. */
+async function installedRecord(
+  paths: CachePaths,
+  state: InstallState,
+  key: ComponentKey,
+): Promise<Pick<GenerationRecord, 'updatedAt' | 'version' | 'created'> | undefined> {
+  const recorded = state.components[key];
+  if (recorded !== undefined) return recorded.current;
+  return probeLiveDirectory(paths, key);
+}
+
+/** Reads the upstream build time of a component Trivy (or a person) put into the cache. */
+async function probeLiveDirectory(
+  paths: CachePaths,
+  key: ComponentKey,
+): Promise<Pick<GenerationRecord, 'updatedAt'> | undefined> {
+  const base = join(paths.cacheDir, linkPathOf(key));
+  const file =
+    key === 'db' || key === 'java-db'
+      ? join(base, 'metadata.json')
+      : key.startsWith('vex/')
+        ? join(base, '0.1', 'index.json')
+        : undefined;
+  if (file === undefined) return undefined;
+  try {
+    const parsed = JSON.parse(await readFile(file, 'utf8')) as { UpdatedAt?: unknown; updated_at?: unknown };
+    const updatedAt = parsed.UpdatedAt ?? parsed.updated_at;
+    return typeof updatedAt === 'string' ? { updatedAt } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function checkDowngrades(
+  paths: CachePaths,
+  manifest: BundleManifest,
+  allowDowngrade: boolean,
+  onProgress: ProgressListener,
+): Promise<Set<ComponentKey>> {
+  const state = await readState(paths);
+  const downgrades = new Set<ComponentKey>();
+  for (const component of manifest.components) {
+    const key = componentKeyOf(component.kind, component.kind === 'vex' ? component.name : undefined);
+    const installed = await installedRecord(paths, state, key);
+    if (installed === undefined) continue;
+    const reason = downgradeReason(describeComponent(component), installed);
+    if (reason === undefined) continue;
+    if (!allowDowngrade) {
+      throw new ImporterError(
+        'DOWNGRADE_REFUSED',
+        `the bundle's ${key} is older than the installed one (${reason}); refusing to roll back content`,
+        { hint: 'import a newer bundle; to install this older one on purpose pass --allow-downgrade' },
+      );
+    }
+    downgrades.add(key);
+    onProgress({
+      type: 'warning',
+      message: `installing an older ${key} (${reason}) as --allow-downgrade asks`,
+    });
+  }
+  return downgrades;
+}
+
+function generationName(now: Date, bundleId: string): string {
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
+  const id = bundleId.replace(/[^A-Za-z0-9]/g, '').slice(0, 8) || 'bundle';
+  return `${stamp}-${id}-${randomBytes(3).toString('hex')}`;
+}
+
+function keyOf(component: Component): ComponentKey {
+  return componentKeyOf(component.kind, component.kind === 'vex' ? component.name : undefined);
+}
+
+/**
+ * Imports a bundle into Trivy's cache in one pass over the bundle:
+ *  1. manifest + signature verified (nothing written before), anti-rollback checked;
+ *  2. the cache lock taken, leftovers of an interrupted run finished or removed;
+ *  3. while the bundle streams, layers are inflated into a staging dir under the cache and every
+ *     entry's digest is checked; VEX archives are saved there;
+ *  4. only when every digest of the bundle is verified: metadata rendered (real DownloadedAt),
+ *     VEX archives extracted, everything fsynced and moved into generation directories;
+ *  5. the journal (the commit point) is written, then each component's link is switched with one
+ *     atomic rename, state.json and repository.yaml are written, and old generations pruned
+ *     (the current and the previous one of each component are kept for `rollback`).
+ * A failure before 5 leaves the cache as it was; a crash during 5 is finished by the next run.
+ */
+export async function importBundle(options: ImportBundleOptions): Promise<ImportBundleResult> {
+  const onProgress = options.onProgress ?? ignoreProgress;
+  const clock = options.clock ?? (() => new Date());
+  const trustedKeys = await loadTrustedKeys(options);
+  const paths = cachePaths(options.cacheDir);
+  const created: string[] = [];
+  const moved: string[] = [];
+  const unpackers = new Map<ComponentKey, LayerUnpacker>();
+  const vexArchives = new Map<string, string>();
+  let lock: CacheLock | undefined;
+  let stage: string | undefined;
+  let committed = false;
+  let cleaned: string[] = [];
+  let downgrades = new Set<ComponentKey>();
+  let vexConfigPath: string | undefined;
+
+  try {
+    const verified = await readBundle(options.bundle, {
+      ...options,
+      trustedKeys,
+      onProgress,
+      onTrusted: async (trusted: TrustedBundle) => {
+        const hasVex = trusted.manifest.components.some((c) => c.kind === 'vex');
+        if (hasVex) {
+          vexConfigPath =
+            options.vexConfigPath ?? resolveVexConfigPath({ env: process.env, homedir: homedir() });
+          // Refuse a repository.yaml we could not merge now, before anything changes.
+          const existing = await readFile(vexConfigPath, 'utf8').catch(() => undefined);
+          mergeRepositoryYaml(
+            existing,
+            trusted.manifest.components.filter((c): c is VexComponent => c.kind === 'vex'),
+            vexConfigPath,
+          );
+        }
+        await checkDowngrades(paths, trusted.manifest, options.allowDowngrade === true, ignoreProgress);
+        // The first write under the cache: only now that the signature and policy passed.
+        await mkdirTracked(paths.stateDir, created);
+        lock = await acquireLock(paths, 'import');
+        cleaned = await recoverAndClean(paths);
+        for (const line of cleaned) onProgress({ type: 'note', message: line });
+        downgrades = await checkDowngrades(
+          paths,
+          trusted.manifest,
+          options.allowDowngrade === true,
+          onProgress,
+        );
+        stage = join(paths.stagingDir, generationName(clock(), trusted.manifest.bundleId));
+        await mkdirTracked(stage, created);
+      },
+      openEntry: async (file, role) => {
+        if (stage === undefined) throw new Error('internal: content before the bundle was trusted');
+        switch (role.kind) {
+          case 'layer': {
+            const key = keyOf(role.component);
+            const dest = role.component.kind === 'checks' ? join(stage, key, 'content') : join(stage, key);
+            const unpacker = new LayerUnpacker(`${role.component.kind} layer`, file.size, dest);
+            unpackers.set(key, unpacker);
+            return unpacker;
+          }
+          case 'vex-manifest': {
+            const dir = join(stage, ...keyOf(role.component).split('/'));
+            await mkdir(dir, { recursive: true });
+            return new FileSink(join(dir, 'vex-repository.json'));
+          }
+          case 'vex-archive': {
+            const dir = join(stage, 'archives');
+            await mkdir(dir, { recursive: true });
+            const path = join(dir, `${role.component.name}.${role.component.archiveType}`);
+            vexArchives.set(role.component.name, path);
+            return new FileSink(path);
+          }
+          default:
+            return undefined;
+        }
+      },
+    });
+    if (stage === undefined) throw new Error('internal: no staging directory');
+    const manifest = verified.manifest;
+    await options.stepHook?.('verified');
+
+    // Every digest is verified: finish the component directories in staging.
+    const installedAt = clock();
+    for (const component of manifest.components) {
+      const key = keyOf(component);
+      const dir = join(stage, ...key.split('/'));
+      if (component.kind === 'vex') {
+        const archive = vexArchives.get(component.name);
+        if (archive === undefined) throw new Error(`internal: no archive staged for ${key}`);
+        await extractVexArchive(
+          archive,
+          component.archiveType,
+          component.subdir,
+          join(dir, component.specVersion),
+        );
+        await writeFile(
+          join(dir, 'cache.json'),
+          renderVexCacheJson({
+            updatedAt: installedAt,
+            etags: component.etag === undefined ? {} : { [component.location]: component.etag },
+          }),
+        );
+        continue;
+      }
+      const unpacker = unpackers.get(key);
+      if (unpacker === undefined) throw new Error(`internal: no layer staged for ${key}`);
+      const upstream = checkLayerContent(component, await unpacker.result());
+      if (upstream !== undefined) {
+        await writeFile(join(dir, 'metadata.json'), renderDbMetadata(upstream, installedAt));
+      } else {
+        await writeFile(
+          join(dir, 'metadata.json'),
+          renderPolicyMetadata({
+            digest: component.manifest.digest,
+            downloadedAt: installedAt,
+            version: checksMajorVersion(component.version),
+          }),
+        );
+      }
+    }
+    await rm(join(stage, 'archives'), { recursive: true, force: true });
+    await fsyncTree(stage);
+    await options.stepHook?.('staged');
+
+    // Move the finished directories into generations (still invisible to Trivy).
+    const state = await readState(paths);
+    const components: Record<ComponentKey, ComponentState> = { ...state.components };
+    const links: LinkSwitch[] = [];
+    const installed: InstalledComponent[] = [];
+    for (const component of manifest.components) {
+      const key = keyOf(component);
+      const generation = generationName(installedAt, manifest.bundleId);
+      const generationPath = generationPathOf(paths, key, generation);
+      await mkdirTracked(dirname(generationPath), created);
+      await rename(join(stage, ...key.split('/')), generationPath);
+      moved.push(generationPath);
+      await fsyncDir(dirname(generationPath));
+      const record: GenerationRecord = {
+        generation,
+        target: linkTargetOf(paths, key, generation),
+        bundleId: manifest.bundleId,
+        manifestDigest: verified.manifestDigest,
+        keyId: verified.signature?.keyId ?? null,
+        installedAt: installedAt.toISOString(),
+        ...describeComponent(component),
+      };
+      const { previous, migrateTo } = await previousOf(paths, state.components[key], key, installedAt);
+      components[key] = {
+        key,
+        kind: component.kind,
+        ...(component.kind === 'vex' ? { name: component.name } : {}),
+        current: record,
+        ...(previous === undefined ? {} : { previous }),
+      };
+      links.push({ key, target: record.target, ...(migrateTo === undefined ? {} : { migrateTo }) });
+      installed.push({
+        key,
+        kind: component.kind,
+        ...(component.kind === 'vex' ? { name: component.name } : {}),
+        path: join(paths.cacheDir, linkPathOf(key)),
+        generation,
+        ...(record.updatedAt === undefined ? {} : { updatedAt: record.updatedAt }),
+        ...(record.version === undefined ? {} : { version: record.version }),
+        ...(record.digest === undefined ? {} : { digest: record.digest }),
+        ...(previous === undefined ? {} : { previous }),
+        downgrade: downgrades.has(key),
+      });
+    }
+    await options.stepHook?.('generations ready');
+
+    const vexComponents = manifest.components.filter((c): c is VexComponent => c.kind === 'vex');
+    const journal: Journal = {
+      version: 1,
+      operation: 'import',
+      startedAt: installedAt.toISOString(),
+      links,
+      state: {
+        version: 1,
+        updatedAt: installedAt.toISOString(),
+        lastBundleId: manifest.bundleId,
+        components,
+      },
+      ...(vexConfigPath === undefined || vexComponents.length === 0
+        ? {}
+        : {
+            repositoryYaml: {
+              path: vexConfigPath,
+              imported: vexComponents.map((c) => ({ name: c.name, url: c.url })),
+            },
+          }),
+    };
+    await commitJournal(paths, journal);
+    committed = true;
+    await options.stepHook?.('journal committed');
+    await applyJournal(paths, journal, options.stepHook);
+    await rm(stage, { recursive: true, force: true });
+    stage = undefined;
+    cleaned = [...cleaned, ...(await recoverAndClean(paths))];
+    for (const component of installed) {
+      onProgress({ type: 'task-done', task: component.key, summary: summaryOf(component) });
+    }
+    return {
+      bundleId: manifest.bundleId,
+      manifestDigest: verified.manifestDigest,
+      signature: verified.signature,
+      warnings: verified.warnings,
+      cacheDir: paths.cacheDir,
+      ...(vexConfigPath === undefined ? {} : { vexConfigPath }),
+      installed,
+      cleaned,
+      checks: verified.checks,
+    };
+  } catch (error) {
+    if (!committed) {
+      for (const path of moved) await rm(path, { recursive: true, force: true });
+    }
+    throw error;
+  } finally {
+    if (stage !== undefined) await rm(stage, { recursive: true, force: true });
+    await lock?.release();
+    if (!committed) await removeIfEmpty(created);
+  }
+}
+
+function summaryOf(component: InstalledComponent): string {
+  const parts = [`installed ${component.generation}`];
+  if (component.version !== undefined) parts.push(`version ${component.version}`);
+  if (component.updatedAt !== undefined) parts.push(`built ${component.updatedAt}`);
+  if (component.digest !== undefined) parts.push(component.digest.slice(0, 19));
+  if (component.downgrade) parts.push('DOWNGRADE');
+  return parts.join(', ');
+}
+
+/** What the new generation replaces: our previous record, or a directory/link made by others. */
+async function previousOf(
+  paths: CachePaths,
+  recorded: ComponentState | undefined,
+  key: ComponentKey,
+  now: Date,
+): Promise<{ previous?: GenerationRecord; migrateTo?: string }> {
+  const linkPath = join(paths.cacheDir, linkPathOf(key));
+  const info = await lstat(linkPath).catch(() => undefined);
+  if (info === undefined) return recorded === undefined ? {} : { previous: recorded.current };
+  if (info.isDirectory()) {
+    // Made by Trivy or by hand: keep it as a generation so rollback can bring it back.
+    const generation = generationName(now, 'preexisting');
+    const probed = await probeLiveDirectory(paths, key);
+    return {
+      previous: {
+        generation,
+        target: linkTargetOf(paths, key, generation),
+        bundleId: null,
+        keyId: null,
+        installedAt: info.mtime.toISOString(),
+        ...(probed?.updatedAt === undefined ? {} : { updatedAt: probed.updatedAt }),
+      },
+      migrateTo: generationPathOf(paths, key, generation),
+    };
+  }
+  if (info.isSymbolicLink()) {
+    const target = await readlink(linkPath);
+    if (recorded !== undefined && recorded.current.target === target) return { previous: recorded.current };
+    return {
+      previous: {
+        generation: null,
+        target,
+        bundleId: null,
+        keyId: null,
+        installedAt: info.mtime.toISOString(),
+      },
+    };
+  }
+  throw new ImporterError(
+    'CACHE_STATE_INVALID',
+    `${linkPath} is neither a directory nor a link; it was left alone`,
+    {
+      path: linkPath,
+      hint: `move ${linkPath} away and import again`,
+    },
+  );
+}

@@ -1,0 +1,112 @@
+import {
+  acquireLock,
+  applyJournal,
+  cachePaths,
+  commitJournal,
+  linkPathOf,
+  readState,
+  recoverAndClean,
+  type ComponentKey,
+  type ComponentState,
+  type GenerationRecord,
+  type Journal,
+  type StepHook,
+} from './cache.js';
+import { ImporterError } from './errors.js';
+import { join } from 'node:path';
+import { lstat } from 'node:fs/promises';
+
+export interface RollbackOptions {
+  readonly cacheDir: string;
+  /** Only these components (`db`, `java-db`, `policy` or `checks`, `vex/<name>`); default all that can. */
+  readonly components?: readonly string[];
+  readonly clock?: () => Date;
+  readonly stepHook?: StepHook;
+}
+
+export interface RolledBackComponent {
+  readonly key: ComponentKey;
+  readonly path: string;
+  /** What is installed now. */
+  readonly restored: GenerationRecord;
+  /** What was installed before (kept as the previous generation: a second rollback undoes this one). */
+  readonly replaced: GenerationRecord;
+}
+
+export interface RollbackResult {
+  readonly cacheDir: string;
+  readonly rolledBack: readonly RolledBackComponent[];
+  readonly cleaned: readonly string[];
+}
+
+function normalizeKey(key: string): ComponentKey {
+  return key === 'checks' ? 'policy' : key;
+}
+
+/**
+ * Restores the previous generation of components, atomically per component, through the same
+ * journal as an import. The generation it replaces becomes the previous one, so running rollback
+ * again goes forward again.
+ */
+export async function rollback(options: RollbackOptions): Promise<RollbackResult> {
+  const paths = cachePaths(options.cacheDir);
+  const clock = options.clock ?? (() => new Date());
+  const info = await lstat(paths.stateFile).catch(() => undefined);
+  if (info === undefined) {
+    throw new ImporterError('NOTHING_TO_ROLL_BACK', `nothing was imported into ${paths.cacheDir} yet`, {
+      hint: 'rollback restores what an import replaced; check --cache-dir',
+    });
+  }
+  const lock = await acquireLock(paths, 'rollback');
+  try {
+    const cleaned = await recoverAndClean(paths);
+    const state = await readState(paths);
+    const wanted = options.components?.map(normalizeKey);
+    for (const key of wanted ?? []) {
+      if (state.components[key] === undefined) {
+        throw new ImporterError('NOTHING_TO_ROLL_BACK', `${key} was never imported into ${paths.cacheDir}`, {
+          hint: `installed: ${Object.keys(state.components).join(', ') || 'nothing'}`,
+        });
+      }
+    }
+    const chosen = Object.values(state.components).filter(
+      (component): component is ComponentState & { previous: GenerationRecord } =>
+        (wanted === undefined || wanted.includes(component.key)) && component.previous !== undefined,
+    );
+    if (chosen.length === 0) {
+      throw new ImporterError(
+        'NOTHING_TO_ROLL_BACK',
+        'no component has a previous generation to go back to',
+        {
+          hint: 'rollback needs an earlier import (or a pre-existing cache) that a later import replaced',
+        },
+      );
+    }
+    const components: Record<ComponentKey, ComponentState> = { ...state.components };
+    for (const component of chosen) {
+      components[component.key] = { ...component, current: component.previous, previous: component.current };
+    }
+    const now = clock().toISOString();
+    const journal: Journal = {
+      version: 1,
+      operation: 'rollback',
+      startedAt: now,
+      links: chosen.map((component) => ({ key: component.key, target: component.previous.target })),
+      state: { ...state, updatedAt: now, components },
+    };
+    await commitJournal(paths, journal);
+    await applyJournal(paths, journal, options.stepHook);
+    return {
+      cacheDir: paths.cacheDir,
+      rolledBack: chosen.map((component) => ({
+        key: component.key,
+        path: join(paths.cacheDir, linkPathOf(component.key)),
+        restored: component.previous,
+        replaced: component.current,
+      })),
+      cleaned: [...cleaned, ...(await recoverAndClean(paths))],
+    };
+  } finally {
+    await lock.release();
+  }
+}
