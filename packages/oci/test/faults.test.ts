@@ -1,0 +1,484 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { digestOfBytes } from '@trivy-airgap/format';
+import {
+  inSequence,
+  neverAnswer,
+  redirectTo,
+  registryError,
+  respond,
+  serveBlob,
+  startRouteServer,
+  type Route,
+  type RouteServer,
+} from '@trivy-airgap/test-utils';
+import { OciError, RegistryClient, type Descriptor, type OciEvent, type RetryOptions } from '../src/index.js';
+
+/**
+ * What a real registry will not do on demand, from a loopback server that fails the test on any
+ * request it does not expect.
+ */
+
+const work = await mkdtemp(join(tmpdir(), 'airgap-oci-faults-'));
+const servers: RouteServer[] = [];
+const clients: RegistryClient[] = [];
+after(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  // close() fails when a server saw a request no route expected.
+  await Promise.all(servers.map((s) => s.close()));
+  await rm(work, { recursive: true, force: true });
+});
+
+const BLOB = Buffer.alloc(300_000);
+for (let i = 0; i < BLOB.length; i++) BLOB[i] = (i * 31 + (i >> 8)) & 0xff;
+const BLOB_DESCRIPTOR: Descriptor = {
+  mediaType: 'application/vnd.aquasec.trivy.db.layer.v1.tar+gzip',
+  digest: digestOfBytes(BLOB),
+  size: BLOB.length,
+};
+const BLOB_PATH = `/v2/aquasec/trivy-db/blobs/${BLOB_DESCRIPTOR.digest}`;
+const MANIFEST_PATH = '/v2/aquasec/trivy-db/manifests/2';
+
+async function server(routes: Route[]): Promise<RouteServer> {
+  const started = await startRouteServer(routes);
+  servers.push(started);
+  return started;
+}
+
+function client(
+  host: RouteServer,
+  options: { events?: OciEvent[]; retry?: RetryOptions; idleTimeoutMs?: number; username?: string } = {},
+): RegistryClient {
+  const created = new RegistryClient({
+    transport: {
+      userAgent: 'trivy-airgap-test/0.0.0',
+      plainHttp: true,
+      env: {},
+      idleTimeoutMs: options.idleTimeoutMs,
+      retry: options.retry ?? { maxAttempts: 3, baseDelayMs: 5, maxDelayMs: 50 },
+    },
+    credentials: { useDockerConfig: false, env: {}, username: options.username, password: 'secret-password' },
+    onEvent: (event) => options.events?.push(event),
+  });
+  clients.push(created);
+  return created;
+}
+
+const ref = (s: RouteServer): string => `${s.host}/aquasec/trivy-db:2`;
+let fileCounter = 0;
+const destination = (): string => join(work, `blob-${++fileCounter}`);
+
+async function expectOciError(promise: Promise<unknown>, code: OciError['code']): Promise<OciError> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof OciError, `expected OciError ${code}, got ${String(error)}`);
+    assert.equal(error.code, code, `expected ${code}, got ${error.code}: ${error.message}`);
+    return error;
+  }
+  assert.fail(`expected OciError ${code}, but it succeeded`);
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+describe('blob integrity while streaming', () => {
+  it('a body that ends early is SIZE_MISMATCH with expected/found, and the partial file is removed', async () => {
+    const s = await server([
+      { name: 'blob', path: BLOB_PATH, handle: serveBlob(BLOB, { truncateAt: 1000 }) },
+    ]);
+    const dest = destination();
+    const error = await expectOciError(
+      client(s).downloadBlob(ref(s), BLOB_DESCRIPTOR, dest),
+      'SIZE_MISMATCH',
+    );
+    assert.equal(error.expected, `${BLOB.length} bytes`);
+    assert.equal(error.found, '1000 bytes');
+    assert.equal(error.side, 'source');
+    assert.equal(await exists(dest), false);
+  });
+
+  it('right size, wrong bytes is DIGEST_MISMATCH naming both digests', async () => {
+    const corrupt = (bytes: Buffer): Buffer => {
+      const copy = Buffer.from(bytes);
+      copy[1234] = copy[1234]! ^ 0xff;
+      return copy;
+    };
+    const s = await server([{ name: 'blob', path: BLOB_PATH, handle: serveBlob(BLOB, { corrupt }) }]);
+    const dest = destination();
+    const error = await expectOciError(
+      client(s).downloadBlob(ref(s), BLOB_DESCRIPTOR, dest),
+      'DIGEST_MISMATCH',
+    );
+    assert.equal(error.expected, BLOB_DESCRIPTOR.digest);
+    assert.equal(error.found, digestOfBytes(corrupt(BLOB)));
+    assert.equal(await exists(dest), false);
+  });
+
+  it('a Content-Length larger than the blob is refused before reading; a smaller one is a short read', async () => {
+    const s = await server([
+      {
+        name: 'blob',
+        path: BLOB_PATH,
+        handle: inSequence(
+          serveBlob(BLOB, { contentLength: BLOB.length + 10 }),
+          serveBlob(BLOB, { contentLength: BLOB.length - 10 }),
+        ),
+      },
+    ]);
+    await expectOciError(client(s).downloadBlob(ref(s), BLOB_DESCRIPTOR, destination()), 'SIZE_MISMATCH');
+    await expectOciError(client(s).downloadBlob(ref(s), BLOB_DESCRIPTOR, destination()), 'SIZE_MISMATCH');
+  });
+
+  it('trailing bytes after the declared size are an error, not ignored', async () => {
+    const longer = Buffer.concat([BLOB, Buffer.from('trailing')]);
+    const s = await server([
+      {
+        name: 'blob',
+        path: BLOB_PATH,
+        // Chunked (no Content-Length), so only counting the bytes can catch it.
+        handle: (_req, res) => {
+          res.writeHead(200, { 'content-type': 'application/octet-stream' });
+          res.end(longer);
+        },
+      },
+    ]);
+    const error = await expectOciError(
+      client(s).downloadBlob(ref(s), BLOB_DESCRIPTOR, destination()),
+      'SIZE_MISMATCH',
+    );
+    assert.match(error.found ?? '', /^at least/);
+  });
+
+  it('openBlob fails the stream instead of ending it when the bytes are wrong', async () => {
+    const s = await server([
+      { name: 'blob', path: BLOB_PATH, handle: serveBlob(BLOB, { truncateAt: 5000 }) },
+    ]);
+    const stream = await client(s).openBlob(ref(s), BLOB_DESCRIPTOR);
+    await expectOciError(
+      (async () => {
+        stream.resume();
+        await new Promise((resolve, reject) => stream.on('end', resolve).on('error', reject));
+      })(),
+      'SIZE_MISMATCH',
+    );
+  });
+});
+
+describe('resume', () => {
+  it('a download cut by a connection reset resumes with a Range request and still verifies', async () => {
+    const s = await server([
+      {
+        name: 'blob',
+        path: BLOB_PATH,
+        handle: inSequence(serveBlob(BLOB, { resetAfter: 100_000 }), serveBlob(BLOB)),
+      },
+    ]);
+    const events: OciEvent[] = [];
+    const seen: Buffer[] = [];
+    const dest = destination();
+    const result = await client(s, { events }).downloadBlob(ref(s), BLOB_DESCRIPTOR, dest, {
+      onData: (chunk) => seen.push(chunk),
+    });
+    assert.equal(result.digest, BLOB_DESCRIPTOR.digest);
+    assert.deepEqual(await readFile(dest), BLOB);
+    assert.deepEqual(Buffer.concat(seen), BLOB, 'onData saw every byte exactly once, in order');
+    const requests = s.requestsFor('blob');
+    assert.equal(requests.length, 2);
+    assert.equal(requests[0]!.headers.range, undefined);
+    assert.match(requests[1]!.headers.range ?? '', /^bytes=[1-9]\d*-$/);
+    assert.ok(events.some((e) => e.type === 'retry'));
+  });
+
+  it('continues from a partial file left by an earlier run, replaying its bytes to onData', async () => {
+    const s = await server([{ name: 'blob', path: BLOB_PATH, handle: serveBlob(BLOB) }]);
+    const dest = destination();
+    await writeFile(dest, BLOB.subarray(0, 123_456));
+    const seen: Buffer[] = [];
+    const result = await client(s).downloadBlob(ref(s), BLOB_DESCRIPTOR, dest, {
+      onData: (c) => seen.push(c),
+    });
+    assert.equal(result.resumedFrom, 123_456);
+    assert.deepEqual(Buffer.concat(seen), BLOB);
+    assert.deepEqual(await readFile(dest), BLOB);
+    assert.equal(s.requestsFor('blob')[0]!.headers.range, 'bytes=123456-');
+  });
+
+  it('a server that ignores Range is handled by skipping what is already on disk', async () => {
+    const s = await server([
+      { name: 'blob', path: BLOB_PATH, handle: serveBlob(BLOB, { honourRange: false }) },
+    ]);
+    const dest = destination();
+    await writeFile(dest, BLOB.subarray(0, 70_000));
+    const events: OciEvent[] = [];
+    const seen: Buffer[] = [];
+    await client(s, { events }).downloadBlob(ref(s), BLOB_DESCRIPTOR, dest, { onData: (c) => seen.push(c) });
+    assert.deepEqual(await readFile(dest), BLOB);
+    assert.deepEqual(Buffer.concat(seen), BLOB);
+    assert.ok(events.some((e) => e.type === 'range-ignored'));
+  });
+
+  it('a corrupt partial file fails verification and is removed, so the next run starts clean', async () => {
+    const s = await server([{ name: 'blob', path: BLOB_PATH, handle: serveBlob(BLOB) }]);
+    const dest = destination();
+    await writeFile(dest, Buffer.alloc(1000, 7));
+    await expectOciError(client(s).downloadBlob(ref(s), BLOB_DESCRIPTOR, dest), 'DIGEST_MISMATCH');
+    assert.equal(await exists(dest), false);
+    await client(s).downloadBlob(ref(s), BLOB_DESCRIPTOR, dest);
+    assert.deepEqual(await readFile(dest), BLOB);
+  });
+});
+
+describe('retries and classification', () => {
+  it('429 with Retry-After is retried after the time the server asked for', async () => {
+    const s = await server([
+      {
+        name: 'manifest',
+        path: MANIFEST_PATH,
+        handle: inSequence(
+          registryError(429, 'TOOMANYREQUESTS', 'slow down', { 'retry-after': '1' }),
+          manifestHandler(),
+        ),
+      },
+    ]);
+    const events: OciEvent[] = [];
+    const started = Date.now();
+    await client(s, { events, retry: { maxAttempts: 3, baseDelayMs: 5, maxDelayMs: 5000 } }).getManifest(
+      ref(s),
+    );
+    assert.ok(Date.now() - started >= 950, 'waited for Retry-After');
+    assert.equal(s.hits('manifest'), 2);
+    const retry = events.find((e) => e.type === 'retry');
+    assert.equal(retry?.type === 'retry' ? retry.delayMs : undefined, 1000);
+  });
+
+  it('a Retry-After beyond the budget is not waited for: TOO_MANY_REQUESTS, temporary', async () => {
+    const s = await server([
+      {
+        name: 'manifest',
+        path: MANIFEST_PATH,
+        handle: registryError(429, 'TOOMANYREQUESTS', 'x', { 'retry-after': '3600' }),
+      },
+    ]);
+    const error = await expectOciError(client(s).getManifest(ref(s)), 'TOO_MANY_REQUESTS');
+    assert.equal(error.temporary, true);
+    assert.equal(s.hits('manifest'), 1);
+  });
+
+  it('503 then success is retried transparently', async () => {
+    const s = await server([
+      {
+        name: 'manifest',
+        path: MANIFEST_PATH,
+        handle: inSequence(registryError(503, 'UNAVAILABLE'), manifestHandler()),
+      },
+    ]);
+    await client(s).getManifest(ref(s));
+    assert.equal(s.hits('manifest'), 2);
+  });
+
+  it('a registry that stays 503 gives up after maxAttempts with a temporary UNAVAILABLE', async () => {
+    const s = await server([
+      { name: 'manifest', path: MANIFEST_PATH, handle: registryError(503, 'UNAVAILABLE') },
+    ]);
+    const error = await expectOciError(
+      client(s, { retry: { maxAttempts: 3, baseDelayMs: 1 } }).getManifest(ref(s)),
+      'UNAVAILABLE',
+    );
+    assert.equal(error.temporary, true);
+    assert.deepEqual(error.registryCodes, ['UNAVAILABLE']);
+    assert.equal(s.hits('manifest'), 3);
+  });
+
+  it('classifies like Trivy: 404/MANIFEST_UNKNOWN and 401 permanent; registry code UNKNOWN temporary', async () => {
+    const s = await server([
+      {
+        name: 'manifest',
+        path: MANIFEST_PATH,
+        handle: inSequence(
+          registryError(404, 'MANIFEST_UNKNOWN'),
+          respond(
+            401,
+            { 'content-type': 'application/json' },
+            { errors: [{ code: 'UNAUTHORIZED', message: 'no' }] },
+          ),
+          registryError(400, 'UNKNOWN', 'something odd'),
+        ),
+      },
+    ]);
+    const c = client(s, { retry: { maxAttempts: 1 } });
+    assert.equal((await expectOciError(c.getManifest(ref(s)), 'MANIFEST_UNKNOWN')).temporary, false);
+    assert.equal((await expectOciError(c.getManifest(ref(s)), 'UNAUTHORIZED')).temporary, false);
+    assert.equal((await expectOciError(c.getManifest(ref(s)), 'UNEXPECTED_STATUS')).temporary, true);
+  });
+
+  it('a server that never answers times out (bounded), retried maxAttempts times', async () => {
+    const s = await server([{ name: 'manifest', path: MANIFEST_PATH, handle: neverAnswer() }]);
+    const started = Date.now();
+    await expectOciError(
+      client(s, { idleTimeoutMs: 150, retry: { maxAttempts: 2, baseDelayMs: 1 } }).getManifest(ref(s)),
+      'TIMEOUT',
+    );
+    assert.equal(s.hits('manifest'), 2);
+    assert.ok(Date.now() - started < 5000);
+  });
+
+  it('a closed port is a NETWORK error after retries', async () => {
+    const s = await server([]);
+    await s.close();
+    servers.splice(servers.indexOf(s), 1);
+    const c = client(s, { retry: { maxAttempts: 2, baseDelayMs: 1 } });
+    const error = await expectOciError(c.getManifest(ref(s)), 'NETWORK');
+    assert.equal(error.temporary, false);
+  });
+});
+
+describe('manifests', () => {
+  it('sends the OCI + Docker Accept set and our User-Agent', async () => {
+    const s = await server([{ name: 'manifest', path: MANIFEST_PATH, handle: manifestHandler() }]);
+    await client(s).getManifest(ref(s));
+    const request = s.requestsFor('manifest')[0]!;
+    for (const type of [
+      'application/vnd.oci.image.manifest.v1+json',
+      'application/vnd.oci.image.index.v1+json',
+      'application/vnd.docker.distribution.manifest.v2+json',
+      'application/vnd.docker.distribution.manifest.list.v2+json',
+    ]) {
+      assert.ok(request.headers.accept?.includes(type), type);
+    }
+    assert.equal(request.headers['user-agent'], 'trivy-airgap-test/0.0.0');
+  });
+
+  it('refuses a manifest over 4 MiB, announced or not', async () => {
+    const big = Buffer.alloc(4 * 1024 * 1024 + 1, 0x20);
+    const s = await server([
+      {
+        name: 'manifest',
+        path: MANIFEST_PATH,
+        handle: inSequence(
+          (_req, res) => {
+            res.writeHead(200, { 'content-length': String(big.length) }).end(big);
+          },
+          (_req, res) => {
+            res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' });
+            res.end(big);
+          },
+        ),
+      },
+    ]);
+    await expectOciError(client(s).getManifest(ref(s)), 'MANIFEST_TOO_LARGE');
+    await expectOciError(client(s).getManifest(ref(s)), 'MANIFEST_TOO_LARGE');
+  });
+
+  it('verifies the digest of a manifest pulled by digest', async () => {
+    const wanted = digestOfBytes('the manifest we asked for');
+    const s = await server([
+      { name: 'manifest', path: `/v2/aquasec/trivy-db/manifests/${wanted}`, handle: manifestHandler() },
+    ]);
+    const error = await expectOciError(
+      client(s).getManifest(`${s.host}/aquasec/trivy-db@${wanted}`),
+      'DIGEST_MISMATCH',
+    );
+    assert.equal(error.expected, wanted);
+  });
+
+  it('follows an index to its single image manifest only when asked', async () => {
+    const manifest = Buffer.from(MANIFEST_JSON);
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        manifests: [
+          {
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            digest: digestOfBytes(manifest),
+            size: manifest.length,
+            platform: { os: 'linux', architecture: 'amd64' },
+          },
+        ],
+      }),
+    );
+    const s = await server([
+      {
+        name: 'index',
+        path: MANIFEST_PATH,
+        handle: respond(200, { 'content-type': 'application/vnd.oci.image.index.v1+json' }, index.toString()),
+      },
+      {
+        name: 'child',
+        path: `/v2/aquasec/trivy-db/manifests/${digestOfBytes(manifest)}`,
+        handle: manifestHandler(),
+      },
+    ]);
+    const c = client(s);
+    assert.equal((await c.getManifest(ref(s))).mediaType, 'application/vnd.oci.image.index.v1+json');
+    const followed = await c.getManifest(ref(s), { followIndex: true });
+    assert.equal(followed.digest, digestOfBytes(manifest));
+    const byPlatform = await c.getManifest(ref(s), { followIndex: { os: 'linux', architecture: 'amd64' } });
+    assert.equal(byPlatform.digest, digestOfBytes(manifest));
+    await expectOciError(
+      c.getManifest(ref(s), { followIndex: { os: 'linux', architecture: 'arm64' } }),
+      'NO_MATCHING_MANIFEST',
+    );
+  });
+});
+
+describe('redirects', () => {
+  it('follows a blob redirect to another origin without forwarding Authorization', async () => {
+    const storage = await server([{ name: 'storage-blob', path: '/storage/blob', handle: serveBlob(BLOB) }]);
+    const registry = await server([
+      {
+        name: 'ping-401',
+        path: BLOB_PATH,
+        maxHits: 1,
+        handle: respond(401, { 'www-authenticate': 'Basic realm="test"' }),
+      },
+      {
+        name: 'blob-redirect',
+        path: BLOB_PATH,
+        handle: (req, res, context) => {
+          if (req.headers.authorization === undefined) {
+            res.writeHead(401, { 'www-authenticate': 'Basic realm="test"' }).end();
+            return;
+          }
+          void redirectTo(`${storage.origin}/storage/blob?X-Amz-Signature=secret-signature`)(
+            req,
+            res,
+            context,
+          );
+        },
+      },
+    ]);
+    const events: OciEvent[] = [];
+    const dest = destination();
+    await client(registry, { events, username: 'reader' }).downloadBlob(ref(registry), BLOB_DESCRIPTOR, dest);
+    assert.deepEqual(await readFile(dest), BLOB);
+    assert.match(registry.requestsFor('blob-redirect')[0]!.headers.authorization ?? '', /^Basic /);
+    const atStorage = storage.requestsFor('storage-blob');
+    assert.equal(atStorage.length, 1);
+    assert.equal(atStorage[0]!.headers.authorization, undefined);
+    const redirect = events.find((e) => e.type === 'redirect');
+    assert.ok(
+      redirect !== undefined && !JSON.stringify(redirect).includes('secret-signature'),
+      'events carry no query',
+    );
+  });
+});
+
+const MANIFEST_JSON = JSON.stringify({
+  schemaVersion: 2,
+  mediaType: 'application/vnd.oci.image.manifest.v1+json',
+  config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: digestOfBytes('{}'), size: 2 },
+  layers: [BLOB_DESCRIPTOR],
+});
+
+function manifestHandler(): Route['handle'] {
+  return respond(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, MANIFEST_JSON);
+}
