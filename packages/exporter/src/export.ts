@@ -216,7 +216,8 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
     const repositoriesFor: Record<OciComponentKind, readonly string[]> = {
       db: nonEmpty(options.dbRepositories) ?? sources.db,
       'java-db': nonEmpty(options.javaDbRepositories) ?? sources['java-db'],
-      checks: options.checksBundleRepository === undefined ? sources.checks : [options.checksBundleRepository],
+      checks:
+        options.checksBundleRepository === undefined ? sources.checks : [options.checksBundleRepository],
     };
     const fetched: FetchedOciComponent[] = [];
     const summaries: ExportedComponent[] = [];
@@ -231,7 +232,10 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
       if (options.verifyMirrors === true) {
         const mirrors =
           kind === 'checks' && options.checksBundleRepository === undefined
-            ? [...repositories, ...repositories.map((r) => r.replace(/^mirror\.gcr\.io\/aquasec\//, 'ghcr.io/aquasecurity/'))]
+            ? [
+                ...repositories,
+                ...repositories.map((r) => r.replace(/^mirror\.gcr\.io\/aquasec\//, 'ghcr.io/aquasecurity/')),
+              ]
             : repositories;
         confirmedBy = await verifyWithMirrors(ociContext, kind, result.component, [...new Set(mirrors)]);
       }
@@ -273,7 +277,10 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
     }
 
     const entries = bundleEntries(fetched, vexFetched);
-    const components: Component[] = [...fetched.map((f) => f.component), ...vexFetched.map((v) => v.component)];
+    const components: Component[] = [
+      ...fetched.map((f) => f.component),
+      ...vexFetched.map((v) => v.component),
+    ];
     const createdText = created.toISOString();
     const manifest = {
       mediaType: MANIFEST_MEDIA_TYPE,

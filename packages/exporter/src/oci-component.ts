@@ -304,7 +304,8 @@ async function storeDbLayer(
         fields = parseDbMetadata(cached, `${kind} metadata.json (work dir cache)`);
       } else {
         const extractor = new DbMetadataExtractor(kind);
-        for await (const chunk of context.layout.openBlob(layer) as AsyncIterable<Buffer>) extractor.write(chunk);
+        for await (const chunk of context.layout.openBlob(layer) as AsyncIterable<Buffer>)
+          extractor.write(chunk);
         const found = await extractor.finish();
         await writeCache(context.metadataDir, cachePath, found.bytes);
         fields = found.metadata;
@@ -385,7 +386,9 @@ export async function verifyWithMirrors(
       `${COMPONENT_LABELS[kind]}: no second registry confirmed layer ${component.layer.digest}${
         problems.length > 0 ? ` (${problems.join('; ')})` : ''
       }`,
-      { hint: `--verify-mirrors needs at least two reachable repositories (${ARTIFACTS[kind].repositoryFlag})` },
+      {
+        hint: `--verify-mirrors needs at least two reachable repositories (${ARTIFACTS[kind].repositoryFlag})`,
+      },
     );
   }
   return confirmedBy;

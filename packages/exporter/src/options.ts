@@ -154,7 +154,10 @@ export function creationTime(env: NodeJS.ProcessEnv, now: Date): { created: Date
   const epoch = env.SOURCE_DATE_EPOCH;
   if (epoch === undefined || epoch === '') return { created: now, reproducible: false };
   if (!/^\d+$/.test(epoch)) {
-    throw new ExporterError('INVALID_OPTION', `SOURCE_DATE_EPOCH must be whole seconds, got ${JSON.stringify(epoch)}`);
+    throw new ExporterError(
+      'INVALID_OPTION',
+      `SOURCE_DATE_EPOCH must be whole seconds, got ${JSON.stringify(epoch)}`,
+    );
   }
   return { created: new Date(Number(epoch) * 1000), reproducible: true };
 }

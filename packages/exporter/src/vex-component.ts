@@ -89,7 +89,9 @@ async function fetchRepository(
   let request: ReturnType<typeof vexManifestRequest>;
   try {
     request = vexManifestRequest(spec.url, {
-      ...(env.GITHUB_API_URL === undefined || env.GITHUB_API_URL === '' ? {} : { githubApiUrl: env.GITHUB_API_URL }),
+      ...(env.GITHUB_API_URL === undefined || env.GITHUB_API_URL === ''
+        ? {}
+        : { githubApiUrl: env.GITHUB_API_URL }),
     });
   } catch (cause) {
     throw new ExporterError('INVALID_OPTION', `VEX repository ${spec.name}: ${message(cause)}`, { cause });
@@ -160,7 +162,10 @@ async function fetchRepository(
 }
 
 interface DownloadedArchive {
-  readonly component: Omit<VexComponent, 'name' | 'url' | 'repositoryManifest' | 'manifestPath' | 'archivePath'>;
+  readonly component: Omit<
+    VexComponent,
+    'name' | 'url' | 'repositoryManifest' | 'manifestPath' | 'archivePath'
+  >;
   readonly file: string;
   readonly digest: Digest;
   readonly size: number;
@@ -186,7 +191,10 @@ async function downloadArchive(
   const total = Number.isSafeInteger(declared) ? declared : undefined;
   if (total !== undefined && total > MAX_VEX_ARCHIVE_BYTES) {
     await response.discard();
-    throw new ExporterError('VEX_ARCHIVE_FAILED', `the archive is larger than ${MAX_VEX_ARCHIVE_BYTES} bytes`);
+    throw new ExporterError(
+      'VEX_ARCHIVE_FAILED',
+      `the archive is larger than ${MAX_VEX_ARCHIVE_BYTES} bytes`,
+    );
   }
   context.onProgress({ type: 'task-progress', task, done: 0, ...(total === undefined ? {} : { total }) });
   const hasher = new DigestHasher();
@@ -198,10 +206,18 @@ async function downloadArchive(
       hasher.update(chunk);
       if (hasher.size > MAX_VEX_ARCHIVE_BYTES) {
         response.body.destroy();
-        throw new ExporterError('VEX_ARCHIVE_FAILED', `the archive is larger than ${MAX_VEX_ARCHIVE_BYTES} bytes`);
+        throw new ExporterError(
+          'VEX_ARCHIVE_FAILED',
+          `the archive is larger than ${MAX_VEX_ARCHIVE_BYTES} bytes`,
+        );
       }
       await handle.write(chunk);
-      context.onProgress({ type: 'task-progress', task, done: hasher.size, ...(total === undefined ? {} : { total }) });
+      context.onProgress({
+        type: 'task-progress',
+        task,
+        done: hasher.size,
+        ...(total === undefined ? {} : { total }),
+      });
     }
     await handle.sync();
     await handle.close();
