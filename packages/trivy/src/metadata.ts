@@ -196,7 +196,7 @@ export class DbMetadataExtractor {
 /** Convenience: reads a whole layer stream (file, blob store) and returns its metadata. */
 export async function readDbLayerMetadata(
   kind: DbKind,
-  source: AsyncIterable<Uint8Array>,
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   options: { maxMetadataBytes?: number } = {},
 ): Promise<DbLayerMetadata> {
   const extractor = new DbMetadataExtractor(kind, options);

@@ -1,0 +1,313 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import {
+  makeTar,
+  makeTarGz,
+  makeZip,
+  vexRepositoryArchive,
+  type ArchiveEntry,
+} from '@trivy-airgap/test-utils';
+import { checkVexArchive, extractVexArchive, type VexArchiveType } from '../src/index.js';
+import { rejectsWithCode } from './helpers.js';
+
+const root = mkdtempSync(join(tmpdir(), 'trivy-vex-archive-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+let counter = 0;
+
+/** A fresh sandbox: the archive file and an empty dest parent, so escapes are visible as extra files. */
+function sandbox(archive: Buffer, type: VexArchiveType): { archivePath: string; box: string; dest: string } {
+  counter += 1;
+  const box = join(root, `case-${counter}`);
+  mkdirSync(join(box, 'repo'), { recursive: true });
+  const archivePath = join(box, type === 'zip' ? 'archive.zip' : 'archive.tar.gz');
+  writeFileSync(archivePath, archive);
+  return { archivePath, box, dest: join(box, 'repo', '0.1') };
+}
+
+function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (current: string): void => {
+    for (const entry of readdirSync(current, { withFileTypes: true })) {
+      const path = join(current, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else out.push(relative(dir, path).split('\\').join('/'));
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
+
+const INDEX = JSON.stringify({
+  updated_at: '2026-11-25T01:00:00Z',
+  packages: [{ id: 'pkg:golang/a', location: 'pkg/a.openvex.json' }],
+});
+const DOC = '{"statements":[]}';
+
+/** A minimal valid repository under `top/` plus the hostile entries. */
+function withRepo(top: string, hostile: ArchiveEntry[]): ArchiveEntry[] {
+  return [
+    { name: `${top}/index.json`, body: INDEX },
+    { name: `${top}/pkg/a.openvex.json`, body: DOC },
+    ...hostile,
+  ];
+}
+
+describe('checkVexArchive / extractVexArchive: well-formed repositories (trivy-facts: 0.1/ with the subdir stripped)', () => {
+  for (const type of ['tar.gz', 'zip'] as const) {
+    it(`${type} with a vexhub-main/ top folder and //vexhub-main: check, then extract exactly the subdir's files`, async () => {
+      const fixture = vexRepositoryArchive({ type, topDir: 'vexhub-main' });
+      const { archivePath, box, dest } = sandbox(fixture.archive, type);
+      const checked = await checkVexArchive(archivePath, type, 'vexhub-main');
+      assert.equal(checked.index.packages.length, 3);
+      assert.deepEqual(checked.files, [...fixture.files.keys()].sort());
+      const extracted = await extractVexArchive(archivePath, type, 'vexhub-main', dest, { fsync: true });
+      assert.deepEqual(extracted.files, checked.files);
+      assert.deepEqual(listFiles(dest), [...fixture.files.keys()].sort());
+      for (const [path, bytes] of fixture.files) assert.deepEqual(readFileSync(join(dest, path)), bytes);
+      // Nothing else appeared next to 0.1/.
+      assert.deepEqual(
+        listFiles(join(box, 'repo')),
+        listFiles(dest).map((path) => `0.1/${path}`),
+      );
+      assert.ok(extracted.files.includes('.github/workflows/update.yaml'), 'dotfiles are copied too');
+    });
+  }
+
+  it('zip without a top folder and no subdir (trivy-facts: self-hosted main.zip)', async () => {
+    const fixture = vexRepositoryArchive({ type: 'zip', topDir: '' });
+    const { archivePath, dest } = sandbox(fixture.archive, 'zip');
+    const summary = await extractVexArchive(archivePath, 'zip', '', dest);
+    assert.equal(summary.index.updatedAt, '2026-11-25T01:00:00Z');
+    assert.deepEqual(listFiles(dest), [...fixture.files.keys()].sort());
+  });
+
+  it('ignores owner and mode bits: setuid/world-writable entries land as 0644 files', async () => {
+    const archive = makeTarGz(withRepo('top', [{ name: 'top/tool.sh', body: '#!/bin/sh\n', mode: 0o4777 }]));
+    const { archivePath, dest } = sandbox(archive, 'tar.gz');
+    await extractVexArchive(archivePath, 'tar.gz', 'top', dest);
+    assert.equal(statSync(join(dest, 'tool.sh')).mode & 0o7777, 0o644 & ~process.umask());
+  });
+
+  it('entries outside the subdir are not extracted', async () => {
+    const archive = makeTarGz(withRepo('top', [{ name: 'other/secret.txt', body: 'x' }]));
+    const { archivePath, box, dest } = sandbox(archive, 'tar.gz');
+    await extractVexArchive(archivePath, 'tar.gz', 'top', dest);
+    assert.deepEqual(listFiles(join(box, 'repo')), ['0.1/index.json', '0.1/pkg/a.openvex.json']);
+  });
+
+  it('VEX_ARCHIVE_INVALID when the subdir is wrong (index.json one level too deep)', async () => {
+    const fixture = vexRepositoryArchive({ type: 'zip', topDir: 'vexhub-main' });
+    const { archivePath, dest } = sandbox(fixture.archive, 'zip');
+    await rejectsWithCode(() => checkVexArchive(archivePath, 'zip', ''), 'VEX_ARCHIVE_INVALID');
+    await rejectsWithCode(() => checkVexArchive(archivePath, 'zip', 'main'), 'VEX_ARCHIVE_INVALID');
+    await rejectsWithCode(() => extractVexArchive(archivePath, 'zip', '', dest), 'VEX_ARCHIVE_INVALID');
+  });
+
+  it('VEX_ARCHIVE_INVALID when index.json lists a document that is not in the subdir', async () => {
+    const archive = makeTarGz([
+      { name: 'top/index.json', body: INDEX },
+      { name: 'elsewhere/pkg/a.openvex.json', body: DOC },
+    ]);
+    const { archivePath } = sandbox(archive, 'tar.gz');
+    const error = await rejectsWithCode(
+      () => checkVexArchive(archivePath, 'tar.gz', 'top'),
+      'VEX_ARCHIVE_INVALID',
+    );
+    assert.match(error.message, /pkg\/a\.openvex\.json/);
+  });
+
+  it('VEX_ARCHIVE_INVALID for bytes that are not an archive of the given type', async () => {
+    const fixture = vexRepositoryArchive({ type: 'zip' });
+    const { archivePath } = sandbox(fixture.archive, 'zip');
+    await rejectsWithCode(() => checkVexArchive(archivePath, 'tar.gz', 'vexhub-main'), 'VEX_ARCHIVE_INVALID');
+    const tgz = sandbox(vexRepositoryArchive({ type: 'tar.gz' }).archive, 'tar.gz');
+    await rejectsWithCode(
+      () => checkVexArchive(tgz.archivePath, 'zip', 'vexhub-main'),
+      'VEX_ARCHIVE_INVALID',
+    );
+  });
+
+  it('VEX_ARCHIVE_INVALID for a truncated tar.gz', async () => {
+    const archive = vexRepositoryArchive({ type: 'tar.gz' }).archive;
+    const { archivePath } = sandbox(archive.subarray(0, Math.floor(archive.length / 2)), 'tar.gz');
+    await rejectsWithCode(() => checkVexArchive(archivePath, 'tar.gz', 'vexhub-main'), 'VEX_ARCHIVE_INVALID');
+  });
+
+  it('refuses to extract into a directory that is not empty', async () => {
+    const { archivePath, dest } = sandbox(vexRepositoryArchive({ type: 'tar.gz' }).archive, 'tar.gz');
+    mkdirSync(dest, { recursive: true });
+    writeFileSync(join(dest, 'old.json'), '{}');
+    await rejectsWithCode(
+      () => extractVexArchive(archivePath, 'tar.gz', 'vexhub-main', dest),
+      'VEX_ARCHIVE_UNSAFE',
+    );
+  });
+});
+
+describe('hostile VEX archives are refused and nothing escapes (security regressions)', () => {
+  const tarCases: [string, ArchiveEntry[]][] = [
+    ['tar slip: ../ out of the archive', withRepo('top', [{ name: '../evil.json', body: 'x' }])],
+    ['tar slip: ../ out of the subdir', withRepo('top', [{ name: 'top/../../evil.json', body: 'x' }])],
+    [
+      'tar slip: ../ hidden in the middle',
+      withRepo('top', [{ name: 'top/pkg/../../../evil.json', body: 'x' }]),
+    ],
+    ['absolute path', withRepo('top', [{ name: '/tmp/trivy-airgap-evil.json', body: 'x' }])],
+    ['symlink to /etc', withRepo('top', [{ name: 'top/etc', type: 'symlink', linkname: '/etc' }])],
+    [
+      'symlink outside the subdir',
+      withRepo('top', [{ name: 'other/link', type: 'symlink', linkname: '../..' }]),
+    ],
+    [
+      'hardlink to /etc/passwd',
+      withRepo('top', [{ name: 'top/passwd', type: 'hardlink', linkname: '/etc/passwd' }]),
+    ],
+    [
+      'an entry escaping via a symlinked dir',
+      withRepo('top', [
+        { name: 'top/sub', type: 'symlink', linkname: '../../..' },
+        { name: 'top/sub/evil.json', body: 'x' },
+      ]),
+    ],
+    ['character device', withRepo('top', [{ name: 'top/null', type: 'chardev' }])],
+    ['fifo', withRepo('top', [{ name: 'top/pipe', type: 'fifo' }])],
+    ['backslash path', withRepo('top', [{ name: 'top\\..\\..\\evil.json', body: 'x' }])],
+    [
+      'duplicate entry (later one would overwrite)',
+      withRepo('top', [{ name: 'top/index.json', body: '{}' }]),
+    ],
+    ['a file where a directory was', withRepo('top', [{ name: 'top/pkg', body: 'x' }])],
+  ];
+  for (const [what, entries] of tarCases) {
+    it(`tar.gz: ${what} → VEX_ARCHIVE_UNSAFE`, async () => {
+      const { archivePath, box, dest } = sandbox(makeTarGz(entries), 'tar.gz');
+      await rejectsWithCode(() => checkVexArchive(archivePath, 'tar.gz', 'top'), 'VEX_ARCHIVE_UNSAFE');
+      await rejectsWithCode(
+        () => extractVexArchive(archivePath, 'tar.gz', 'top', dest),
+        'VEX_ARCHIVE_UNSAFE',
+      );
+      const escaped = listFiles(box).filter(
+        (path) => !path.startsWith('repo/0.1/') && path !== 'archive.tar.gz',
+      );
+      assert.deepEqual(escaped, []);
+    });
+  }
+
+  const zipCases: [string, ArchiveEntry[]][] = [
+    ['zip slip: ../../', withRepo('top', [{ name: '../../evil.json', body: 'x' }])],
+    ['zip slip: inside the subdir', withRepo('top', [{ name: 'top/../../evil.json', body: 'x' }])],
+    ['absolute path', withRepo('top', [{ name: '/tmp/trivy-airgap-evil.json', body: 'x' }])],
+    ['backslash traversal', withRepo('top', [{ name: 'top\\..\\..\\evil.json', body: 'x' }])],
+    ['drive letter', withRepo('top', [{ name: 'C:/evil.json', body: 'x' }])],
+    ['symlink entry', withRepo('top', [{ name: 'top/link', type: 'symlink', linkname: '/etc/passwd' }])],
+    [
+      'an entry escaping via a symlinked dir',
+      withRepo('top', [
+        { name: 'top/sub', type: 'symlink', linkname: '../../..' },
+        { name: 'top/sub/evil.json', body: 'x' },
+      ]),
+    ],
+    ['duplicate entry', withRepo('top', [{ name: 'top/pkg/a.openvex.json', body: '{}' }])],
+  ];
+  for (const [what, entries] of zipCases) {
+    it(`zip: ${what} → VEX_ARCHIVE_UNSAFE`, async () => {
+      const { archivePath, box, dest } = sandbox(makeZip(entries), 'zip');
+      await rejectsWithCode(() => checkVexArchive(archivePath, 'zip', 'top'), 'VEX_ARCHIVE_UNSAFE');
+      await rejectsWithCode(() => extractVexArchive(archivePath, 'zip', 'top', dest), 'VEX_ARCHIVE_UNSAFE');
+      const escaped = listFiles(box).filter(
+        (path) => !path.startsWith('repo/0.1/') && path !== 'archive.zip',
+      );
+      assert.deepEqual(escaped, []);
+    });
+  }
+
+  it('gzip bomb: a highly compressed file beyond maxTotalBytes → VEX_ARCHIVE_TOO_LARGE', async () => {
+    const archive = makeTarGz(
+      withRepo('top', [{ name: 'top/bomb.json', body: Buffer.alloc(8 * 1024 * 1024) }]),
+      9,
+    );
+    assert.ok(archive.length < 64 * 1024, 'the bomb is small on disk');
+    const { archivePath, dest } = sandbox(archive, 'tar.gz');
+    const limits = { maxTotalBytes: 1024 * 1024 };
+    await rejectsWithCode(
+      () => checkVexArchive(archivePath, 'tar.gz', 'top', limits),
+      'VEX_ARCHIVE_TOO_LARGE',
+    );
+    await rejectsWithCode(
+      () => extractVexArchive(archivePath, 'tar.gz', 'top', dest, limits),
+      'VEX_ARCHIVE_TOO_LARGE',
+    );
+    assert.ok(!listFiles(dest).includes('bomb.json'), 'the bomb was never written');
+  });
+
+  it('gzip bomb: a decompressed stream of padding beyond maxTotalBytes → VEX_ARCHIVE_TOO_LARGE', async () => {
+    // Valid tar followed by megabytes of zero blocks: no file is large, the stream is.
+    const tar = Buffer.concat([makeTar(withRepo('top', [])), Buffer.alloc(4 * 1024 * 1024)]);
+    const { archivePath } = sandbox(gzipSync(tar, { level: 9 }), 'tar.gz');
+    await rejectsWithCode(
+      () => checkVexArchive(archivePath, 'tar.gz', 'top', { maxTotalBytes: 1024 * 1024 }),
+      'VEX_ARCHIVE_TOO_LARGE',
+    );
+  });
+
+  it('one file beyond maxFileBytes → VEX_ARCHIVE_TOO_LARGE', async () => {
+    const archive = makeZip(withRepo('top', [{ name: 'top/big.json', body: Buffer.alloc(300_000) }]));
+    const { archivePath } = sandbox(archive, 'zip');
+    await rejectsWithCode(
+      () => checkVexArchive(archivePath, 'zip', 'top', { maxFileBytes: 100_000 }),
+      'VEX_ARCHIVE_TOO_LARGE',
+    );
+  });
+
+  for (const type of ['tar.gz', 'zip'] as const) {
+    it(`${type}: too many entries → VEX_ARCHIVE_TOO_LARGE`, async () => {
+      const many = Array.from({ length: 60 }, (_, i) => ({ name: `top/pkg/f${i}.json`, body: '{}' }));
+      const entries = withRepo('top', many);
+      const { archivePath } = sandbox(type === 'zip' ? makeZip(entries) : makeTarGz(entries), type);
+      await rejectsWithCode(
+        () => checkVexArchive(archivePath, type, 'top', { maxEntries: 50 }),
+        'VEX_ARCHIVE_TOO_LARGE',
+      );
+    });
+  }
+
+  it('zip bomb: an entry holding more bytes than its declared size → VEX_ARCHIVE_TOO_LARGE', async () => {
+    const zip = makeZip(withRepo('top', [{ name: 'top/liar.json', body: Buffer.alloc(50_000, 0x41) }]));
+    // Rewrite the declared uncompressed size of the last entry in the central directory to 10 bytes.
+    let central = -1;
+    for (let i = zip.length - 22; i >= 0; i--) {
+      if (zip.readUInt32LE(i) === 0x02014b50) {
+        central = i;
+        break;
+      }
+    }
+    assert.ok(central > 0);
+    zip.writeUInt32LE(10, central + 24);
+    const { archivePath } = sandbox(zip, 'zip');
+    await rejectsWithCode(() => checkVexArchive(archivePath, 'zip', 'top'), 'VEX_ARCHIVE_TOO_LARGE');
+  });
+
+  it('zip: a damaged entry fails its CRC-32 → VEX_ARCHIVE_INVALID', async () => {
+    const zip = makeZip(withRepo('top', []));
+    const at = zip.indexOf(Buffer.from(DOC));
+    zip[at + 2] = 0x78;
+    const { archivePath } = sandbox(zip, 'zip');
+    await rejectsWithCode(() => checkVexArchive(archivePath, 'zip', 'top'), 'VEX_ARCHIVE_INVALID');
+  });
+
+  it('tar: a header that lies about its size is refused', async () => {
+    const archive = makeTarGz(
+      withRepo('top', [{ name: 'top/liar.json', body: 'x'.repeat(2000), headerSize: 10_000 }]),
+    );
+    const { archivePath } = sandbox(archive, 'tar.gz');
+    const error = await rejectsWithCode(
+      () => checkVexArchive(archivePath, 'tar.gz', 'top'),
+      'VEX_ARCHIVE_INVALID',
+    );
+    assert.ok(error instanceof Error);
+  });
+});
