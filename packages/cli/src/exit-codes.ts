@@ -42,6 +42,7 @@ const VERIFICATION_CODES = new Set<string>([
 const USAGE_CODES = new Set<string>(['USAGE']);
 
 export function exitCodeFor(error: unknown): number {
+  if (error instanceof ReportedFailure) return error.exitCode;
   if (error instanceof AirgapError) {
     const code = (error as AirgapError).code;
     if (USAGE_CODES.has(code)) return EXIT_USAGE;
@@ -54,5 +55,18 @@ export function exitCodeFor(error: unknown): number {
 export class UsageError extends AirgapError<'USAGE'> {
   constructor(message: string, hint?: string) {
     super('USAGE', message, hint === undefined ? {} : { hint });
+  }
+}
+
+/**
+ * Thrown by a command that already printed its full result but must still exit non-zero
+ * (e.g. `status --max-age` on stale content): run() reports nothing more.
+ */
+export class ReportedFailure extends AirgapError<'REPORTED_FAILURE'> {
+  constructor(
+    readonly exitCode: number,
+    message: string,
+  ) {
+    super('REPORTED_FAILURE', message);
   }
 }

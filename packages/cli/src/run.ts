@@ -1,8 +1,13 @@
 import { AirgapError } from '@trivy-airgap/format';
 import yargs from 'yargs';
+import { importCommand } from './commands/import.js';
+import { inspectCommand } from './commands/inspect.js';
 import { keygenCommand } from './commands/keygen.js';
+import { rollbackCommand } from './commands/rollback.js';
+import { statusCommand } from './commands/status.js';
+import { verifyCommand } from './commands/verify.js';
 import type { CommandContext } from './context.js';
-import { EXIT_OK, UsageError, exitCodeFor } from './exit-codes.js';
+import { EXIT_OK, ReportedFailure, UsageError, exitCodeFor } from './exit-codes.js';
 import { Output, type CliIo } from './output.js';
 import { TOOL_NAME, toolVersion } from './version.js';
 
@@ -30,6 +35,11 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress or notes' })
     .option('debug', { type: 'boolean', default: false, describe: 'show stacks and causes of errors' })
     .command(keygenCommand(context))
+    .command(verifyCommand(context))
+    .command(inspectCommand(context))
+    .command(importCommand(context))
+    .command(statusCommand(context))
+    .command(rollbackCommand(context))
     .demandCommand(1, 'Name a command (see --help).')
     .recommendCommands()
     .showHelpOnFail(false)
@@ -46,7 +56,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     await parser.parseAsync();
     return EXIT_OK;
   } catch (error) {
-    reportError(out, error);
+    if (!(error instanceof ReportedFailure)) reportError(out, error);
     return exitCodeFor(error);
   }
 }

@@ -1,0 +1,137 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { importBundle } from '@trivy-airgap/importer';
+import { offlineTrivyFlags, shellQuote, trivyConfigYaml } from '@trivy-airgap/trivy';
+import type { Argv } from 'yargs';
+import type { CommandContext } from '../context.js';
+import { ProgressRenderer } from '../progress.js';
+import {
+  age,
+  bundleOptions,
+  bundlePath,
+  resolveCache,
+  resolveVexConfig,
+  trustOptions,
+  type BundleArgs,
+} from './verify.js';
+
+interface ImportArgs extends BundleArgs {
+  'cache-dir': string | undefined;
+  'vex-config': string | undefined;
+  'allow-downgrade': boolean;
+  'write-trivy-config': string | undefined;
+}
+
+export function importCommand(context: CommandContext) {
+  return {
+    command: 'import <bundle>',
+    describe: "Verify a bundle and install it into Trivy's cache, atomically per component",
+    builder: (yargs: Argv) =>
+      bundleOptions(yargs)
+        .option('cache-dir', {
+          type: 'string',
+          describe:
+            "Trivy's cache dir (default: $TRIVY_CACHE_DIR, else Trivy's default, e.g. ~/.cache/trivy)",
+        })
+        .option('vex-config', {
+          type: 'string',
+          describe:
+            "Trivy's VEX repository.yaml (default: $XDG_DATA_HOME/.trivy/vex/repository.yaml or ~/.trivy/…)",
+        })
+        .option('allow-downgrade', {
+          type: 'boolean',
+          default: false,
+          describe: 'install content older than what is installed',
+        })
+        .option('write-trivy-config', {
+          type: 'string',
+          describe: 'also write the offline settings as a trivy.yaml (trivy --config FILE)',
+        })
+        .example('$0 import trivy-bundle.tgz --trust signing.pub', "into Trivy's default cache")
+        .example(
+          'cat trivy-bundle.tgz.part-* | $0 import - --trust signing.pub --cache-dir /srv/trivy',
+          'from a pipe',
+        )
+        .example(
+          '$0 import old.tgz --trust signing.pub --allow-downgrade',
+          'install an older bundle on purpose',
+        ),
+    handler: async (args: ImportArgs) => {
+      const cache = resolveCache(context, args['cache-dir']);
+      const vexConfigPath = resolveVexConfig(context, args['vex-config']);
+      const progress = new ProgressRenderer(context.out);
+      let result;
+      try {
+        result = await importBundle({
+          bundle: bundlePath(context, args.bundle),
+          stdin: process.stdin,
+          ...trustOptions(context, args.trust),
+          allowUnsigned: args['allow-unsigned'],
+          allowExpired: args['allow-expired'],
+          allowDowngrade: args['allow-downgrade'],
+          cacheDir: cache.path,
+          vexConfigPath,
+          onProgress: progress.listener,
+        });
+      } finally {
+        progress.stop();
+      }
+      const flagsInput = {
+        cacheDir: result.cacheDir,
+        defaultCacheDir: cache.defaultPath,
+        components: result.installed.map((component) => component.kind),
+      };
+      const flags = offlineTrivyFlags(flagsInput);
+      let trivyConfig: string | undefined;
+      if (args['write-trivy-config'] !== undefined) {
+        trivyConfig = resolve(context.io.cwd, args['write-trivy-config']);
+        await mkdir(dirname(trivyConfig), { recursive: true });
+        await writeFile(trivyConfig, trivyConfigYaml(flagsInput));
+      }
+      const signer =
+        result.signature === null
+          ? 'NOT VERIFIED (--allow-unsigned)'
+          : `key ${result.signature.keyId.slice(0, 16)}… (${result.signature.source})`;
+      context.out.result(
+        {
+          ok: true,
+          bundleId: result.bundleId,
+          manifestDigest: result.manifestDigest,
+          signer: result.signature,
+          warnings: result.warnings,
+          cacheDir: result.cacheDir,
+          vexConfigPath: result.vexConfigPath ?? null,
+          installed: result.installed,
+          cleaned: result.cleaned,
+          trivyFlags: flags,
+          trivyConfig: trivyConfig ?? null,
+        },
+        [
+          `imported bundle ${result.bundleId} (signed by ${signer}) into ${result.cacheDir}`,
+          ...result.installed.map(
+            (component) =>
+              `  ${component.key.padEnd(14)} ${[
+                component.version,
+                component.updatedAt === undefined
+                  ? undefined
+                  : `built ${component.updatedAt} (${age(component.updatedAt)})`,
+                component.digest?.slice(0, 19),
+                component.downgrade ? 'DOWNGRADE' : undefined,
+              ]
+                .filter((part) => part !== undefined)
+                .join('  ')}`,
+          ),
+          ...(result.vexConfigPath === undefined
+            ? []
+            : [`VEX repositories enabled in ${result.vexConfigPath}`]),
+          '',
+          'Run Trivy offline with:',
+          `  trivy image ${shellQuote(flags)} IMAGE`,
+          ...(trivyConfig === undefined
+            ? []
+            : [`or: trivy image --config ${shellQuote([trivyConfig])} IMAGE`]),
+        ],
+      );
+    },
+  };
+}

@@ -1,0 +1,72 @@
+import { inspectBundle } from '@trivy-airgap/importer';
+import type { Argv } from 'yargs';
+import type { CommandContext } from '../context.js';
+import { age, bundlePath, formatBytes, trustOptions } from './verify.js';
+
+interface InspectArgs {
+  bundle: string;
+  trust: string[] | undefined;
+}
+
+const SIGNATURE_TEXT: Record<string, string> = {
+  verified: 'verified',
+  untrusted: 'signer not among the trusted keys',
+  invalid: 'DOES NOT MATCH (the manifest was changed)',
+  unsigned: 'UNSIGNED',
+  'not-checked': 'not checked (no trusted key configured)',
+};
+
+export function inspectCommand(context: CommandContext) {
+  return {
+    command: 'inspect <bundle>',
+    describe: 'Show what a bundle holds (components, sources, digests, ages, expiry, signer); no key needed',
+    builder: (yargs: Argv) =>
+      yargs
+        .positional('bundle', {
+          type: 'string',
+          demandOption: true,
+          describe: 'the bundle (.tgz), its first split part, or - for standard input',
+        })
+        .option('trust', {
+          type: 'string',
+          array: true,
+          describe: 'public keys to report the signature status against (optional)',
+        })
+        .example('$0 inspect trivy-bundle.tgz', 'what is inside and how old it is')
+        .example('$0 inspect trivy-bundle.tgz --json | jq .components', 'as JSON'),
+    handler: async (args: InspectArgs) => {
+      const result = await inspectBundle({
+        bundle: bundlePath(context, args.bundle),
+        stdin: process.stdin,
+        ...trustOptions(context, args.trust),
+      });
+      const summary: Record<string, unknown> = { ...result };
+      delete summary.manifest;
+      context.out.result(summary, [
+        `bundle      ${result.bundleId}${result.size === undefined ? '' : ` (${formatBytes(result.size)})`}`,
+        `created     ${result.created} by ${result.tool.name} ${result.tool.version}`,
+        `expires     ${result.expires}${result.expired ? '  EXPIRED' : ''}`,
+        `signer      ${result.signer === null ? 'none' : `${result.signer.algorithm} key ${result.signer.keyId}`}`,
+        `signature   ${SIGNATURE_TEXT[result.signature] ?? result.signature}${result.verifiedBy === undefined ? '' : ` by ${result.verifiedBy}`}`,
+        `for Trivy   ${result.trivyVersions}`,
+        `content     ${result.fileCount} files, ${formatBytes(result.contentBytes)}`,
+        '',
+        ...result.components.flatMap((component) => [
+          `${component.kind}${component.name === undefined ? '' : ` ${component.name}`}`,
+          `  source      ${component.source}${component.servedBy === component.source ? '' : ` (served by ${component.servedBy})`}`,
+          ...(component.manifestDigest === undefined ? [] : [`  manifest    ${component.manifestDigest}`]),
+          ...(component.layerDigest === undefined
+            ? []
+            : [`  layer       ${component.layerDigest} (${formatBytes(component.size ?? 0)})`]),
+          ...(component.location === undefined ? [] : [`  location    ${component.location}`]),
+          ...(component.version === undefined ? [] : [`  version     ${component.version}`]),
+          ...(component.updatedAt === undefined
+            ? []
+            : [`  updated     ${component.updatedAt} (${age(component.updatedAt)})`]),
+        ]),
+        '',
+        'inspect reads only the manifest: run `trivy-airgap verify` to check the content.',
+      ]);
+    },
+  };
+}

@@ -1,0 +1,137 @@
+import { homedir, tmpdir } from 'node:os';
+import { resolve } from 'node:path';
+import { defaultTrustDirs, verifyBundle, type TrustOptions } from '@trivy-airgap/importer';
+import { resolveCacheDirDetailed, resolveVexConfigPath, type ResolvedCacheDir } from '@trivy-airgap/trivy';
+import type { Argv } from 'yargs';
+import type { CommandContext } from '../context.js';
+import { ProgressRenderer, formatBytes, formatDuration } from '../progress.js';
+
+/** Options shared by the commands that read a bundle. */
+export interface BundleArgs {
+  bundle: string;
+  trust: string[] | undefined;
+  'allow-unsigned': boolean;
+  'allow-expired': boolean;
+}
+
+export function bundleOptions<T>(yargs: Argv<T>) {
+  return yargs
+    .positional('bundle', {
+      type: 'string',
+      demandOption: true,
+      describe: 'the bundle (.tgz), its first split part, or - for standard input',
+    })
+    .option('trust', {
+      type: 'string',
+      array: true,
+      describe:
+        'a trusted public key (repeatable); $XDG_CONFIG_HOME/trivy-airgap/trusted-keys/*.pub and /etc/trivy-airgap/trusted-keys/*.pub are trusted too',
+    })
+    .option('allow-unsigned', {
+      type: 'boolean',
+      default: false,
+      describe: 'accept an unsigned bundle or an untrusted signer (warns loudly)',
+    })
+    .option('allow-expired', {
+      type: 'boolean',
+      default: false,
+      describe: 'accept a bundle past its expiry',
+    });
+}
+
+export function trustOptions(context: CommandContext, trust: readonly string[] | undefined): TrustOptions {
+  return {
+    trustFiles: (trust ?? []).map((file) => resolve(context.io.cwd, file)),
+    trustDirs: defaultTrustDirs(context.io.env),
+  };
+}
+
+export function bundlePath(context: CommandContext, bundle: string): string {
+  // yargs hands a lone `-` over as an empty string; an empty path names no bundle anyway.
+  return bundle === '-' || bundle === '' ? '-' : resolve(context.io.cwd, bundle);
+}
+
+export function home(context: CommandContext): string {
+  return context.io.env.HOME ?? homedir();
+}
+
+/** Trivy's cache dir: --cache-dir, then TRIVY_CACHE_DIR, then the OS default (as Trivy resolves it). */
+export function resolveCache(context: CommandContext, flag: string | undefined): ResolvedCacheDir {
+  const resolved = resolveCacheDirDetailed({
+    ...(flag === undefined ? {} : { flag: resolve(context.io.cwd, flag) }),
+    env: context.io.env,
+    platform: process.platform,
+    homedir: home(context),
+    tmpdir: tmpdir(),
+  });
+  return { ...resolved, path: resolve(context.io.cwd, resolved.path) };
+}
+
+export function resolveVexConfig(context: CommandContext, flag: string | undefined): string {
+  return resolveVexConfigPath({
+    ...(flag === undefined ? {} : { flag: resolve(context.io.cwd, flag) }),
+    env: context.io.env,
+    homedir: home(context),
+  });
+}
+
+export function age(updatedAt: string | undefined, now = Date.now()): string {
+  if (updatedAt === undefined) return '';
+  return `${formatDuration(now - Date.parse(updatedAt))} old`;
+}
+
+export { formatBytes };
+
+export function verifyCommand(context: CommandContext) {
+  return {
+    command: 'verify <bundle>',
+    describe: 'Check a bundle completely (signature, every size and digest, layer contents); writes nothing',
+    builder: (yargs: Argv) =>
+      bundleOptions(yargs)
+        .example('$0 verify trivy-bundle.tgz --trust signing.pub', 'verify before carrying it further')
+        .example(
+          '$0 verify trivy-bundle.tgz.part-000 --trust signing.pub --json',
+          'split parts; every check as JSON',
+        ),
+    handler: async (args: BundleArgs) => {
+      const progress = new ProgressRenderer(context.out);
+      try {
+        const result = await verifyBundle({
+          bundle: bundlePath(context, args.bundle),
+          stdin: process.stdin,
+          ...trustOptions(context, args.trust),
+          allowUnsigned: args['allow-unsigned'],
+          allowExpired: args['allow-expired'],
+          onProgress: progress.listener,
+        });
+        const signer =
+          result.signature === null
+            ? 'NOT VERIFIED (accepted by --allow-unsigned)'
+            : `${result.signature.algorithm} key ${result.signature.keyId} (${result.signature.source})`;
+        context.out.result(
+          {
+            ok: true,
+            bundleId: result.bundleId,
+            manifestDigest: result.manifestDigest,
+            signer: result.signature,
+            warnings: result.warnings,
+            bytesRead: result.bytesRead,
+            checks: result.checks,
+          },
+          [
+            `bundle ${result.bundleId} verified: ${result.checks.length} checks passed`,
+            `signed by   ${signer}`,
+            `created     ${result.manifest.created}, expires ${result.manifest.expires}`,
+            ...result.manifest.components.map((component) =>
+              component.kind === 'vex'
+                ? `vex         ${component.name} (${component.url}) ${age(component.updatedAt)}`
+                : `${component.kind.padEnd(11)} ${component.servedBy} ${component.manifest.digest.slice(0, 19)} ${age(component.metadata?.UpdatedAt)}`,
+            ),
+          ],
+        );
+      } finally {
+        progress.stop();
+      }
+    },
+  };
+}
