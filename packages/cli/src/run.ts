@@ -1,5 +1,6 @@
 import { AirgapError } from '@trivy-airgap/format';
 import yargs from 'yargs';
+import { exportCommand } from './commands/export.js';
 import { importCommand } from './commands/import.js';
 import { inspectCommand } from './commands/inspect.js';
 import { keygenCommand } from './commands/keygen.js';
@@ -35,6 +36,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress or notes' })
     .option('debug', { type: 'boolean', default: false, describe: 'show stacks and causes of errors' })
     .command(keygenCommand(context))
+    .command(exportCommand(context))
     .command(verifyCommand(context))
     .command(inspectCommand(context))
     .command(importCommand(context))

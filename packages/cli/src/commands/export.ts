@@ -1,0 +1,327 @@
+import { readFile } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
+import {
+  exportBundle,
+  ExporterError,
+  parseDuration,
+  parseSize,
+  parseVexRepositorySpecs,
+  type ExportComponentKind,
+  type ExportResult,
+} from '@trivy-airgap/exporter';
+import { AirgapError, loadSigningKey, type SigningKey } from '@trivy-airgap/format';
+import type { Argv } from 'yargs';
+import type { CommandContext } from '../context.js';
+import { UsageError } from '../exit-codes.js';
+import { readPassphrase } from '../passphrase.js';
+import { ProgressRenderer, formatBytes } from '../progress.js';
+
+interface ExportArgs {
+  all: boolean;
+  db: boolean;
+  'java-db': boolean;
+  checks: boolean;
+  vex: boolean;
+  output: string;
+  key: string | undefined;
+  unsigned: boolean;
+  'passphrase-file': string | undefined;
+  'db-repository': string[] | undefined;
+  'java-db-repository': string[] | undefined;
+  'checks-bundle-repository': string | undefined;
+  'vex-repository': string[] | undefined;
+  'trivy-version': string | undefined;
+  split: string | undefined;
+  expires: string;
+  force: boolean;
+  'work-dir': string | undefined;
+  username: string | undefined;
+  password: string | undefined;
+  'registry-token': string | undefined;
+  'ca-cert': string | undefined;
+  insecure: boolean;
+  'plain-http': boolean;
+  'verify-mirrors': boolean;
+}
+
+const REGISTRY_GROUP = 'Registry access:';
+const SOURCE_GROUP = 'Sources (default: what the targeted Trivy release uses):';
+
+/** Option values the exporter refuses (a bad size, duration or name) are usage errors (exit 2). */
+function usageFrom(error: unknown): unknown {
+  if (error instanceof ExporterError && error.code === 'INVALID_OPTION') {
+    return new UsageError(error.message, error.hint);
+  }
+  return error;
+}
+
+function asUsage<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    throw usageFrom(error);
+  }
+}
+
+async function readSigningKey(args: ExportArgs, context: CommandContext): Promise<SigningKey | null> {
+  if (args.unsigned) return null;
+  if (args.key === undefined) {
+    throw new UsageError(
+      'a bundle must be signed: pass --key signing.key, or --unsigned to export without a signature',
+      'create a key pair with `trivy-airgap keygen`',
+    );
+  }
+  const path = resolve(context.io.cwd, args.key);
+  let pem: string;
+  try {
+    pem = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new AirgapError('KEY_FILE', `cannot read the signing key ${path}`, {
+      cause: error,
+      hint: 'check the --key path (trivy-airgap keygen writes signing.key)',
+    });
+  }
+  const passphrase =
+    args['passphrase-file'] !== undefined
+      ? await readPassphrase(resolve(context.io.cwd, args['passphrase-file']))
+      : context.io.env.TRIVY_AIRGAP_PASSPHRASE;
+  return loadSigningKey(pem, { source: path, ...(passphrase === undefined ? {} : { passphrase }) });
+}
+
+function selectedComponents(args: ExportArgs): ExportComponentKind[] {
+  if (args.all) return ['db', 'java-db', 'checks', 'vex'];
+  const kinds: ExportComponentKind[] = [];
+  if (args.db) kinds.push('db');
+  if (args['java-db']) kinds.push('java-db');
+  if (args.checks) kinds.push('checks');
+  if (args.vex) kinds.push('vex');
+  if (kinds.length === 0) {
+    throw new UsageError('nothing to export', 'pass --all, or any of --db --java-db --checks --vex');
+  }
+  return kinds;
+}
+
+function shortDigest(digest: string): string {
+  return digest.slice(0, 'sha256:'.length + 12);
+}
+
+function age(updatedAt: string | undefined, now: number): string {
+  if (updatedAt === undefined) return '';
+  const hours = (now - Date.parse(updatedAt)) / 3_600_000;
+  if (!Number.isFinite(hours)) return '';
+  return hours < 48
+    ? `, built ${Math.max(0, Math.round(hours))} h ago`
+    : `, built ${Math.round(hours / 24)} d ago`;
+}
+
+function jsonSummary(result: ExportResult) {
+  const { bundle, manifest } = result;
+  return {
+    bundle: {
+      path: bundle.path,
+      size: bundle.size,
+      sha256: bundle.digest,
+      parts: bundle.files.length > 1 || bundle.files[0]?.path !== bundle.path ? bundle.files : [],
+      checksumFile: bundle.checksumPath,
+      checksumSignature: bundle.checksumSignaturePath,
+    },
+    manifest: {
+      bundleId: manifest.bundleId,
+      created: manifest.created,
+      expires: manifest.expires,
+      signer: manifest.signer,
+      trivyVersions: manifest.trivyVersions,
+      digest: bundle.manifestDigest,
+      files: manifest.files.length,
+    },
+    components: result.components,
+    workDir: result.workDir,
+  };
+}
+
+function humanSummary(result: ExportResult): string[] {
+  const now = Date.now();
+  const lines = result.components.map((component) => {
+    const name = component.kind === 'vex' ? `vex/${component.name ?? ''}` : component.kind;
+    const version = component.version === undefined ? '' : `, version ${component.version}`;
+    return `${name.padEnd(12)} ${formatBytes(component.size).padStart(9)}  ${shortDigest(component.layerDigest ?? component.digest)}  from ${component.servedBy}${version}${age(component.updatedAt, now)}`;
+  });
+  const { bundle } = result;
+  const checksumName = basename(bundle.checksumPath);
+  lines.push(
+    '',
+    bundle.files.length === 1 && bundle.files[0]?.path === bundle.path
+      ? `bundle       ${bundle.path} (${formatBytes(bundle.size)}, ${shortDigest(bundle.digest)})`
+      : `bundle       ${bundle.files.length} parts of ${bundle.path} (${formatBytes(bundle.size)}; rejoin with cat ${basename(bundle.path)}.part-* > ${basename(bundle.path)})`,
+    `checksums    ${bundle.checksumPath}${bundle.checksumSignaturePath === null ? ' (unsigned)' : ` + ${basename(bundle.checksumSignaturePath)}`}`,
+    `expires      ${result.manifest.expires}`,
+    '',
+    'Carry the bundle with its .sha256 and .sha256.sig; before it enters the isolated network:',
+    bundle.checksumSignaturePath === null
+      ? `  sha256sum -c ${checksumName}`
+      : `  openssl dgst -sha256 -verify signing.pub -signature ${checksumName}.sig ${checksumName} && sha256sum -c ${checksumName}`,
+  );
+  return lines;
+}
+
+export function exportCommand(context: CommandContext) {
+  return {
+    command: 'export',
+    describe: "Download Trivy's DB, Java DB, checks bundle and VEX repositories into one signed bundle",
+    builder: (yargs: Argv) =>
+      yargs
+        .option('all', { type: 'boolean', default: false, describe: 'export every component' })
+        .option('db', { type: 'boolean', default: false, describe: 'the vulnerability DB' })
+        .option('java-db', { type: 'boolean', default: false, describe: 'the Java DB' })
+        .option('checks', { type: 'boolean', default: false, describe: 'the misconfiguration checks bundle' })
+        .option('vex', { type: 'boolean', default: false, describe: 'the VEX repositories' })
+        .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'bundle path (.tgz)' })
+        .option('key', { type: 'string', describe: 'PEM private key that signs the bundle' })
+        .option('unsigned', {
+          type: 'boolean',
+          default: false,
+          describe: 'export without a signature (explicit)',
+        })
+        .option('passphrase-file', { type: 'string', describe: 'passphrase of an encrypted --key' })
+        .option('split', { type: 'string', describe: 'cut the bundle into parts of SIZE (4G, 700M, …)' })
+        .option('expires', { type: 'string', default: '30d', describe: 'validity (30d, 12h, 2w, …)' })
+        .option('force', { type: 'boolean', default: false, describe: 'replace an existing bundle' })
+        .option('work-dir', { type: 'string', describe: 'download cache (default: user cache dir)' })
+        .option('verify-mirrors', {
+          type: 'boolean',
+          default: false,
+          describe: 'refuse unless a second registry serves the same layer digest',
+        })
+        .option('db-repository', {
+          type: 'string',
+          array: true,
+          group: SOURCE_GROUP,
+          describe: 'DB repositories, in fallback order',
+        })
+        .option('java-db-repository', {
+          type: 'string',
+          array: true,
+          group: SOURCE_GROUP,
+          describe: 'Java DB repositories, in fallback order',
+        })
+        .option('checks-bundle-repository', {
+          type: 'string',
+          group: SOURCE_GROUP,
+          describe: 'checks bundle repository',
+        })
+        .option('vex-repository', {
+          type: 'string',
+          array: true,
+          group: SOURCE_GROUP,
+          describe: 'VEX repository [NAME=]URL (repeatable)',
+        })
+        .option('trivy-version', {
+          type: 'string',
+          group: SOURCE_GROUP,
+          describe: 'pick the sources and tags this Trivy release uses',
+        })
+        .option('username', {
+          type: 'string',
+          group: REGISTRY_GROUP,
+          describe: 'registry user (or TRIVY_USERNAME)',
+        })
+        .option('password', {
+          type: 'string',
+          group: REGISTRY_GROUP,
+          describe: 'registry password (or TRIVY_PASSWORD)',
+        })
+        .option('registry-token', {
+          type: 'string',
+          group: REGISTRY_GROUP,
+          describe: 'registry Bearer token',
+        })
+        .option('ca-cert', { type: 'string', group: REGISTRY_GROUP, describe: 'extra CA certificate (PEM)' })
+        .option('insecure', {
+          type: 'boolean',
+          default: false,
+          group: REGISTRY_GROUP,
+          describe: 'skip TLS verification',
+        })
+        .option('plain-http', {
+          type: 'boolean',
+          default: false,
+          group: REGISTRY_GROUP,
+          describe: 'talk plain HTTP to registries',
+        })
+        .conflicts('key', 'unsigned')
+        .example('$0 export --all --key signing.key -o trivy-bundle.tgz', 'everything, signed')
+        .example(
+          '$0 export --db --checks --trivy-version 0.57.1 --key signing.key -o old-trivy.tgz',
+          'content an older Trivy accepts (ghcr.io DBs, checks :1)',
+        )
+        .example(
+          '$0 export --all --key signing.key --split 700M -o bundle.tgz',
+          'parts of at most 700 MiB (bundle.tgz.part-000, …)',
+        )
+        .example(
+          '$0 export --vex --vex-repository internal=https://vex.example.com --unsigned -o vex.tgz',
+          'one extra VEX repository, unsigned',
+        ),
+    handler: async (args: ExportArgs) => {
+      const { io, out } = context;
+      const components = selectedComponents(args);
+      const splitSize = args.split === undefined ? undefined : asUsage(() => parseSize(args.split ?? ''));
+      const expiresInMs = asUsage(() => parseDuration(args.expires));
+      const vexRepositories =
+        args['vex-repository'] === undefined
+          ? undefined
+          : asUsage(() => parseVexRepositorySpecs(args['vex-repository'] ?? []));
+      const signingKey = await readSigningKey(args, context);
+      let caCertPem: string | undefined;
+      if (args['ca-cert'] !== undefined) {
+        const path = resolve(io.cwd, args['ca-cert']);
+        caCertPem = await readFile(path, 'utf8').catch((error: unknown) => {
+          throw new AirgapError('CA_CERT_FILE', `cannot read the CA certificate ${path}`, { cause: error });
+        });
+      }
+      if (signingKey === null)
+        out.warn('the bundle is unsigned: the isolated side cannot check where it came from');
+
+      const renderer = new ProgressRenderer(out);
+      const controller = new AbortController();
+      const onInterrupt = () => controller.abort();
+      process.once('SIGINT', onInterrupt);
+      let result: ExportResult;
+      try {
+        result = await exportBundle({
+          output: resolve(io.cwd, args.output),
+          components,
+          dbRepositories: args['db-repository'],
+          javaDbRepositories: args['java-db-repository'],
+          checksBundleRepository: args['checks-bundle-repository'],
+          vexRepositories,
+          trivyVersion: args['trivy-version'],
+          signingKey,
+          expiresInMs,
+          splitSize,
+          force: args.force,
+          workDir: args['work-dir'] === undefined ? undefined : resolve(io.cwd, args['work-dir']),
+          registry: {
+            username: args.username ?? io.env.TRIVY_USERNAME,
+            password: args.password ?? io.env.TRIVY_PASSWORD,
+            registryToken: args['registry-token'] ?? io.env.TRIVY_REGISTRY_TOKEN,
+            caCertPem,
+            insecure: args.insecure,
+            plainHttp: args['plain-http'],
+          },
+          verifyMirrors: args['verify-mirrors'],
+          toolVersion: context.toolVersion,
+          env: io.env,
+          onProgress: renderer.listener,
+          signal: controller.signal,
+        }).catch((error: unknown) => {
+          throw usageFrom(error);
+        });
+      } finally {
+        process.off('SIGINT', onInterrupt);
+        renderer.stop();
+      }
+      out.result(jsonSummary(result), humanSummary(result));
+    },
+  };
+}
