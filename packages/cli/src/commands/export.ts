@@ -24,7 +24,7 @@ interface ExportArgs {
   vex: boolean;
   output: string;
   key: string | undefined;
-  unsigned: boolean;
+  unsigned: boolean | undefined;
   'passphrase-file': string | undefined;
   'db-repository': string[] | undefined;
   'java-db-repository': string[] | undefined;
@@ -64,7 +64,7 @@ function asUsage<T>(parse: () => T): T {
 }
 
 async function readSigningKey(args: ExportArgs, context: CommandContext): Promise<SigningKey | null> {
-  if (args.unsigned) return null;
+  if (args.unsigned === true) return null;
   if (args.key === undefined) {
     throw new UsageError(
       'a bundle must be signed: pass --key signing.key, or --unsigned to export without a signature',
@@ -179,7 +179,7 @@ export function exportCommand(context: CommandContext) {
         .option('key', { type: 'string', describe: 'PEM private key that signs the bundle' })
         .option('unsigned', {
           type: 'boolean',
-          default: false,
+          // no default: yargs would count `false` as given and trip the --key conflict
           describe: 'export without a signature (explicit)',
         })
         .option('passphrase-file', { type: 'string', describe: 'passphrase of an encrypted --key' })
