@@ -71,9 +71,10 @@ repositories:
       ],
     );
     const parsed = parse(text) as { repositories: Record<string, unknown>[] };
-    assert.equal(parsed.repositories[0]?.token, 's3cret');
-    assert.equal(parsed.repositories[2]?.insecure, true);
-    assert.equal(parsed.repositories[2]?.url, 'http://vex.lab.example');
+    const [corp, , lab] = parsed.repositories;
+    assert.equal(corp!.token, 's3cret');
+    assert.equal(lab!.insecure, true);
+    assert.equal(lab!.url, 'http://vex.lab.example');
     assert.ok(text.includes('# Managed by the platform team'));
     assert.ok(text.includes('# our own advisories come first'));
     assert.ok(text.includes('# rotated monthly'));
