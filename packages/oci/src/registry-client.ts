@@ -1,7 +1,6 @@
 import { open as openFile, stat, truncate, unlink } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { DigestHasher, digestOfBytes, isDigest, type Digest } from '@trivy-airgap/format';
 import { parseAuthChallenge, repositoryScope, type AuthChallenge } from './auth.js';
 import { resolveCredentials, type CredentialOptions, type ResolvedCredentials } from './credentials.js';
@@ -27,6 +26,7 @@ import {
   type ImageReference,
 } from './reference.js';
 import {
+  backoff,
   createHttpClient,
   networkError,
   retryDelayMs,
@@ -316,7 +316,7 @@ export class RegistryClient {
             delayMs: delay,
             reason: error.code,
           });
-          await sleep(delay, undefined, { signal: options.signal });
+          await backoff(delay, response.url, options.signal);
           continue;
         }
         if (offset < size) {

@@ -167,6 +167,19 @@ function isLoopback(host: string): boolean {
   return false;
 }
 
+/** Waits before a retry; an abort while waiting is an ABORTED OciError like any other abort. */
+export async function backoff(
+  delayMs: number,
+  url: string | URL,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  try {
+    await sleep(delayMs, undefined, { signal });
+  } catch (cause) {
+    throw new OciError('ABORTED', `request to ${redactUrl(url)} was aborted`, { cause, url: redactUrl(url) });
+  }
+}
+
 export function retryDelayMs(attempt: number, retry: RetryOptions | undefined): number {
   const base = retry?.baseDelayMs ?? 500;
   const max = retry?.maxDelayMs ?? 30_000;
@@ -296,7 +309,7 @@ class TransportHttpClient implements HttpClient {
         const delay = retryDelayMs(attempt, retry);
         if (attempt >= maxAttempts || Date.now() + delay > deadline) throw error;
         this.emit({ type: 'retry', url: redactUrl(url), attempt, delayMs: delay, reason: error.code });
-        await sleep(delay, undefined, { signal: options.signal });
+        await backoff(delay, url, options.signal);
         continue;
       }
       const status = response.statusCode;
@@ -314,7 +327,7 @@ class TransportHttpClient implements HttpClient {
             delayMs: delay,
             reason: `HTTP ${status}`,
           });
-          await sleep(delay, undefined, { signal: options.signal });
+          await backoff(delay, url, options.signal);
           continue;
         }
       }

@@ -472,6 +472,99 @@ describe('redirects', () => {
   });
 });
 
+describe('bearer token flow (the ghcr.io / Docker Hub shape)', () => {
+  async function tokenRegistry(expiresIn: number): Promise<{ registry: RouteServer; auth: RouteServer }> {
+    const auth = await server([
+      {
+        name: 'token',
+        path: '/token',
+        // Docker Hub answers `access_token`; our token server answers `token`: both must work.
+        handle: (req, res, context) =>
+          respond(
+            200,
+            { 'content-type': 'application/json' },
+            { access_token: `tok-${context.hit}`, expires_in: expiresIn },
+          )(req, res, context),
+      },
+    ]);
+    const registry = await server([
+      {
+        name: 'manifest',
+        path: MANIFEST_PATH,
+        handle: (req, res, context) => {
+          if (!/^Bearer tok-\d+$/.test(req.headers.authorization ?? '')) {
+            respond(401, {
+              'www-authenticate': `Bearer realm="${auth.origin}/token",service="fake.registry",scope="repository:aquasec/trivy-db:pull"`,
+            })(req, res, context);
+            return;
+          }
+          manifestHandler()(req, res, context);
+        },
+      },
+    ]);
+    return { registry, auth };
+  }
+
+  it('gets a token from the realm with service and scope, sending Basic credentials only to the realm', async () => {
+    const { registry, auth } = await tokenRegistry(300);
+    const c = client(registry, { username: 'reader' });
+    for (let i = 0; i < 3; i++) await c.getManifest(ref(registry));
+    assert.equal(auth.hits('token'), 1, 'the token is cached per scope');
+    const tokenRequest = auth.requestsFor('token')[0]!;
+    const query = new URL(tokenRequest.url, 'http://x').searchParams;
+    assert.equal(query.get('service'), 'fake.registry');
+    assert.deepEqual(query.getAll('scope'), ['repository:aquasec/trivy-db:pull']);
+    assert.equal(
+      tokenRequest.headers.authorization,
+      `Basic ${Buffer.from('reader:secret-password').toString('base64')}`,
+    );
+    const atRegistry = registry.requestsFor('manifest').map((r) => r.headers.authorization);
+    assert.deepEqual(atRegistry, [undefined, 'Bearer tok-1', 'Bearer tok-1', 'Bearer tok-1']);
+  });
+
+  it('asks for a new token once the cached one expires', async () => {
+    const { registry, auth } = await tokenRegistry(1);
+    const c = client(registry);
+    await c.getManifest(ref(registry));
+    await c.getManifest(ref(registry));
+    assert.equal(auth.hits('token'), 2);
+    assert.equal(
+      auth.requestsFor('token')[0]!.headers.authorization,
+      undefined,
+      'anonymous: no credentials sent',
+    );
+  });
+});
+
+describe('abort', () => {
+  it('an aborted download is ABORTED and keeps the partial file for a later resume', async () => {
+    const s = await server([
+      {
+        name: 'blob',
+        path: BLOB_PATH,
+        handle: (_req, res) => {
+          res.writeHead(200, { 'content-length': String(BLOB.length) });
+          res.write(BLOB.subarray(0, 50_000));
+        },
+      },
+    ]);
+    const controller = new AbortController();
+    const dest = destination();
+    let received = 0;
+    await expectOciError(
+      client(s).downloadBlob(ref(s), BLOB_DESCRIPTOR, dest, {
+        signal: controller.signal,
+        onData: (chunk) => {
+          received += chunk.byteLength;
+          if (received >= 50_000) controller.abort();
+        },
+      }),
+      'ABORTED',
+    );
+    assert.equal((await stat(dest)).size, 50_000);
+  });
+});
+
 const MANIFEST_JSON = JSON.stringify({
   schemaVersion: 2,
   mediaType: 'application/vnd.oci.image.manifest.v1+json',
