@@ -13,6 +13,7 @@ import {
   serveBlob,
   startRouteServer,
   type Route,
+  type SimpleRouteHandler,
   type RouteServer,
 } from '@trivy-airgap/test-utils';
 import { OciError, RegistryClient, type Descriptor, type OciEvent, type RetryOptions } from '../src/index.js';
@@ -448,11 +449,7 @@ describe('redirects', () => {
             res.writeHead(401, { 'www-authenticate': 'Basic realm="test"' }).end();
             return;
           }
-          void redirectTo(`${storage.origin}/storage/blob?X-Amz-Signature=secret-signature`)(
-            req,
-            res,
-            context,
-          );
+          redirectTo(`${storage.origin}/storage/blob?X-Amz-Signature=secret-signature`)(req, res, context);
         },
       },
     ]);
@@ -572,6 +569,6 @@ const MANIFEST_JSON = JSON.stringify({
   layers: [BLOB_DESCRIPTOR],
 });
 
-function manifestHandler(): Route['handle'] {
+function manifestHandler(): SimpleRouteHandler {
   return respond(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, MANIFEST_JSON);
 }

@@ -32,6 +32,9 @@ export interface RouteContext {
   readonly url: URL;
 }
 
+/** A handler that answers synchronously (the building blocks below), so another handler can call it. */
+export type SimpleRouteHandler = (req: IncomingMessage, res: ServerResponse, context: RouteContext) => void;
+
 export type RouteHandler = (
   req: IncomingMessage,
   res: ServerResponse,
@@ -183,7 +186,7 @@ export interface BlobRouteOptions {
 }
 
 /** Serves `blob` like a registry's blob endpoint, with optional misbehaviour. */
-export function serveBlob(blob: Buffer, options: BlobRouteOptions = {}): RouteHandler {
+export function serveBlob(blob: Buffer, options: BlobRouteOptions = {}): SimpleRouteHandler {
   return (req, res) => {
     let body = options.corrupt === undefined ? blob : options.corrupt(blob);
     let status = 200;
@@ -233,7 +236,11 @@ export function serveBlob(blob: Buffer, options: BlobRouteOptions = {}): RouteHa
 }
 
 /** Answers with a status, headers and an optional (JSON) body. */
-export function respond(status: number, headers: Record<string, string> = {}, body?: unknown): RouteHandler {
+export function respond(
+  status: number,
+  headers: Record<string, string> = {},
+  body?: unknown,
+): SimpleRouteHandler {
   return (_req, res) => {
     const text = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body);
     res.writeHead(status, { 'content-length': String(Buffer.byteLength(text)), ...headers }).end(text);
@@ -246,17 +253,17 @@ export function registryError(
   code: string,
   message = code.toLowerCase(),
   headers: Record<string, string> = {},
-): RouteHandler {
+): SimpleRouteHandler {
   return respond(status, { 'content-type': 'application/json', ...headers }, { errors: [{ code, message }] });
 }
 
 /** A 30x to `location` (absolute, typically another origin). */
-export function redirectTo(location: string | (() => string), status = 307): RouteHandler {
+export function redirectTo(location: string | (() => string), status = 307): SimpleRouteHandler {
   return respond(status, { location: typeof location === 'string' ? location : location() });
 }
 
 /** Never answers: the connection stays open until the client gives up (or the server closes). */
-export function neverAnswer(): RouteHandler {
+export function neverAnswer(): SimpleRouteHandler {
   return () => undefined;
 }
 
