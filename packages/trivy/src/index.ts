@@ -8,3 +8,4 @@ export * from './vex.js';
 export * from './vex-archive.js';
 export * from './doctor.js';
 export * from './flags.js';
+export * from './layout.js';

@@ -104,6 +104,10 @@ export class DbMetadataExtractor {
     this.error ??= error;
   }
 
+  private get complete(): boolean {
+    return this.metadataBytes !== undefined && this.databaseSeen;
+  }
+
   private get failed(): boolean {
     return this.error !== undefined;
   }
@@ -137,6 +141,8 @@ export class DbMetadataExtractor {
   /** Feeds the next chunk of the raw (gzip) layer bytes. */
   write(chunk: Uint8Array): void {
     if (this.finished || this.error !== undefined) return;
+    // Both root files seen: the rest of the layer need not be decompressed.
+    if (this.complete) return;
     try {
       this.parser.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     } catch (error) {
@@ -153,7 +159,8 @@ export class DbMetadataExtractor {
   async finish(): Promise<DbLayerMetadata> {
     if (!this.finished) {
       this.finished = true;
-      if (this.error === undefined) {
+      // After an early stop the parser saw only part of the stream: ending it would report truncation.
+      if (this.error === undefined && !this.complete) {
         try {
           this.parser.end();
         } catch (error) {

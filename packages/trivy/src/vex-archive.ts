@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { lstat, mkdir, open, readdir } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rm } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { createGunzip, crc32 } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
@@ -482,14 +482,15 @@ export async function checkVexArchive(
   return summarize(walker, indexBytes, subdir);
 }
 
-async function assertEmptyDirectory(destDir: string): Promise<void> {
+/** Makes sure destDir is an empty directory; returns true when it had to create it. */
+async function assertEmptyDirectory(destDir: string): Promise<boolean> {
   let stats;
   try {
     stats = await lstat(destDir);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
       await mkdir(destDir, { recursive: true, mode: 0o755 });
-      return;
+      return true;
     }
     throw error;
   }
@@ -507,6 +508,7 @@ async function assertEmptyDirectory(destDir: string): Promise<void> {
       },
     );
   }
+  return false;
 }
 
 /** `root/relativePath`, refusing anything that would resolve outside root (checked with path.relative and root + sep). */
@@ -539,7 +541,7 @@ async function syncDirectory(path: string): Promise<void> {
  * stripped: trivy-facts.md "0.1/ — the unpacked repository"). `destDir` must not exist or be
  * empty. Files are created exclusively (never through an existing path) with mode 0644,
  * directories 0755; owner and mode bits of the archive are ignored. Same checks as
- * `checkVexArchive`; on failure the caller removes `destDir`.
+ * `checkVexArchive`. On failure `destDir` is left as it was found (absent or empty).
  */
 export async function extractVexArchive(
   archivePath: string,
@@ -549,7 +551,26 @@ export async function extractVexArchive(
   options: ExtractVexOptions = {},
 ): Promise<VexArchiveSummary> {
   const root = resolve(destDir);
-  await assertEmptyDirectory(root);
+  const created = await assertEmptyDirectory(root);
+  try {
+    return await extractInto(root, archivePath, type, subdir, options);
+  } catch (error) {
+    // Leave destDir as it was (absent or empty): it held nothing before we started.
+    if (created) await rm(root, { recursive: true, force: true });
+    else {
+      for (const name of await readdir(root)) await rm(join(root, name), { recursive: true, force: true });
+    }
+    throw error;
+  }
+}
+
+async function extractInto(
+  root: string,
+  archivePath: string,
+  type: VexArchiveType,
+  subdir: string,
+  options: ExtractVexOptions,
+): Promise<VexArchiveSummary> {
   const fsync = options.fsync === true;
   const createdDirectories = new Set<string>([root]);
   const ensureDirectory = async (relativePath: string): Promise<void> => {

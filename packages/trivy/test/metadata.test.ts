@@ -138,3 +138,20 @@ describe('parseDbMetadata', () => {
     throwsCode(() => parseDbMetadata(Buffer.alloc(70_000, 0x20)), 'METADATA_TOO_LARGE');
   });
 });
+
+describe('DbMetadataExtractor stops early', () => {
+  it('once metadata.json and the database file are both seen, the rest of the layer is not decompressed', async () => {
+    const layer = makeTarGz([
+      { name: 'metadata.json', body: upstreamMetadata('db') },
+      { name: 'trivy.db', body: 'db' },
+      { name: 'later.bin', body: Buffer.alloc(2 * 1024 * 1024, 1) },
+    ]);
+    const extractor = new DbMetadataExtractor('db');
+    // Feed the head only, then bytes that are not gzip at all: they are never looked at.
+    extractor.write(layer.subarray(0, 2048));
+    extractor.write(Buffer.from('garbage that would fail the gzip check'));
+    assert.equal(extractor.found, true);
+    const result = await extractor.finish();
+    assert.equal(result.databaseFilePresent, true);
+  });
+});

@@ -1,5 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  mkdirSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -139,6 +148,23 @@ describe('checkVexArchive / extractVexArchive: well-formed repositories (trivy-f
     await rejectsWithCode(() => checkVexArchive(archivePath, 'tar.gz', 'vexhub-main'), 'VEX_ARCHIVE_INVALID');
   });
 
+  it('a failed extraction leaves destDir as it was found: absent, or empty when it existed', async () => {
+    const archive = makeTarGz(withRepo('top', [{ name: 'top/zz/../../evil.json', body: 'x' }]));
+    const absent = sandbox(archive, 'tar.gz');
+    await rejectsWithCode(
+      () => extractVexArchive(absent.archivePath, 'tar.gz', 'top', absent.dest),
+      'VEX_ARCHIVE_UNSAFE',
+    );
+    assert.equal(existsSync(absent.dest), false);
+    const empty = sandbox(archive, 'tar.gz');
+    mkdirSync(empty.dest);
+    await rejectsWithCode(
+      () => extractVexArchive(empty.archivePath, 'tar.gz', 'top', empty.dest),
+      'VEX_ARCHIVE_UNSAFE',
+    );
+    assert.deepEqual(readdirSync(empty.dest), []);
+  });
+
   it('refuses to extract into a directory that is not empty', async () => {
     const { archivePath, dest } = sandbox(vexRepositoryArchive({ type: 'tar.gz' }).archive, 'tar.gz');
     mkdirSync(dest, { recursive: true });
@@ -243,7 +269,7 @@ describe('hostile VEX archives are refused and nothing escapes (security regress
       () => extractVexArchive(archivePath, 'tar.gz', 'top', dest, limits),
       'VEX_ARCHIVE_TOO_LARGE',
     );
-    assert.ok(!listFiles(dest).includes('bomb.json'), 'the bomb was never written');
+    assert.ok(!existsSync(dest), 'destDir is left absent as it was found');
   });
 
   it('gzip bomb: a decompressed stream of padding beyond maxTotalBytes → VEX_ARCHIVE_TOO_LARGE', async () => {
