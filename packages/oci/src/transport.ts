@@ -304,6 +304,8 @@ class TransportHttpClient implements HttpClient {
           signal: options.signal ?? null,
         });
       } catch (cause) {
+        // A request body that failed its own verification is not a network problem: never retry it.
+        if (cause instanceof OciError) throw cause;
         const error = networkError(cause, url);
         if (error.code === 'ABORTED' || error.code === 'TLS' || options.signal?.aborted === true) throw error;
         const delay = retryDelayMs(attempt, retry);

@@ -369,6 +369,26 @@ describe('registry errors', () => {
     assert.equal(error.temporary, true);
   });
 
+  it('a push whose source bytes do not match the descriptor fails as DIGEST_MISMATCH and stores nothing', async () => {
+    const reg = registry('plain');
+    const artifact = trivyArtifact('db', { dbContents: 4000 });
+    const { layer } = descriptors(artifact);
+    const wrong = Buffer.from(artifact.layer);
+    wrong[100] = wrong[100]! ^ 1;
+    const c = client(reg);
+    const ref = `${reg.host}/corrupt/trivy-db:2`;
+    const error = await assertOciError(
+      c.pushBlob(ref, layer, () => Readable.from([wrong])),
+      'DIGEST_MISMATCH',
+    );
+    assert.equal(error.side, 'source');
+    assert.equal(await c.blobExists(ref, layer.digest), false);
+    await assertOciError(
+      c.pushBlob(ref, layer, () => Readable.from([artifact.layer, Buffer.from('x')])),
+      'SIZE_MISMATCH',
+    );
+  });
+
   it('a manifest referencing a blob the registry lacks is refused', async () => {
     const reg = registry('plain');
     const artifact = trivyArtifact('db', { dbContents: 321 });
