@@ -282,9 +282,20 @@ export class RegistryClient {
           throw sizeMismatch(what, size, Number(declared) - skip + offset, 'source', false);
         }
         const before = offset;
+        // Only reading the body may fail as "network"; errors from onData or the disk propagate as they are.
+        let networkFailure: unknown;
+        const chunks = (response.body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
         try {
-          for await (const received of response.body as AsyncIterable<Buffer>) {
-            let chunk = received;
+          for (;;) {
+            let next: IteratorResult<Buffer>;
+            try {
+              next = await chunks.next();
+            } catch (cause) {
+              networkFailure = cause;
+              break;
+            }
+            if (next.done === true) break;
+            let chunk = next.value;
             if (skip > 0) {
               const dropped = Math.min(skip, chunk.byteLength);
               skip -= dropped;
@@ -292,7 +303,6 @@ export class RegistryClient {
               if (chunk.byteLength === 0) continue;
             }
             if (offset + chunk.byteLength > size) {
-              response.body.destroy();
               integrityFailed = true;
               throw sizeMismatch(what, size, offset + chunk.byteLength, 'source', true);
             }
@@ -302,9 +312,11 @@ export class RegistryClient {
             offset += chunk.byteLength;
             options.onProgress?.(offset, size);
           }
-        } catch (cause) {
-          if (cause instanceof OciError) throw cause;
-          const error = networkError(cause, response.url);
+        } finally {
+          if (!response.body.readableEnded) response.body.destroy();
+        }
+        if (networkFailure !== undefined) {
+          const error = networkError(networkFailure, response.url);
           if (error.code === 'ABORTED' || options.signal?.aborted === true) throw error;
           failures = offset > before ? 1 : failures + 1;
           if (failures >= maxFailures) throw error;

@@ -226,6 +226,20 @@ describe('resume', () => {
     assert.ok(events.some((e) => e.type === 'range-ignored'));
   });
 
+  it("an error thrown by onData (the caller's parser) is passed through, not retried as a network error", async () => {
+    const s = await server([{ name: 'blob', path: BLOB_PATH, handle: serveBlob(BLOB) }]);
+    const failure = new Error('parser says no');
+    await assert.rejects(
+      client(s).downloadBlob(ref(s), BLOB_DESCRIPTOR, destination(), {
+        onData: () => {
+          throw failure;
+        },
+      }),
+      (error: unknown) => error === failure,
+    );
+    assert.equal(s.hits('blob'), 1);
+  });
+
   it('a corrupt partial file fails verification and is removed, so the next run starts clean', async () => {
     const s = await server([{ name: 'blob', path: BLOB_PATH, handle: serveBlob(BLOB) }]);
     const dest = destination();
