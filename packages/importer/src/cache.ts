@@ -454,3 +454,19 @@ export async function mkdirTracked(path: string, created: string[], mode?: numbe
   }
   created.push(...made);
 }
+
+/**
+ * Finishes or cleans up after an interrupted import or rollback, under the lock (the same step
+ * every import and rollback runs first). Returns what it did; a cache we never managed is left alone.
+ */
+export async function repairCache(cacheDir: string): Promise<string[]> {
+  const paths = cachePaths(cacheDir);
+  const info = await lstat(paths.stateDir).catch(() => undefined);
+  if (info?.isDirectory() !== true) return [];
+  const lock = await acquireLock(paths, 'repair');
+  try {
+    return await recoverAndClean(paths);
+  } finally {
+    await lock.release();
+  }
+}

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import {
+  existsSync,
   lstatSync,
   mkdtempSync,
   readFileSync,
@@ -84,7 +85,8 @@ export function treeDigest(root: string): string {
 export function treeList(root: string): string[] {
   const out: string[] = [];
   const walk = (dir: string, rel: string): void => {
-    for (const name of readdirSync(dir).sort()) {
+    const names = existsSync(dir) ? readdirSync(dir).sort() : [];
+    for (const name of names) {
       const path = join(dir, name);
       const info = lstatSync(path);
       out.push(
