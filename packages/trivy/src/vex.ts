@@ -324,7 +324,13 @@ export function parseLocationUrl(location: string): VexLocation {
       `VEX location ${JSON.stringify(location)} is not a .tar.gz, .tgz or .zip archive`,
     );
   }
-  return { archiveUrl, subdir, archiveType };
+  // go-getter consumes its `archive` parameter; it is not sent to the server.
+  let downloadUrl = archiveUrl;
+  if (url.searchParams.has('archive')) {
+    url.searchParams.delete('archive');
+    downloadUrl = url.toString();
+  }
+  return { archiveUrl: downloadUrl, subdir, archiveType };
 }
 
 export interface VexManifestRequest {

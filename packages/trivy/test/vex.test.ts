@@ -124,12 +124,8 @@ describe('parseLocationUrl (trivy-facts: go-getter //subdir, type from the URL p
     ['https://vex.example/repo.zip', 'https://vex.example/repo.zip', '', 'zip'],
     ['https://vex.example/repo.tgz//a/b/', 'https://vex.example/repo.tgz', 'a/b', 'tar.gz'],
     ['http://127.0.0.1:8080/r.ZIP//top?token=1', 'http://127.0.0.1:8080/r.ZIP?token=1', 'top', 'zip'],
-    [
-      'https://vex.example/download?id=7&archive=zip',
-      'https://vex.example/download?id=7&archive=zip',
-      '',
-      'zip',
-    ],
+    ['https://vex.example/download?id=7&archive=zip', 'https://vex.example/download?id=7', '', 'zip'],
+    ['https://vex.example/dl//top?archive=tgz', 'https://vex.example/dl', 'top', 'tar.gz'],
   ];
   for (const [input, archiveUrl, subdir, archiveType] of table) {
     it(input, () => assert.deepEqual(parseLocationUrl(input), { archiveUrl, subdir, archiveType }));
