@@ -31,7 +31,7 @@ export interface VexArchiveSummary {
   readonly index: VexIndex;
   /** Files below the subdir (relative paths, `/`-separated, sorted). */
   readonly files: readonly string[];
-  /** Total bytes of those files. */
+  /** Total bytes of the file entries read (the whole archive, counted against maxTotalBytes). */
   readonly totalBytes: number;
 }
 
@@ -46,6 +46,7 @@ export interface ExtractVexOptions extends VexArchiveLimits {
  */
 export function archiveEntryProblem(name: string): string | undefined {
   if (name === '') return 'has an empty name';
+  if (Buffer.byteLength(name, 'utf8') > 4096) return 'is longer than 4096 bytes';
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(name)) return 'contains a NUL or control character';
   if (name.includes('\\')) return 'contains a backslash';
@@ -56,6 +57,7 @@ export function archiveEntryProblem(name: string): string | undefined {
     if (segment === '..') return 'has a ".." segment';
     if (segment === '') return 'has an empty segment';
     if (segment === '.' && index !== 0) return 'has a "." segment';
+    if (Buffer.byteLength(segment, 'utf8') > 255) return 'has a segment longer than 255 bytes';
   }
   return undefined;
 }
