@@ -294,18 +294,26 @@ class TransportHttpClient implements HttpClient {
         throw new OciError('REDIRECT', `refusing a non-HTTP URL ${redactUrl(url)}`, { url: redactUrl(url) });
       }
       let response: Dispatcher.ResponseData;
+      // Failures of the body's source (verification, a missing file) are not network problems: never retry them.
+      let bodyFailure: Error | undefined;
+      const requestBody = typeof body === 'function' ? body() : (body ?? null);
+      if (requestBody !== null && typeof requestBody === 'object' && 'once' in requestBody) {
+        requestBody.once('error', (error: Error) => {
+          bodyFailure = error;
+        });
+      }
       try {
         response = await this.dispatcherFor(url).request({
           origin: url.origin,
           path: `${url.pathname}${url.search}`,
           method,
           headers,
-          body: typeof body === 'function' ? body() : (body ?? null),
+          body: requestBody,
           signal: options.signal ?? null,
         });
       } catch (cause) {
-        // A request body that failed its own verification is not a network problem: never retry it.
         if (cause instanceof OciError) throw cause;
+        if (bodyFailure !== undefined) throw bodyFailure;
         const error = networkError(cause, url);
         if (error.code === 'ABORTED' || error.code === 'TLS' || options.signal?.aborted === true) throw error;
         const delay = retryDelayMs(attempt, retry);

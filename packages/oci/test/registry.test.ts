@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createReadStream } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -387,6 +388,19 @@ describe('registry errors', () => {
       c.pushBlob(ref, layer, () => Readable.from([artifact.layer, Buffer.from('x')])),
       'SIZE_MISMATCH',
     );
+  });
+
+  it('a push whose source cannot be read fails with the read error, without retrying the upload', async () => {
+    const reg = registry('plain');
+    const blob = { mediaType: 'application/octet-stream', digest: digestOfBytes('never written'), size: 13 };
+    const events: OciEvent[] = [];
+    await assert.rejects(
+      client(reg, { events }).pushBlob(`${reg.host}/unreadable/x:1`, blob, () =>
+        createReadStream(join(work, 'does-not-exist')),
+      ),
+      (error: unknown) => (error as NodeJS.ErrnoException).code === 'ENOENT',
+    );
+    assert.equal(events.filter((e) => e.type === 'retry').length, 0);
   });
 
   it('a manifest referencing a blob the registry lacks is refused', async () => {
