@@ -135,6 +135,8 @@ export function mergeRepositoryYaml(
       (item): item is YAMLMap => isMap(item) && item.get('name') === repository.name,
     );
     if (existing === undefined) {
+      // `repositories: []` would otherwise grow into one long flow-style line.
+      repositories.flow = false;
       repositories.add(
         document.createNode({
           name: repository.name,

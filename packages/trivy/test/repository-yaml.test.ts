@@ -110,6 +110,11 @@ repositories:
     assert.equal(text, userFile);
   });
 
+  it('`repositories: []` becomes a block list like the one Trivy writes', () => {
+    const text = mergeRepositoryYaml('repositories: []\n', [VEXHUB]);
+    assert.equal(text, defaultRepositoryYaml());
+  });
+
   it('an empty file gets a repositories list with the imported entry', () => {
     const text = mergeRepositoryYaml('', [VEXHUB]);
     assert.deepEqual(
