@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, open as openFile, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open as openFile, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -157,10 +157,6 @@ export class OciLayout {
     }
     await rename(verifiedPath, target);
     await syncDirectory(dirname(target));
-    // Leave no empty download directory behind for tools that copy the layout as it is.
-    if (dirname(verifiedPath) === join(this.root, PARTIAL_DIR)) {
-      await rmdir(join(this.root, PARTIAL_DIR)).catch(() => undefined);
-    }
   }
 
   /** A stream of a stored blob that fails instead of ending if the bytes on disk are not the descriptor's. */
@@ -256,7 +252,10 @@ export class OciLayout {
     return descriptor;
   }
 
-  /** Removes the downloads-in-progress directory (leftovers of interrupted runs). */
+  /**
+   * Removes the downloads-in-progress directory (`.partial`, which holds no blob the index needs).
+   * Not done automatically: another download may be using it. Call it when no download is running.
+   */
   async removePartials(): Promise<void> {
     await rm(join(this.root, PARTIAL_DIR), { recursive: true, force: true });
   }
