@@ -1,0 +1,238 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+// The built CLI as a process, end to end: import (file, pipe, split parts), status, rollback.
+// Fixture bundles come from scripts/test-utils' build output (a private workspace package).
+const CLI = fileURLToPath(new URL('../src/main.js', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
+
+interface Built {
+  readonly bytes: Buffer;
+  readonly bundleId: string;
+}
+interface TestUtils {
+  buildBundle(options: { components: readonly Record<string, unknown>[] }): Built;
+  defaultTestKey(): { publicKeyPem: string; keyId: string };
+}
+const utils = (await import(
+  pathToFileURL(join(ROOT, 'scripts/test-utils/dist/src/index.js')).href
+)) as TestUtils;
+
+const work = mkdtempSync(join(tmpdir(), 'airgap-cli-import-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+writeFileSync(join(work, 'signing.pub'), utils.defaultTestKey().publicKeyPem);
+
+function dated(date: string) {
+  return utils.buildBundle({
+    components: [
+      { kind: 'db', options: { updatedAt: new Date(date) } },
+      { kind: 'java-db', options: { updatedAt: new Date(date) } },
+      { kind: 'checks' },
+      { kind: 'vex', updatedAt: date },
+    ],
+  });
+}
+const recent = new Date(Date.now() - 3600_000).toISOString();
+const newer = dated(recent);
+const older = dated(new Date(Date.now() - 5 * 86_400_000).toISOString());
+writeFileSync(join(work, 'newer.tgz'), newer.bytes);
+writeFileSync(join(work, 'older.tgz'), older.bytes);
+
+const env = (cache?: string) => ({
+  PATH: process.env.PATH,
+  HOME: work,
+  XDG_DATA_HOME: join(work, 'data'),
+  XDG_CONFIG_HOME: join(work, 'config'),
+  NO_COLOR: '1',
+  ...(cache === undefined ? {} : { TRIVY_CACHE_DIR: cache }),
+});
+
+function cli(args: string[], options: { input?: Buffer; cache?: string } = {}) {
+  const result = spawnSync(process.execPath, [CLI, ...args], {
+    cwd: work,
+    encoding: 'utf8',
+    env: env(options.cache),
+    ...(options.input === undefined ? {} : { input: options.input }),
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('trivy-airgap import (built CLI as a process)', () => {
+  it('imports a file, prints the exact offline Trivy flags, writes trivy.yaml on request', () => {
+    const cache = join(work, 'cache-file');
+    const run = cli([
+      'import',
+      'newer.tgz',
+      '--trust',
+      'signing.pub',
+      '--cache-dir',
+      cache,
+      '--write-trivy-config',
+      'trivy.yaml',
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(
+      run.stdout,
+      new RegExp(
+        `trivy image --skip-db-update --skip-java-db-update --skip-check-update --offline-scan --vex repo --skip-vex-repo-update --cache-dir ${cache} --skip-version-check --disable-telemetry IMAGE`,
+      ),
+    );
+    const config = readFileSync(join(work, 'trivy.yaml'), 'utf8');
+    assert.match(config, /skip-update: true/);
+    assert.match(config, new RegExp(`dir: ${cache}`));
+    assert.ok(existsSync(join(cache, 'db', 'trivy.db')));
+    // repository.yaml goes where Trivy looks: $XDG_DATA_HOME/.trivy/vex/repository.yaml
+    assert.match(
+      readFileSync(join(work, 'data', '.trivy', 'vex', 'repository.yaml'), 'utf8'),
+      /name: default/,
+    );
+    assert.ok(!run.stderr.includes('\u001b['), 'no escape codes off a TTY');
+  });
+
+  it('`import -` reads the bundle from a pipe; TRIVY_CACHE_DIR is honoured like Trivy does', () => {
+    const cache = join(work, 'cache-pipe');
+    const run = cli(['import', '-', '--trust', 'signing.pub', '--json'], { input: newer.bytes, cache });
+    assert.equal(run.code, 0, run.stderr);
+    const result = JSON.parse(run.stdout) as { bundleId: string; cacheDir: string; trivyFlags: string[] };
+    assert.equal(result.bundleId, newer.bundleId);
+    assert.equal(result.cacheDir, cache);
+    assert.ok(result.trivyFlags.includes('--skip-db-update'));
+    assert.ok(lstatSync(join(cache, 'db')).isSymbolicLink());
+  });
+
+  it('split parts (`<bundle>.part-000…`) are joined in order', () => {
+    const cache = join(work, 'cache-split');
+    const size = Math.ceil(newer.bytes.length / 4);
+    for (let i = 0; i < 4; i++) {
+      writeFileSync(join(work, `split.tgz.part-00${i}`), newer.bytes.subarray(i * size, (i + 1) * size));
+    }
+    const run = cli(['import', 'split.tgz.part-000', '--trust', 'signing.pub', '--cache-dir', cache]);
+    assert.equal(run.code, 0, run.stderr);
+    const again = cli(['import', 'split.tgz', '--trust', 'signing.pub', '--cache-dir', cache, '--json']);
+    assert.equal(again.code, 0, again.stderr);
+  });
+
+  it('a tampered bundle: exit 3 and the cache is untouched', () => {
+    const cache = join(work, 'cache-tampered');
+    const bytes = Buffer.from(newer.bytes);
+    bytes[Math.floor(bytes.length / 2)] = (bytes[Math.floor(bytes.length / 2)] ?? 0) ^ 0xff;
+    writeFileSync(join(work, 'tampered.tgz'), bytes);
+    const run = cli(['import', 'tampered.tgz', '--trust', 'signing.pub', '--cache-dir', cache]);
+    assert.equal(run.code, 3, run.stderr);
+    assert.ok(!existsSync(cache));
+  });
+
+  it('a cache locked by another running import: exit 1 naming the holder pid', () => {
+    const cache = join(work, 'cache-locked');
+    mkdirSync(join(cache, '.trivy-airgap'), { recursive: true });
+    writeFileSync(
+      join(cache, '.trivy-airgap', 'lock'),
+      JSON.stringify({
+        pid: process.pid,
+        host: hostname(),
+        startedAt: new Date().toISOString(),
+        command: 'import',
+      }),
+    );
+    const run = cli(['import', 'newer.tgz', '--trust', 'signing.pub', '--cache-dir', cache, '--json']);
+    assert.equal(run.code, 1);
+    const error = (JSON.parse(run.stdout) as { error: { code: string; message: string } }).error;
+    assert.equal(error.code, 'LOCKED');
+    assert.match(error.message, new RegExp(`pid ${process.pid}`));
+  });
+
+  it('two imports started at once: one waits for nothing and fails LOCKED, the other installs', async () => {
+    const cache = join(work, 'cache-race');
+    const slow = spawn(
+      process.execPath,
+      [CLI, 'import', '-', '--trust', 'signing.pub', '--cache-dir', cache],
+      {
+        cwd: work,
+        env: env(),
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
+    const half = Math.floor(newer.bytes.length / 2);
+    slow.stdin.write(newer.bytes.subarray(0, half));
+    const lock = join(cache, '.trivy-airgap', 'lock');
+    for (let i = 0; i < 300 && !existsSync(lock); i++)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.ok(existsSync(lock));
+    const blocked = cli(['import', 'newer.tgz', '--trust', 'signing.pub', '--cache-dir', cache]);
+    assert.equal(blocked.code, 1);
+    assert.match(blocked.stderr, new RegExp(`pid ${slow.pid ?? 0}`));
+    slow.stdin.end(newer.bytes.subarray(half));
+    const code = await new Promise<number | null>((resolve) => slow.on('exit', resolve));
+    assert.equal(code, 0);
+  });
+});
+
+describe('trivy-airgap import anti-rollback and rollback (built CLI)', () => {
+  it('an older bundle: exit 1 DOWNGRADE_REFUSED; --allow-downgrade installs it; rollback restores the newer one', () => {
+    const cache = join(work, 'cache-downgrade');
+    const updatedAt = () =>
+      (JSON.parse(readFileSync(join(cache, 'db', 'metadata.json'), 'utf8')) as { UpdatedAt: string })
+        .UpdatedAt;
+    assert.equal(cli(['import', 'newer.tgz', '--trust', 'signing.pub', '--cache-dir', cache]).code, 0);
+    const refused = cli(['import', 'older.tgz', '--trust', 'signing.pub', '--cache-dir', cache, '--json']);
+    assert.equal(refused.code, 1);
+    assert.equal((JSON.parse(refused.stdout) as { error: { code: string } }).error.code, 'DOWNGRADE_REFUSED');
+    const allowed = cli([
+      'import',
+      'older.tgz',
+      '--trust',
+      'signing.pub',
+      '--cache-dir',
+      cache,
+      '--allow-downgrade',
+    ]);
+    assert.equal(allowed.code, 0, allowed.stderr);
+    assert.match(allowed.stderr, /warning: installing an older db/);
+    assert.notEqual(updatedAt(), recent);
+    const back = cli(['rollback', '--cache-dir', cache]);
+    assert.equal(back.code, 0, back.stderr);
+    assert.match(back.stdout, /db/);
+    assert.equal(updatedAt(), recent);
+  });
+
+  it('rollback with nothing imported: exit 1 with a hint', () => {
+    const run = cli(['rollback', '--cache-dir', join(work, 'cache-empty')]);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /^error: nothing was imported/m);
+  });
+});
+
+describe('trivy-airgap status (built CLI)', () => {
+  const cache = join(work, 'cache-status');
+
+  it('reports per component with a verdict; exit 0 when fresh', () => {
+    assert.equal(cli(['import', 'newer.tgz', '--trust', 'signing.pub', '--cache-dir', cache]).code, 0);
+    const run = cli(['status', '--cache-dir', cache, '--max-age', '7d']);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, /db +OK/);
+    assert.match(run.stdout, /verdict: Trivy will run offline/);
+  });
+
+  it('--max-age makes it exit 1 when content is older, and --json still prints the status', () => {
+    const run = cli(['status', '--cache-dir', cache, '--max-age', '1m', '--json']);
+    assert.equal(run.code, 1);
+    const status = JSON.parse(run.stdout) as { healthy: boolean; stale: { kind: string }[] };
+    assert.equal(status.healthy, false);
+    assert.ok(status.stale.some((entry) => entry.kind === 'db'));
+  });
+
+  it('a bad --max-age is a usage error (exit 2)', () => {
+    assert.equal(cli(['status', '--cache-dir', cache, '--max-age', 'soon']).code, 2);
+  });
+
+  it('an empty cache: Trivy would fail offline, exit 1', () => {
+    const run = cli(['status', '--cache-dir', join(work, 'cache-nothing')]);
+    assert.equal(run.code, 1, run.stdout);
+    assert.match(run.stdout, /FAIL/);
+  });
+});
