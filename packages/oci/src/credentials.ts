@@ -216,6 +216,6 @@ export async function runCredentialHelper(
     throw new OciError('CREDENTIALS', `credential helper ${program} returned no Username/Secret`);
   }
   if (secret === '') return undefined;
-  // "<token>" marks an OAuth2 identity token (refresh token); registries accept it as a Basic password at the token realm.
+  // "<token>" marks an OAuth2 identity token; we send it as Basic (no refresh-token exchange), which some registries refuse.
   return { kind: 'basic', username, password: secret };
 }
