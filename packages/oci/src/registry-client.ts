@@ -656,6 +656,8 @@ export class RegistryClient {
     const url = /^https?:\/\//.test(path)
       ? path
       : `${this.baseUrl(ref.registry)}/v2/${ref.repository}${path}`;
+    // Upload locations may point elsewhere (a storage host): registry credentials go only to the registry.
+    if (new URL(url).host !== registryApiHost(ref.registry)) return this.http.request(url, options);
     const first = await this.authorization(ref.registry, scopes, false, options.signal);
     const response = await this.http.request(url, withAuthorization(options, first));
     if (response.status !== 401) return response;
@@ -674,7 +676,7 @@ export class RegistryClient {
         hint:
           credentials === undefined
             ? 'log in (docker login) or pass --username/--password or --registry-token'
-            : undefined,
+            : 'check the credentials (--username/--password, --registry-token or docker login)',
       });
     }
     return this.http.request(url, withAuthorization(options, second));

@@ -102,6 +102,13 @@ export function networkError(cause: unknown, url: string | URL): OciError {
   const where = redactUrl(url);
   if (isAbort(cause))
     return new OciError('ABORTED', `request to ${where} was aborted`, { cause, url: where });
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER') {
+    return new OciError('TLS', `${where} does not speak TLS (${code})`, {
+      cause,
+      url: where,
+      hint: 'if the registry serves plain HTTP, pass --plain-http',
+    });
+  }
   if (code !== undefined && TLS_ERROR_CODES.has(code)) {
     return new OciError('TLS', `TLS verification failed for ${where} (${code})`, {
       cause,

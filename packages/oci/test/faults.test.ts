@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { digestOfBytes } from '@trivy-airgap/format';
 import {
@@ -480,6 +481,61 @@ describe('redirects', () => {
       redirect !== undefined && !JSON.stringify(redirect).includes('secret-signature'),
       'events carry no query',
     );
+  });
+});
+
+describe('upload locations on another host', () => {
+  it('sends the upload to the Location host without the registry credentials', async () => {
+    const storage = await server([
+      {
+        name: 'put',
+        method: 'PUT',
+        path: '/upload/1',
+        handle: respond(201, { 'docker-content-digest': BLOB_DESCRIPTOR.digest }),
+      },
+    ]);
+    const withBasic =
+      (inner: SimpleRouteHandler): SimpleRouteHandler =>
+      (req, res, context) => {
+        if (req.headers.authorization === undefined) {
+          respond(401, { 'www-authenticate': 'Basic realm="r"' })(req, res, context);
+          return;
+        }
+        inner(req, res, context);
+      };
+    const registry = await server([
+      { name: 'head', method: 'HEAD', path: BLOB_PATH, handle: withBasic(respond(404)) },
+      {
+        name: 'post',
+        method: 'POST',
+        path: '/v2/aquasec/trivy-db/blobs/uploads/',
+        handle: withBasic((req, res, context) =>
+          respond(202, { location: `${storage.origin}/upload/1?state=abc` })(req, res, context),
+        ),
+      },
+    ]);
+    const result = await client(registry, { username: 'pusher' }).pushBlob(
+      ref(registry),
+      BLOB_DESCRIPTOR,
+      () => Readable.from([BLOB]),
+    );
+    assert.equal(result, 'uploaded');
+    const put = storage.requestsFor('put')[0]!;
+    assert.equal(put.headers.authorization, undefined);
+    assert.equal(new URL(put.url, 'http://x').searchParams.get('digest'), BLOB_DESCRIPTOR.digest);
+    assert.equal(new URL(put.url, 'http://x').searchParams.get('state'), 'abc');
+    assert.deepEqual(put.body, BLOB);
+  });
+
+  it('HTTPS to a plain-HTTP registry is a TLS error that suggests --plain-http', async () => {
+    const s = await server([]);
+    const c = new RegistryClient({
+      transport: { userAgent: 'test', env: {}, retry: { maxAttempts: 1 } },
+      credentials: { useDockerConfig: false, env: {} },
+    });
+    clients.push(c);
+    const error = await expectOciError(c.getManifest(ref(s)), 'TLS');
+    assert.match(error.hint ?? '', /--plain-http/);
   });
 });
 
