@@ -19,6 +19,8 @@ await build({
   minify: false,
   legalComments: 'inline',
   logLevel: 'warning',
+  // unzipper's S3 reader (Open.s3_v3) requires the AWS SDK lazily; trivy-airgap never calls it.
+  external: ['@aws-sdk/client-s3'],
   define: { __TRIVY_AIRGAP_VERSION__: JSON.stringify(version) },
   // CommonJS dependencies inside an ESM bundle still call require(): give them one.
   banner: {
