@@ -36,6 +36,10 @@ const VERIFICATION_CODES = new Set<string>([
   'BUNDLE_FROM_FUTURE',
   'BUNDLE_CONTENT_INVALID',
   'CHECKSUM_MISMATCH',
+  // packages/exporter: independent mirrors disagree on an upstream layer (--verify-mirrors),
+  // or the work dir's copy of a blob no longer matches its content address
+  'MIRRORS_DISAGREE',
+  'WORK_DIR_CORRUPT',
 ]);
 
 /** Codes that mean the command line itself was wrong: exit 2. */

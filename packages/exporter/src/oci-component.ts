@@ -109,6 +109,10 @@ export async function fetchOciComponent(
       });
       return fetched;
     } catch (error) {
+      if (context.signal?.aborted === true) {
+        context.onProgress({ type: 'task-fail', task, reason: 'cancelled' });
+        throw new ExporterError('ABORTED', 'the export was cancelled', { cause: error });
+      }
       const next = references[index + 1];
       if (error instanceof OciError && error.temporary && next !== undefined) {
         // Exactly Trivy's rule: a temporary error (408/429/5xx, TOOMANYREQUESTS, UNAVAILABLE,
@@ -307,6 +311,7 @@ async function storeDbLayer(
         for await (const chunk of context.layout.openBlob(layer) as AsyncIterable<Buffer>)
           extractor.write(chunk);
         const found = await extractor.finish();
+        requireDatabaseFile(kind, name, found.databaseFilePresent);
         await writeCache(context.metadataDir, cachePath, found.bytes);
         fields = found.metadata;
       }
@@ -316,6 +321,7 @@ async function storeDbLayer(
       const extractor = new DbMetadataExtractor(kind);
       stored = await storeBlob(context, ref, layer, progress, (chunk) => extractor.write(chunk));
       const found = await extractor.finish();
+      requireDatabaseFile(kind, name, found.databaseFilePresent);
       await writeCache(context.metadataDir, cachePath, found.bytes);
       fields = found.metadata;
     }
@@ -334,6 +340,16 @@ async function storeDbLayer(
     );
   }
   return { stored, metadata: knownFields(fields) };
+}
+
+/** Trivy's --skip-db-update needs the database file itself next to metadata.json. */
+function requireDatabaseFile(kind: 'db' | 'java-db', name: string, present: boolean): void {
+  if (!present) {
+    throw new ExporterError(
+      'METADATA_INVALID',
+      `${name}: the layer has no ${ARTIFACTS[kind].databaseFile ?? 'database file'} at its root`,
+    );
+  }
 }
 
 async function writeCache(dir: string, path: string, bytes: Buffer): Promise<void> {

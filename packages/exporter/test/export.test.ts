@@ -14,6 +14,7 @@ import {
   type VexComponent,
 } from '@trivy-airgap/format';
 import {
+  makeTarGz,
   makeTestCa,
   redirectTo,
   registryError,
@@ -22,6 +23,7 @@ import {
   startRegistry,
   startRouteServer,
   trivyArtifact,
+  upstreamMetadata,
   vexRepositoryArchive,
   vexRepositoryManifest,
   type FixtureArtifact,
@@ -445,6 +447,95 @@ describe('exportBundle', () => {
       env: { SOURCE_DATE_EPOCH: '1764000000' },
     });
     assert.deepEqual(readFileSync(third.bundle.path), readFileSync(first.bundle.path));
+  });
+
+  it('refuses a DB layer without metadata.json or without the database file', async () => {
+    const noMetadata = trivyArtifact('db', { withoutMetadata: true });
+    const noDatabase = trivyArtifact('db', {
+      layer: makeTarGz([{ name: 'metadata.json', body: upstreamMetadata('db') }]),
+    });
+    for (const [name, artifact, pattern] of [
+      ['no-metadata', noMetadata, /metadata\.json/],
+      ['no-database', noDatabase, /trivy\.db/],
+    ] as const) {
+      const repo = `${plainRegistry.host}/bad/${name}:2`;
+      await pushArtifact(plainRegistry, repo, artifact);
+      const error = await assertExporterError(
+        exportBundle({ ...options(`${name}.tgz`), components: ['db'], dbRepositories: [repo] }),
+        'METADATA_INVALID',
+      );
+      assert.match(error.message, pattern);
+    }
+  });
+
+  it('--trivy-version picks that release: its range is recorded and a checks bundle of another major is refused', async () => {
+    const older = await exportBundle({
+      ...options('trivy-0.60.tgz'),
+      components: ['db'],
+      trivyVersion: '0.60.2',
+    });
+    assert.equal(older.manifest.trivyVersions, '>=0.58.0 <0.69.0');
+    const error = await assertExporterError(
+      exportBundle({ ...options('trivy-0.57.tgz'), components: ['checks'], trivyVersion: '0.57.1' }),
+      'METADATA_INVALID',
+    );
+    assert.match(error.message, /2\.2\.0/);
+    await assertExporterError(
+      exportBundle({ ...options('trivy-bad.tgz'), trivyVersion: 'latest' }),
+      'INVALID_OPTION',
+    );
+  });
+
+  it('--verify-mirrors: accepts when a second registry serves the same layer, refuses when it differs', async () => {
+    const other = trivyArtifact('db', { updatedAt: new Date('2026-11-24T06:00:00Z') });
+    const mirror = await startRouteServer([
+      {
+        name: 'same',
+        method: 'GET',
+        path: '/v2/mirror/trivy-db/manifests/2',
+        handle: respond(
+          200,
+          { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+          db.manifest.toString(),
+        ),
+      },
+      {
+        name: 'stale',
+        method: 'GET',
+        path: '/v2/stale/trivy-db/manifests/2',
+        handle: respond(
+          200,
+          { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+          other.manifest.toString(),
+        ),
+      },
+    ]);
+    try {
+      const agreed = await exportBundle({
+        ...options('mirrors-ok.tgz'),
+        components: ['db'],
+        dbRepositories: [`${plainRegistry.host}/aquasec/trivy-db:2`, `${mirror.host}/mirror/trivy-db:2`],
+        verifyMirrors: true,
+      });
+      assert.deepEqual(agreed.components[0]?.confirmedBy, [`${mirror.host}/mirror/trivy-db:2`]);
+      const error = await assertExporterError(
+        exportBundle({
+          ...options('mirrors-bad.tgz'),
+          components: ['db'],
+          dbRepositories: [`${plainRegistry.host}/aquasec/trivy-db:2`, `${mirror.host}/stale/trivy-db:2`],
+          verifyMirrors: true,
+        }),
+        'MIRRORS_DISAGREE',
+      );
+      assert.equal(error.expected, db.layerDigest);
+      assert.equal(error.found, other.layerDigest);
+      await assertExporterError(
+        exportBundle({ ...options('mirrors-alone.tgz'), components: ['db'], verifyMirrors: true }),
+        'MIRRORS_DISAGREE',
+      );
+    } finally {
+      await mirror.close();
+    }
   });
 
   it('refuses an existing output before downloading anything', async () => {
