@@ -695,7 +695,7 @@ export class RegistryClient {
     if (challenge === undefined) return undefined;
     if (challenge.scheme === 'basic') {
       if (credentials === undefined) return undefined;
-      this.emit({ type: 'auth', registry, scheme: 'basic' });
+      if (refresh) this.emit({ type: 'auth', registry, scheme: 'basic' });
       return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
     }
     const key = [...scopes].sort().join(' ');
