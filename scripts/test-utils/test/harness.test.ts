@@ -57,7 +57,7 @@ describe('route server', () => {
       server.unexpected.map((r) => r.url),
       ['/x', '/other'],
     );
-    await assert.rejects(server.close(), /unexpected requests/);
+    await assert.rejects(server.close());
   });
 });
 
@@ -152,6 +152,9 @@ describe('docker-registry', () => {
     const ping = await get(registry.port, '/v2/');
     assert.equal(ping.status, 200);
     await registry.stop();
-    await assert.rejects(get(registry.port, '/v2/'), /ECONNREFUSED/);
+    await assert.rejects(
+      get(registry.port, '/v2/'),
+      (error: NodeJS.ErrnoException) => error.code === 'ECONNREFUSED',
+    );
   });
 });
