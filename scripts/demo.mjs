@@ -1,17 +1,16 @@
 #!/usr/bin/env node
 // The end-to-end demo behind scripts/demo. Everything runs on 127.0.0.1 and in a temp directory.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { createServer } from 'node:http';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  seedRegistryWithSkopeo,
   startRegistry,
+  startVexRepositoryServer,
   trivyArtifact,
   vexRepositoryArchive,
-  vexRepositoryManifest,
-  writeOciLayout,
 } from './test-utils/dist/src/index.js';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -50,7 +49,6 @@ try {
   step('1. a local registry and VEX server with Trivy-shaped sample content');
   const registry = await startRegistry({ mode: 'plain' });
   cleanups.push(() => registry.stop());
-  const layout = join(work, 'upstream-layout');
   const artifacts = {
     db: trivyArtifact('db', { updatedAt: new Date(Date.now() - 3 * 3600_000), dbContents: 256 * 1024 }),
     'java-db': trivyArtifact('java-db', {
@@ -59,44 +57,25 @@ try {
     }),
     checks: trivyArtifact('checks'),
   };
-  writeOciLayout(
-    layout,
-    Object.entries(artifacts).map(([ref, artifact]) => ({ ref, artifact })),
-  );
   const repositories = {
     db: 'aquasec/trivy-db:2',
     'java-db': 'aquasec/trivy-java-db:1',
     checks: 'aquasec/trivy-checks:2',
   };
-  for (const [ref, repository] of Object.entries(repositories)) {
-    execFileSync('skopeo', [
-      'copy',
-      '--quiet',
-      '--dest-tls-verify=false',
-      `oci:${layout}:${ref}`,
-      `docker://${registry.host}/${repository}`,
-    ]);
-  }
+  await seedRegistryWithSkopeo(
+    registry,
+    Object.fromEntries(
+      Object.entries(repositories).map(([kind, repository]) => [repository, artifacts[kind]]),
+    ),
+  );
   console.log(
     `registry  ${registry.url} (docker-registry, plain HTTP) holds ${Object.values(repositories).join(', ')}`,
   );
-
-  const vex = vexRepositoryArchive({ type: 'tar.gz', topDir: 'vexhub-main' });
-  const vexServer = createServer((request, response) => {
-    const port = vexServer.address().port;
-    if (request.url === '/.well-known/vex-repository.json') {
-      response.end(vexRepositoryManifest(`http://127.0.0.1:${port}/archive/main.tar.gz//vexhub-main`));
-    } else if (request.url === '/archive/main.tar.gz') {
-      response.setHeader('etag', '"demo-etag-1"');
-      response.end(vex.archive);
-    } else {
-      response.statusCode = 404;
-      response.end();
-    }
-  });
-  await new Promise((resolve) => vexServer.listen(0, '127.0.0.1', resolve));
-  cleanups.push(() => new Promise((resolve) => vexServer.close(resolve)));
-  const vexUrl = `http://127.0.0.1:${vexServer.address().port}`;
+  const vexServer = await startVexRepositoryServer(
+    vexRepositoryArchive({ type: 'tar.gz', topDir: 'vexhub-main' }),
+  );
+  cleanups.push(() => vexServer.close());
+  const vexUrl = vexServer.url;
   console.log(`VEX repo  ${vexUrl} (/.well-known/vex-repository.json → archive with //vexhub-main)`);
 
   step('2. connected side: a signing key and the export');

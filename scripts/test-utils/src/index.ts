@@ -6,3 +6,4 @@ export * from './token-server.js';
 export * from './registry.js';
 export * from './http-servers.js';
 export * from './proxy.js';
+export * from './seed.js';
