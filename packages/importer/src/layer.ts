@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { mkdir, open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -32,6 +31,7 @@ export class LayerUnpacker implements EntrySink {
   private readonly tar: TarStream;
   private readonly task: Promise<UnpackedLayer>;
   private failure: Error | undefined;
+  private readonly failureListeners = new Set<(error: Error) => void>();
 
   constructor(
     private readonly label: string,
@@ -42,7 +42,9 @@ export class LayerUnpacker implements EntrySink {
     this.tar = new TarStream(this.input, { gunzip: true, label, limit: () => limit });
     this.task = this.unpack();
     this.task.catch((error: unknown) => {
-      this.failure = error instanceof Error ? error : new Error(String(error));
+      const failure = error instanceof Error ? error : new Error(String(error));
+      this.failure = failure;
+      for (const listener of this.failureListeners) listener(failure);
       this.input.destroy();
     });
   }
@@ -125,9 +127,23 @@ export class LayerUnpacker implements EntrySink {
 
   async write(chunk: Buffer): Promise<void> {
     if (this.failure !== undefined) throw this.failure;
-    if (!this.input.write(chunk)) {
-      await Promise.race([once(this.input, 'drain'), this.task]);
-    }
+    if (!this.input.write(chunk)) await this.drained();
+  }
+
+  /** Waits for 'drain', or rejects when unpacking failed (short-lived listeners only). */
+  private drained(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const onDrain = (): void => {
+        this.failureListeners.delete(onFailure);
+        resolve();
+      };
+      const onFailure = (error: Error): void => {
+        this.input.off('drain', onDrain);
+        reject(error);
+      };
+      this.input.once('drain', onDrain);
+      this.failureListeners.add(onFailure);
+    });
   }
 
   async end(): Promise<void> {

@@ -34,8 +34,8 @@ export class TarStream {
   private readonly waiters: (() => void)[] = [];
   private ended = false;
   private failure: Error | undefined;
-  private readonly failed: Promise<never>;
-  private rejectFailed: (error: Error) => void = () => undefined;
+  /** The entry handed out last: destroyed on failure so that a pending read ends at once. */
+  private current: TarEntry | undefined;
   private readonly controller = new AbortController();
   private readonly parser: Parser;
   /** Inflated tar bytes handed to the parser so far. */
@@ -43,10 +43,6 @@ export class TarStream {
   sourceBytes = 0;
 
   constructor(source: Readable | AsyncIterable<Buffer>, options: TarStreamOptions) {
-    this.failed = new Promise<never>((_, reject) => {
-      this.rejectFailed = reject;
-    });
-    this.failed.catch(() => undefined);
     this.parser = new Parser({ strict: true });
     this.parser.on('entry', (entry: ReadEntry) => {
       entry.pause();
@@ -129,7 +125,9 @@ export class TarStream {
   fail(error: Error): void {
     if (this.failure !== undefined) return;
     this.failure = error;
-    this.rejectFailed(error);
+    // Ends a pending read of the current entry (no long-lived promise is raced against reads:
+    // Promise.race with one would keep every chunk alive until it settles).
+    this.current?.readEntry.destroy();
     this.controller.abort();
     this.wake();
   }
@@ -139,20 +137,35 @@ export class TarStream {
     for (;;) {
       if (this.failure !== undefined) throw this.failure;
       const entry = this.queue.shift();
-      if (entry !== undefined) return entry;
+      if (entry !== undefined) {
+        this.current = entry;
+        return entry;
+      }
       if (this.ended) return undefined;
-      await Promise.race([new Promise<void>((resolve) => this.waiters.push(resolve)), this.failed]);
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
     }
   }
 
-  /** The bytes of an entry, as they arrive. */
+  /** The failure, read through a call: it changes while we await. */
+  private failedWith(): Error | undefined {
+    return this.failure;
+  }
+
+  /** The bytes of an entry, as they arrive; throws the stream's failure instead of ending short. */
   async *chunks(entry: TarEntry): AsyncGenerator<Buffer> {
-    const iterator = entry.readEntry[Symbol.asyncIterator]();
-    for (;;) {
-      const result = await Promise.race([iterator.next(), this.failed]);
-      if (result.done === true) return;
-      yield result.value;
+    const before = this.failedWith();
+    if (before !== undefined) throw before;
+    try {
+      for await (const chunk of entry.readEntry as AsyncIterable<Buffer>) {
+        if (this.failedWith() !== undefined) break;
+        yield chunk;
+      }
+    } catch (error) {
+      // A destroyed entry rejects with "stream destroyed": report why it was destroyed.
+      throw this.failedWith() ?? error;
     }
+    const after = this.failedWith();
+    if (after !== undefined) throw after;
   }
 
   /** Reads a whole (small) entry; `max` guards memory before any byte is read. */
@@ -174,8 +187,9 @@ export class TarStream {
 
   /** Skips the rest of an entry. */
   async drain(entry: TarEntry): Promise<void> {
-    for await (const chunk of this.chunks(entry)) {
-      if (chunk.length < 0) break;
+    const iterator = this.chunks(entry);
+    while ((await iterator.next()).done !== true) {
+      // discard
     }
   }
 }
