@@ -35,7 +35,9 @@ export class Output {
 
   /** Whether live progress (spinners, escape codes) may be drawn. */
   get interactive(): boolean {
-    return this.color && !this.quiet && !this.json;
+    // A pseudo-terminal without a size (columns 0) makes spinners redraw garbage: treat it as no TTY.
+    const columns = (this.io.stderr as { columns?: number }).columns ?? 0;
+    return this.color && !this.quiet && !this.json && columns > 0;
   }
 
   /** A human note on stderr (suppressed by --quiet and --json). */

@@ -1,0 +1,278 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  lstatSync,
+  readlinkSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import {
+  seedRegistryWithSkopeo,
+  startRegistry,
+  startVexRepositoryServer,
+  trivyArtifact,
+  vexRepositoryArchive,
+  type TestRegistry,
+  type VexRepositoryServer,
+} from '@trivy-airgap/test-utils';
+
+/**
+ * The whole job through the BUILT command-line programs, as separate processes: keygen and export
+ * with the workspace CLI on the "connected side"; verify and import with the single-file CLI copied
+ * alone into an empty directory on the "isolated side". Nothing here calls library code directly.
+ */
+
+const CLI = fileURLToPath(new URL('../../../packages/cli/dist/src/main.js', import.meta.url));
+const SINGLE_FILE = fileURLToPath(new URL('../../../packages/cli/dist/trivy-airgap.mjs', import.meta.url));
+const work = mkdtempSync(join(tmpdir(), 'airgap-e2e-'));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a CLI asynchronously: the VEX server lives in this process and must keep answering. */
+function runCli(
+  program: string,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [program, ...args], {
+      cwd: options.cwd ?? work,
+      env: { ...process.env, NO_COLOR: undefined, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** sha256 over every path, type, link target and file content under `dir`: "byte-for-byte unchanged". */
+function treeHash(dir: string): string {
+  const hash = createHash('sha256');
+  const walk = (path: string, rel: string): void => {
+    const stat = lstatSync(path);
+    if (stat.isSymbolicLink()) hash.update(`L ${rel} -> ${readlinkSync(path)}\n`);
+    else if (stat.isDirectory()) {
+      hash.update(`D ${rel}\n`);
+      for (const name of readdirSync(path).sort()) walk(join(path, name), `${rel}/${name}`);
+    } else hash.update(`F ${rel} ${createHash('sha256').update(readFileSync(path)).digest('hex')}\n`);
+  };
+  if (existsSync(dir)) walk(dir, '');
+  return hash.digest('hex');
+}
+
+let registry: TestRegistry;
+let vexServer: VexRepositoryServer;
+const keys = join(work, 'keys');
+const transfer = join(work, 'transfer');
+const bundle = join(transfer, 'trivy-bundle.tgz');
+const isolated = join(work, 'isolated');
+const singleFileCopy = join(isolated, 'trivy-airgap.mjs');
+const cache = join(isolated, 'cache');
+const vexConfig = join(isolated, 'vex', 'repository.yaml');
+
+before(async () => {
+  registry = await startRegistry({ mode: 'plain' });
+  await seedRegistryWithSkopeo(registry, {
+    'aquasec/trivy-db:2': trivyArtifact('db', { updatedAt: new Date(Date.now() - 2 * 3600_000) }),
+    'aquasec/trivy-java-db:1': trivyArtifact('java-db', { updatedAt: new Date(Date.now() - 30 * 3600_000) }),
+    'aquasec/trivy-checks:2': trivyArtifact('checks'),
+  });
+  // The zip shape (a GitHub-style top folder + //subdir); the demo covers tar.gz.
+  vexServer = await startVexRepositoryServer(vexRepositoryArchive({ type: 'zip', topDir: 'vexhub-main' }));
+  mkdirSync(transfer, { recursive: true });
+  mkdirSync(isolated, { recursive: true });
+});
+
+after(async () => {
+  await vexServer.close();
+  await registry.stop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('export → carry → import, through the built CLIs', () => {
+  it('connected side: keygen, then export --all into one signed bundle', async () => {
+    const keygen = await runCli(CLI, ['keygen', '--out-dir', keys]);
+    assert.equal(keygen.code, 0, keygen.stderr);
+    const exported = await runCli(CLI, [
+      'export',
+      '--all',
+      '--db-repository',
+      `${registry.host}/aquasec/trivy-db:2`,
+      '--java-db-repository',
+      `${registry.host}/aquasec/trivy-java-db:1`,
+      '--checks-bundle-repository',
+      `${registry.host}/aquasec/trivy-checks:2`,
+      '--vex-repository',
+      `default=${vexServer.url}`,
+      '--plain-http',
+      '--work-dir',
+      join(work, 'export-work'),
+      '--key',
+      join(keys, 'signing.key'),
+      '-o',
+      bundle,
+      '--json',
+    ]);
+    assert.equal(exported.code, 0, exported.stderr);
+    JSON.parse(exported.stdout); // --json: one JSON document on stdout, nothing else
+    assert.ok(existsSync(`${bundle}.sha256`) && existsSync(`${bundle}.sha256.sig`));
+  });
+
+  it('before the air gap: stock tools check it (sha256sum -c, openssl on the checksum file and the manifest)', () => {
+    assert.match(
+      execFileSync('sha256sum', ['-c', 'trivy-bundle.tgz.sha256'], { cwd: transfer, encoding: 'utf8' }),
+      /OK/,
+    );
+    const pub = join(keys, 'signing.pub');
+    const checksum = spawnSync(
+      'openssl',
+      ['dgst', '-sha256', '-verify', pub, '-signature', `${bundle}.sha256.sig`, `${bundle}.sha256`],
+      {
+        encoding: 'utf8',
+      },
+    );
+    assert.equal(checksum.status, 0, checksum.stderr);
+    const listing = execFileSync('tar', ['-tzf', bundle], { encoding: 'utf8' }).trim().split('\n');
+    assert.deepEqual(listing.slice(0, 2), ['manifest.json', 'manifest.json.sig']);
+    const unpacked = join(work, 'unpacked');
+    mkdirSync(unpacked);
+    execFileSync('tar', ['-xzf', bundle, '-C', unpacked, 'manifest.json', 'manifest.json.sig']);
+    const manifest = spawnSync(
+      'openssl',
+      [
+        'dgst',
+        '-sha256',
+        '-verify',
+        pub,
+        '-signature',
+        join(unpacked, 'manifest.json.sig'),
+        join(unpacked, 'manifest.json'),
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(manifest.status, 0, manifest.stderr);
+  });
+
+  it('isolated side: the single-file CLI alone in an empty directory verifies and imports', async () => {
+    copyFileSync(SINGLE_FILE, singleFileCopy);
+    copyFileSync(join(keys, 'signing.pub'), join(isolated, 'signing.pub'));
+    // No node_modules anywhere above the copy's directory would help it: it must need none.
+    const verified = await runCli(singleFileCopy, ['verify', bundle, '--trust', 'signing.pub'], {
+      cwd: isolated,
+    });
+    assert.equal(verified.code, 0, verified.stderr);
+    const imported = await runCli(
+      singleFileCopy,
+      ['import', bundle, '--trust', 'signing.pub', '--cache-dir', cache, '--vex-config', vexConfig],
+      { cwd: isolated },
+    );
+    assert.equal(imported.code, 0, imported.stderr);
+    assert.match(imported.stdout + imported.stderr, /--skip-db-update/);
+    // trivy-facts: "An installer MUST write a real DownloadedAt".
+    const metadata = JSON.parse(readFileSync(join(cache, 'db', 'metadata.json'), 'utf8')) as {
+      Version: number;
+      DownloadedAt: string;
+    };
+    assert.equal(metadata.Version, 2);
+    assert.notEqual(metadata.DownloadedAt, '0001-01-01T00:00:00Z');
+    assert.ok(existsSync(join(cache, 'db', 'trivy.db')));
+    assert.ok(existsSync(join(cache, 'java-db', 'trivy-java.db')));
+    assert.ok(
+      readdirSync(join(cache, 'policy', 'content')).length > 0,
+      'trivy-facts: never an empty policy/content',
+    );
+    assert.ok(existsSync(join(cache, 'vex', 'repositories', 'default', '0.1', 'index.json')));
+    assert.match(readFileSync(vexConfig, 'utf8'), /name: default/);
+    const status = await runCli(
+      singleFileCopy,
+      ['status', '--cache-dir', cache, '--vex-config', vexConfig, '--json'],
+      { cwd: isolated },
+    );
+    assert.equal(status.code, 0, status.stderr);
+    JSON.parse(status.stdout);
+  });
+
+  it('a bundle changed by one byte after export is refused (exit 3) and the cache stays byte-for-byte as it was', async () => {
+    const tampered = join(work, 'tampered.tgz');
+    const bytes = readFileSync(bundle);
+    bytes[Math.floor(bytes.length / 2)]! ^= 0x20;
+    writeFileSync(tampered, bytes);
+    const before = treeHash(cache);
+    const run = await runCli(singleFileCopy, [
+      'import',
+      tampered,
+      '--trust',
+      join(isolated, 'signing.pub'),
+      '--cache-dir',
+      cache,
+      '--vex-config',
+      vexConfig,
+    ]);
+    assert.equal(run.code, 3, run.stderr);
+    assert.match(run.stderr, /error:/);
+    assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace without --debug');
+    assert.equal(treeHash(cache), before);
+  });
+
+  it('on a terminal (script(1) pseudo-terminal) progress is drawn; off a terminal there are no escape codes', async () => {
+    const ttyCache = join(work, 'tty-cache');
+    const command = [
+      process.execPath,
+      CLI,
+      'import',
+      bundle,
+      '--trust',
+      join(keys, 'signing.pub'),
+      '--cache-dir',
+      ttyCache,
+      '--vex-config',
+      join(work, 'tty-vex.yaml'),
+    ]
+      .map((part) => `'${part.replaceAll("'", "'\\''")}'`)
+      .join(' ');
+    // script(1) gives the command a pseudo-terminal; stty gives that terminal a size, as a real one has.
+    const pty = spawnSync('script', ['-q', '-e', '-c', `stty cols 120 rows 40; ${command}`, '/dev/null'], {
+      timeout: 60_000,
+      maxBuffer: 64 * 1024 * 1024,
+      encoding: 'utf8',
+      env: { ...process.env, TERM: 'xterm-256color', NO_COLOR: undefined },
+    });
+    assert.equal(pty.status, 0, pty.stdout.slice(-2000));
+    assert.ok(pty.stdout.includes('\u001b['), 'escape codes of the spinner on a TTY');
+    assert.match(pty.stdout, /db/);
+
+    const plainCache = join(work, 'plain-cache');
+    const plain = await runCli(CLI, [
+      'import',
+      bundle,
+      '--trust',
+      join(keys, 'signing.pub'),
+      '--cache-dir',
+      plainCache,
+      '--vex-config',
+      join(work, 'plain-vex.yaml'),
+    ]);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.ok(!(plain.stderr + plain.stdout).includes('\u001b'), 'no escape codes off a TTY');
+    assert.match(plain.stderr, /db/, 'a plain summary line per component');
+  });
+});
