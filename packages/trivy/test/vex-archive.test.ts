@@ -201,6 +201,10 @@ describe('hostile VEX archives are refused and nothing escapes (security regress
         { name: 'top/sub/evil.json', body: 'x' },
       ]),
     ],
+    [
+      'tar slip hidden in a long (PAX) name',
+      withRepo('top', [{ name: `top/${'a'.repeat(120)}/../../../evil.json`, body: 'x' }]),
+    ],
     ['character device', withRepo('top', [{ name: 'top/null', type: 'chardev' }])],
     ['fifo', withRepo('top', [{ name: 'top/pipe', type: 'fifo' }])],
     ['backslash path', withRepo('top', [{ name: 'top\\..\\..\\evil.json', body: 'x' }])],
