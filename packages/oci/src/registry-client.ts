@@ -26,6 +26,7 @@ import {
   type ImageReference,
 } from './reference.js';
 import {
+  abandonBody,
   backoff,
   createHttpClient,
   networkError,
@@ -313,7 +314,7 @@ export class RegistryClient {
             options.onProgress?.(offset, size);
           }
         } finally {
-          if (!response.body.readableEnded) response.body.destroy();
+          if (!response.body.readableEnded) abandonBody(response.body);
         }
         if (networkFailure !== undefined) {
           const error = networkError(networkFailure, response.url);

@@ -204,6 +204,12 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
+/** Stops reading a response body; the abort error undici then emits has no one to report to. */
+export function abandonBody(body: Readable): void {
+  body.on('error', () => undefined);
+  if (!body.destroyed) body.destroy();
+}
+
 /** Reads a stream to the end into memory, refusing more than `limit` bytes. */
 export async function readBounded(
   body: Readable,
@@ -216,7 +222,7 @@ export async function readBounded(
   for await (const chunk of body as AsyncIterable<Buffer>) {
     total += chunk.byteLength;
     if (total > limit) {
-      body.destroy();
+      abandonBody(body);
       throw new OciError(tooLarge, `${what} is larger than ${limit} bytes`, {
         expected: `<= ${limit} bytes`,
       });
@@ -403,7 +409,7 @@ function wrapResponse(
     bytes: async (limit, tooLarge) => {
       const declared = headers['content-length'];
       if (declared !== undefined && Number(declared) > limit) {
-        body.destroy();
+        abandonBody(body);
         throw new OciError(
           tooLarge ?? 'SIZE_MISMATCH',
           `response from ${redactUrl(url)} is larger than ${limit} bytes`,
@@ -432,7 +438,7 @@ function wrapResponse(
     },
     discard: async () => {
       await (body as Readable & { dump?: () => Promise<void> }).dump?.().catch(() => undefined);
-      if (!body.destroyed) body.destroy();
+      abandonBody(body);
     },
   };
 }
