@@ -258,7 +258,9 @@ describe('export → carry → import, through the built CLIs', () => {
     });
     assert.equal(pty.status, 0, pty.stdout.slice(-2000));
     assert.ok(pty.stdout.includes('\u001b['), 'escape codes of the spinner on a TTY');
-    assert.match(pty.stdout, /db/);
+    assert.match(pty.stdout, /[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]/u, 'a spinner frame');
+    assert.match(pty.stdout, /\d+(\.\d+)? (B|KiB|MiB) \/ \d/u, 'bytes done / total while reading');
+    assert.match(pty.stdout, /✔.*verified/u, 'the spinner ends in a summary line');
 
     const plainCache = join(work, 'plain-cache');
     const plain = await runCli(CLI, [
