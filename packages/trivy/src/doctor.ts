@@ -1,6 +1,6 @@
 import type { ComponentKind } from '@trivy-airgap/format';
 import { isRfc3339 } from '@trivy-airgap/format';
-import { lstat, readFile, readdir } from 'node:fs/promises';
+import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ARTIFACTS } from './artifacts.js';
 import { TrivyError } from './errors.js';
@@ -59,9 +59,10 @@ const VEX_FLAGS = ['--vex', 'repo', '--skip-vex-repo-update'];
 
 type PathKind = 'file' | 'directory' | 'other';
 
+// stat, not lstat: Trivy follows symbolic links in its cache dir.
 async function kindOf(path: string): Promise<PathKind | undefined> {
   try {
-    const stats = await lstat(path);
+    const stats = await stat(path);
     return stats.isFile() ? 'file' : stats.isDirectory() ? 'directory' : 'other';
   } catch {
     return undefined;
@@ -70,7 +71,7 @@ async function kindOf(path: string): Promise<PathKind | undefined> {
 
 async function readSmall(path: string): Promise<Buffer | undefined> {
   if ((await kindOf(path)) !== 'file') return undefined;
-  const stats = await lstat(path);
+  const stats = await stat(path);
   if (stats.size > MAX_READ) return undefined;
   return readFile(path);
 }
