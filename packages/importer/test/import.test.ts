@@ -614,3 +614,42 @@ describe('status', () => {
     assert.ok(stale.stale.some((c) => c.kind === 'db'));
   });
 });
+
+describe('a Trivy reading the cache during imports', () => {
+  it('never sees a half-written file: every read of db/trivy.db and db/metadata.json is one complete generation', async () => {
+    const cache = freshDir('concurrent');
+    const dates = [OLD_DATE, NEW_DATE];
+    const contents = dates.map((date, i) => Buffer.alloc(300_000, `${i}${date.toISOString()}`));
+    const whole = new Set(contents.map((bytes) => digestOfBytes(bytes)));
+    const bundles = dates.map((date, i) =>
+      bundleFile(work, {
+        components: [{ kind: 'db', options: { updatedAt: date, dbContents: contents[i]! } }],
+      }),
+    );
+    await importBundle(options(bundles[0]!.path, cache));
+    const seen = new Set<string>();
+    let stop = false;
+    let reads = 0;
+    const reader = (async () => {
+      while (!stop) {
+        const meta = json(join(cache, 'db', 'metadata.json'));
+        assert.ok(
+          dates.some((date) => date.toISOString() === meta.UpdatedAt),
+          String(meta.UpdatedAt),
+        );
+        const db = digestOfBytes(readFileSync(join(cache, 'db', 'trivy.db')));
+        assert.ok(whole.has(db), 'trivy.db is one complete generation');
+        seen.add(db);
+        reads++;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    })();
+    for (let round = 1; round <= 4; round++) {
+      await importBundle(options(bundles[round % 2]!.path, cache, { allowDowngrade: true }));
+    }
+    stop = true;
+    await reader;
+    assert.ok(reads > 4, `${reads} reads`);
+    assert.equal(seen.size, 2, 'the reader saw both generations');
+  });
+});
