@@ -29,6 +29,8 @@ export type ExporterErrorCode =
   | 'VEX_ARCHIVE_FAILED'
   /** The work dir holds bytes that do not match their content address (a damaged cache). */
   | 'WORK_DIR_CORRUPT'
+  /** Another export is using the same work dir right now. */
+  | 'WORK_DIR_BUSY'
   /** A bundle entry's bytes did not match the size or digest the manifest declares. */
   | 'ENTRY_MISMATCH'
   /** The export was cancelled through its AbortSignal. */

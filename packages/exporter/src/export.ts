@@ -25,6 +25,7 @@ import { ExporterError } from './errors.js';
 import { fetchOciComponent, verifyWithMirrors, type FetchedOciComponent } from './oci-component.js';
 import { creationTime, defaultWorkDir, type VexRepositorySpec } from './options.js';
 import { fetchVexRepository, type FetchedVexRepository } from './vex-component.js';
+import { lockWorkDir } from './work-dir-lock.js';
 
 export type ExportComponentKind = OciComponentKind | 'vex';
 export const EXPORT_COMPONENT_KINDS: readonly ExportComponentKind[] = ['db', 'java-db', 'checks', 'vex'];
@@ -174,13 +175,18 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
 
   const workDir = resolve(options.workDir ?? defaultWorkDir(env));
   let layout: OciLayout;
+  let unlock: () => Promise<void>;
+  try {
+    unlock = await lockWorkDir(workDir);
+  } catch (cause) {
+    if (cause instanceof ExporterError) throw cause;
+    throw workDirError(workDir, cause);
+  }
   try {
     layout = await OciLayout.open(join(workDir, 'oci'), { create: true });
   } catch (cause) {
-    throw new ExporterError('OUTPUT_FAILED', `cannot use the work dir ${workDir}: ${describe(cause)}`, {
-      cause,
-      hint: 'pass --work-dir DIR on a writable disk with room for the downloads',
-    });
+    await unlock();
+    throw workDirError(workDir, cause);
   }
   const registry = options.registry ?? {};
   const transport: TransportOptions = {
@@ -305,7 +311,15 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
     return { bundle, manifest: bundle.manifest, components: summaries, workDir };
   } finally {
     await Promise.all([client.close(), http.close()]).catch(() => undefined);
+    await unlock();
   }
+}
+
+function workDirError(workDir: string, cause: unknown): ExporterError {
+  return new ExporterError('OUTPUT_FAILED', `cannot use the work dir ${workDir}: ${describe(cause)}`, {
+    cause,
+    hint: 'pass --work-dir DIR on a writable disk with room for the downloads',
+  });
 }
 
 function nonEmpty(list: readonly string[] | undefined): readonly string[] | undefined {

@@ -185,6 +185,9 @@ describe('trivy-airgap export (built CLI as a process)', () => {
       'cli-extract/manifest.json',
     ]);
     assert.equal(manifestCheck.code, 0, manifestCheck.stderr);
+    // And the importer side of this project reads it as docs/bundle-format.md says.
+    const verified = await cli(['verify', 'cli.tgz', '--trust', 'signing.pub']);
+    assert.equal(verified.code, 0, verified.stderr);
   });
 
   it('--split: the parts rejoined with cat equal the unsplit bundle', async () => {

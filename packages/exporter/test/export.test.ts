@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -536,6 +536,19 @@ describe('exportBundle', () => {
     } finally {
       await mirror.close();
     }
+  });
+
+  it('one export per work dir: a live owner is refused, a dead one is taken over', async () => {
+    const dir = join(work, 'work-locked');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'lock'), `${process.ppid}\n`); // a process that is certainly alive
+    await assertExporterError(exportBundle({ ...options('locked.tgz'), workDir: dir }), 'WORK_DIR_BUSY');
+    const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {
+      encoding: 'utf8',
+    });
+    writeFileSync(join(dir, 'lock'), `${gone.stdout}\n`);
+    await exportBundle({ ...options('locked.tgz'), components: ['checks'], workDir: dir });
+    assert.equal(existsSync(join(dir, 'lock')), false, 'the lock is released');
   });
 
   it('refuses an existing output before downloading anything', async () => {
