@@ -180,22 +180,27 @@ describe('resume', () => {
       {
         name: 'blob',
         path: BLOB_PATH,
-        handle: inSequence(serveBlob(BLOB, { resetAfter: 100_000 }), serveBlob(BLOB)),
+        // Cut every full request; only a Range request gets the rest. (A reset can discard bytes the
+        // client had not read yet, so the first resumed offset is not fixed.)
+        handle: (req, res, context) =>
+          req.headers.range === undefined
+            ? serveBlob(BLOB, { resetAfter: 100_000 })(req, res, context)
+            : serveBlob(BLOB)(req, res, context),
       },
     ]);
     const events: OciEvent[] = [];
     const seen: Buffer[] = [];
     const dest = destination();
-    const result = await client(s, { events }).downloadBlob(ref(s), BLOB_DESCRIPTOR, dest, {
+    const retry = { maxAttempts: 5, baseDelayMs: 5, maxDelayMs: 50 };
+    const result = await client(s, { events, retry }).downloadBlob(ref(s), BLOB_DESCRIPTOR, dest, {
       onData: (chunk) => seen.push(chunk),
     });
     assert.equal(result.digest, BLOB_DESCRIPTOR.digest);
     assert.deepEqual(await readFile(dest), BLOB);
     assert.deepEqual(Buffer.concat(seen), BLOB, 'onData saw every byte exactly once, in order');
     const requests = s.requestsFor('blob');
-    assert.equal(requests.length, 2);
     assert.equal(requests[0]!.headers.range, undefined);
-    assert.match(requests[1]!.headers.range ?? '', /^bytes=[1-9]\d*-$/);
+    assert.match(requests.at(-1)!.headers.range ?? '', /^bytes=[1-9]\d*-$/, 'the server saw a Range request');
     assert.ok(events.some((e) => e.type === 'retry'));
   });
 

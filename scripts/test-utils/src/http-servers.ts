@@ -214,7 +214,7 @@ export function serveBlob(blob: Buffer, options: BlobRouteOptions = {}): SimpleR
       res.writeHead(status, headers);
       res.write(body.subarray(0, options.resetAfter), () => {
         // Give the bytes a moment to leave before the RST, so the client really sees a partial body.
-        setTimeout(() => req.socket.resetAndDestroy(), 20);
+        setTimeout(() => req.socket.resetAndDestroy(), 50);
       });
       return;
     }
