@@ -115,6 +115,13 @@ describe('trivy-airgap verify (built CLI as a process)', () => {
     assert.match(allowed.stderr, /warning: THE BUNDLE IS NOT SIGNED/);
   });
 
+  it('a --trust file that does not exist: exit 1 with one line naming it, not a stack', () => {
+    const run = cli(['verify', 'trivy-bundle.tgz', '--trust', 'nope.pub']);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /^error: cannot read the trusted key .*nope\.pub/m);
+    assert.doesNotMatch(run.stderr, /this is a bug/);
+  });
+
   it('a missing bundle argument is a usage error (exit 2)', () => {
     assert.equal(cli(['verify']).code, 2);
     assert.equal(cli(['verify', 'x.tgz', '--no-such-flag']).code, 2);

@@ -6,6 +6,7 @@ import { AirgapError } from '@trivy-airgap/format';
  */
 export type ImporterErrorCode =
   | 'BUNDLE_NOT_FOUND'
+  | 'TRUSTED_KEY_UNREADABLE'
   | 'BUNDLE_CORRUPT'
   | 'BUNDLE_ENTRY_UNLISTED'
   | 'BUNDLE_ENTRY_DUPLICATE'

@@ -2,6 +2,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { loadTrustedKey, type TrustedKey } from '@trivy-airgap/format';
+import { ImporterError } from './errors.js';
 
 /** Trust directories, strongest first: the user's, then the system's. */
 export function defaultTrustDirs(env: NodeJS.ProcessEnv = process.env): string[] {
@@ -30,7 +31,20 @@ export async function loadTrustedKeys(options: TrustOptions): Promise<TrustedKey
     keys.push(key);
   };
   for (const file of options.trustFiles ?? []) {
-    add(loadTrustedKey(await readFile(file, 'utf8'), file));
+    let pem: string;
+    try {
+      pem = await readFile(file, 'utf8');
+    } catch (error) {
+      throw new ImporterError(
+        'TRUSTED_KEY_UNREADABLE',
+        `cannot read the trusted key ${file}: ${(error as Error).message}`,
+        {
+          cause: error,
+          hint: 'pass the public key file the exporter made (signing.pub) with --trust',
+        },
+      );
+    }
+    add(loadTrustedKey(pem, file));
   }
   for (const dir of options.trustDirs ?? []) {
     let names: string[];
