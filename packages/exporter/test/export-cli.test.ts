@@ -217,6 +217,48 @@ describe('trivy-airgap export (built CLI as a process)', () => {
     assert.equal(check.stdout.trim().split('\n').length, summary.bundle.parts.length);
   });
 
+  it('Ctrl-C (SIGINT) cancels cleanly: exit 1, one error line, no output or temp file left', async () => {
+    let stalled: () => void = () => undefined;
+    const stalledOnce = new Promise<void>((resolve) => (stalled = resolve));
+    const front = await startFrontend(plainRegistry.url, {
+      stallBlobAfter: 500_000,
+      onStall: () => stalled(),
+    });
+    try {
+      const child = spawn(
+        process.execPath,
+        [
+          CLI,
+          'export',
+          '--db',
+          '--unsigned',
+          '--plain-http',
+          '--work-dir',
+          'work-sigint',
+          '-o',
+          'cancelled.tgz',
+          '--db-repository',
+          `${front.host}/aquasec/trivy-db:2`,
+        ],
+        { cwd: work, env: baseEnv },
+      );
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+      const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      await stalledOnce;
+      child.kill('SIGINT');
+      assert.equal(await exited, 1, stderr);
+      assert.match(stderr, /^error: .*cancelled/m);
+      assert.doesNotMatch(stderr, /^\s+at /m);
+      assert.deepEqual(
+        readdirSync(work).filter((name) => name.startsWith('cancelled.tgz')),
+        [],
+      );
+    } finally {
+      await front.close();
+    }
+  });
+
   it('killed midway through a large blob, the next run resumes: the registry serves only the missing bytes', async () => {
     const layerSize = db.layer.length;
     let stalled: () => void = () => undefined;

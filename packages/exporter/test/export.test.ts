@@ -353,6 +353,36 @@ describe('exportBundle', () => {
     }
   });
 
+  it('falls back when the first mirror has the manifest but not the blob (BLOB_UNKNOWN is temporary for Trivy)', async () => {
+    const halfMirror = await startRouteServer([
+      {
+        name: 'manifest',
+        method: 'GET',
+        path: '/v2/aquasec/trivy-db/manifests/2',
+        handle: respond(
+          200,
+          { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+          db.manifest.toString(),
+        ),
+      },
+      { name: 'blob', method: 'GET', path: /\/blobs\//, handle: registryError(404, 'BLOB_UNKNOWN') },
+    ]);
+    try {
+      const result = await exportBundle({
+        ...options('blob-unknown.tgz'),
+        components: ['db'],
+        dbRepositories: [`${halfMirror.host}/aquasec/trivy-db:2`, `${plainRegistry.host}/aquasec/trivy-db:2`],
+      });
+      assert.equal(
+        (result.manifest.components[0] as OciComponent).servedBy,
+        `${plainRegistry.host}/aquasec/trivy-db:2`,
+      );
+      assert.ok(halfMirror.hits('blob') >= 1);
+    } finally {
+      await halfMirror.close();
+    }
+  });
+
   it('does not fall back on 404: the error names the repository, the second mirror is never asked', async () => {
     const missing = await startRouteServer([
       {
