@@ -6,8 +6,11 @@ import { ImporterError, TAMPERED_HINT } from './errors.js';
 import type { EntrySink } from './reader.js';
 import { TarStream } from './tar-stream.js';
 
-/** A layer inflates to at most this many times its compressed size (DB-like data: ~21×)… */
-const MAX_LAYER_RATIO = 2000;
+/**
+ * A layer inflates to at most this many times its compressed size. DB-like data reaches ~21×;
+ * deflate itself cannot exceed ~1032×, so the bound must sit well below that to stop a bomb.
+ */
+const MAX_LAYER_RATIO = 250;
 /** …but small layers may always inflate to this much. */
 const MIN_LAYER_LIMIT = 16 * 1024 * 1024;
 const MAX_METADATA_BYTES = 1024 * 1024;

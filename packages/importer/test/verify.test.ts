@@ -3,11 +3,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { gzipSync } from 'node:zlib';
+import { createGzip, gzipSync } from 'node:zlib';
 import { AirgapError, signBytes } from '@trivy-airgap/format';
 import {
   buildBundle,
   flipTarByte,
+  makeTar,
   makeTarGz,
   makeTestKey,
   trivyArtifact,
@@ -352,7 +353,7 @@ describe('verifyBundle: hostile entries (named after what they prevent)', () => 
 
   it('gzip bomb: inflation stops soon after the declared sizes, long before the bomb is spent', async () => {
     const built = buildBundle({ components: [{ kind: 'db' }] });
-    const bomb = gzipSync(Buffer.concat([built.tar, Buffer.alloc(256 * 1024 * 1024)]), { level: 9 });
+    const bomb = gzipSync(Buffer.concat([built.tar, Buffer.alloc(64 * 1024 * 1024)]), { level: 9 });
     const started = Date.now();
     const error = await refused(bomb, 'BUNDLE_CORRUPT');
     assert.ok(error instanceof ImporterError);
@@ -369,6 +370,35 @@ describe('verifyBundle: hostile entries (named after what they prevent)', () => 
       editEntries: (e) => [{ ...e[0]!, headerSize: 64 * 1024 * 1024 }, ...e.slice(1)],
     }).tar;
     await refused(gzipSync(tar), 'BUNDLE_CORRUPT');
+  });
+
+  it('gzip bomb inside a layer: inflation stops at a bounded ratio of the layer size', async () => {
+    const zeros = 300 * 1024 * 1024;
+    const header = makeTar([{ name: 'trivy.db', headerSize: zeros }]).subarray(0, 512);
+    const gzip = createGzip({ level: 9 });
+    const parts: Buffer[] = [];
+    gzip.on('data', (chunk: Buffer) => parts.push(chunk));
+    const ended = new Promise((resolve) => gzip.on('end', resolve));
+    gzip.write(header);
+    const block = Buffer.alloc(1024 * 1024);
+    for (let written = 0; written < zeros; written += block.length) {
+      if (!gzip.write(block)) await new Promise((resolve) => gzip.once('drain', resolve));
+    }
+    gzip.end(makeTar([{ name: 'metadata.json', body: upstreamMetadata('db') }]));
+    await ended;
+    const layer = Buffer.concat(parts);
+    const metadata = JSON.parse(upstreamMetadata('db').toString()) as Record<string, unknown>;
+    const bytes = buildBundle({
+      components: [{ kind: 'db', artifact: trivyArtifact('db', { layer }), metadata }],
+    }).bytes;
+    const started = Date.now();
+    const error = await refused(bytes, 'BUNDLE_CORRUPT');
+    assert.ok(error instanceof ImporterError);
+    assert.ok(
+      typeof error.found === 'number' && error.found < 100 * 1024 * 1024,
+      `inflated ${String(error.found)}`,
+    );
+    assert.ok(Date.now() - started < 5000);
   });
 
   it('a layer whose inner tar escapes (../) or links is refused (inner extraction hardening)', async () => {

@@ -1,0 +1,250 @@
+import {
+  blobPath,
+  ignoreProgress,
+  type Digest,
+  type OciComponent,
+  type OciComponentKind,
+  type ProgressListener,
+} from '@trivy-airgap/format';
+import {
+  OciError,
+  formatReference,
+  parseImageManifest,
+  type Descriptor,
+  type ImageReference,
+  type OciLayout,
+  type PushBlobResult,
+  type RegistryClient,
+} from '@trivy-airgap/oci';
+import { PublishError } from './errors.js';
+import { formatTarget, targetReference, type RegistryTarget } from './target.js';
+
+export interface PushedBlob {
+  readonly digest: Digest;
+  readonly size: number;
+  readonly mediaType: string;
+  /** `exists`: the registry had it, nothing was sent; `mounted`: cross-repo mount; `uploaded`. */
+  readonly result: PushBlobResult;
+}
+
+export interface PushedArtifact {
+  readonly kind: OciComponentKind;
+  /** `HOST/PREFIX/trivy-db:2` */
+  readonly reference: string;
+  /** The manifest digest: the same as upstream's and the bundle's. */
+  readonly digest: Digest;
+  readonly blobs: readonly PushedBlob[];
+  /** False when the tag already pointed at this exact manifest (nothing changed). */
+  readonly tagMoved: boolean;
+}
+
+export interface PushArtifactsOptions {
+  /** The verified OCI layout of the bundle. */
+  readonly layout: OciLayout;
+  /** The exact, verified manifest bytes per component (from the bundle pass). */
+  readonly manifests: ReadonlyMap<OciComponentKind, Buffer>;
+  readonly components: readonly OciComponent[];
+  readonly target: RegistryTarget;
+  readonly client: RegistryClient;
+  readonly onProgress?: ProgressListener;
+  readonly signal?: AbortSignal;
+}
+
+function registryAnswer(error: OciError): string {
+  const codes = error.registryCodes.length > 0 ? ` ${error.registryCodes.join(',')}` : '';
+  const words = error.registryMessage === undefined ? '' : `: ${error.registryMessage}`;
+  return `${error.status === undefined ? error.code : `HTTP ${error.status}`}${codes}${words}`;
+}
+
+/** Turns a registry failure into a PublishError that says what was being pushed where. */
+function pushFailure(
+  error: unknown,
+  subject: string,
+  doing: string,
+  manifestMediaTypes?: readonly string[],
+): unknown {
+  if (!(error instanceof OciError)) return error;
+  const answer = registryAnswer(error);
+  const base = {
+    cause: error,
+    subject,
+    registryAnswer: answer,
+    ...(error.status === undefined ? {} : { status: error.status }),
+  };
+  if (error.code === 'UNAUTHORIZED') {
+    return new PublishError(
+      'REGISTRY_UNAUTHORIZED',
+      `${subject}: the registry refused the credentials while ${doing} (${answer})`,
+      {
+        ...base,
+        hint: 'check --username/--password, --registry-token or docker login for this registry',
+      },
+    );
+  }
+  if (error.code === 'DENIED') {
+    return new PublishError(
+      'REGISTRY_DENIED',
+      `${subject}: the registry denied ${doing} (${answer})`,
+      {
+        ...base,
+        hint: 'the credentials are valid but lack push permission for this repository',
+      },
+    );
+  }
+  const refusedManifest =
+    manifestMediaTypes !== undefined &&
+    (error.code === 'UNSUPPORTED_MEDIA_TYPE' ||
+      error.code === 'MANIFEST_INVALID' ||
+      error.status === 400 ||
+      error.status === 415);
+  if (refusedManifest) {
+    return new PublishError(
+      'MEDIA_TYPE_REJECTED',
+      `${subject}: the registry refused the manifest with media types ${manifestMediaTypes.join(', ')} (${answer})`,
+      {
+        ...base,
+        mediaTypes: manifestMediaTypes,
+        hint: 'allow these artifact media types in the registry (e.g. Harbor/Artifactory/Quay artifact settings) or use another registry',
+      },
+    );
+  }
+  return new PublishError('PUSH_FAILED', `${subject}: ${doing} failed: ${error.message}`, {
+    ...base,
+    ...(error.hint === undefined ? {} : { hint: error.hint }),
+  });
+}
+
+interface Planned {
+  readonly component: OciComponent;
+  readonly ref: ImageReference;
+  readonly shown: string;
+  readonly bytes: Buffer;
+  readonly mediaType: string;
+  readonly blobs: readonly Descriptor[];
+  readonly mediaTypes: readonly string[];
+}
+
+/**
+ * Pushes the bundle's OCI artifacts to the site registry under upstream's repository names and
+ * tags, with the manifest bytes unchanged (so every digest is upstream's). In three phases, so
+ * that no tag ever names something incomplete: (1) every blob of every artifact (HEAD first:
+ * a blob the registry has is not sent again; a blob another target repository already got is
+ * mounted); (2) every manifest by digest — a registry that refuses a media type says so here,
+ * before any tag moved; (3) the tags.
+ */
+export async function pushArtifacts(options: PushArtifactsOptions): Promise<PushedArtifact[]> {
+  const { client, layout, signal } = options;
+  const onProgress = options.onProgress ?? ignoreProgress;
+  const planned: Planned[] = options.components.map((component) => {
+    const bytes = options.manifests.get(component.kind);
+    if (bytes === undefined) throw new Error(`internal: no verified manifest for ${component.kind}`);
+    const manifest = parseImageManifest(bytes);
+    const ref = targetReference(options.target, component);
+    return {
+      component,
+      ref,
+      shown: formatReference(ref),
+      bytes,
+      mediaType: component.manifest.mediaType,
+      blobs: [manifest.config, ...manifest.layers],
+      mediaTypes: [
+        ...new Set([
+          component.manifest.mediaType,
+          ...(manifest.artifactType === undefined ? [] : [manifest.artifactType]),
+          manifest.config.mediaType,
+          ...manifest.layers.map((layer) => layer.mediaType),
+        ]),
+      ],
+    };
+  });
+
+  // (1) blobs
+  const pushedBlobs = new Map<OciComponentKind, PushedBlob[]>();
+  const holders = new Map<Digest, string>();
+  for (const plan of planned) {
+    const task = `push:${plan.component.kind}`;
+    const total = plan.blobs.reduce((sum, blob) => sum + blob.size, 0);
+    onProgress({ type: 'task-start', task, label: `push ${plan.component.kind} to ${plan.shown}`, total });
+    const results: PushedBlob[] = [];
+    let before = 0;
+    for (const blob of plan.blobs) {
+      const holder = holders.get(blob.digest);
+      let result: PushBlobResult;
+      try {
+        result = await client.pushBlob(plan.ref, blob, () => layout.openBlob(blob), {
+          mountFrom: holder === undefined ? [] : [holder],
+          onProgress: (done) => onProgress({ type: 'task-progress', task, done: before + done, total }),
+          signal,
+        });
+      } catch (error) {
+        onProgress({ type: 'task-fail', task, reason: error instanceof Error ? error.message : String(error) });
+        throw pushFailure(error, plan.shown, `pushing blob ${blob.digest}`);
+      }
+      before += blob.size;
+      onProgress({ type: 'task-progress', task, done: before, total });
+      holders.set(blob.digest, plan.ref.repository);
+      results.push({ digest: blob.digest, size: blob.size, mediaType: blob.mediaType, result });
+    }
+    pushedBlobs.set(plan.component.kind, results);
+  }
+
+  // (2) manifests by digest, untagged
+  for (const plan of planned) {
+    const byDigest: ImageReference = {
+      registry: plan.ref.registry,
+      repository: plan.ref.repository,
+      digest: plan.component.manifest.digest,
+    };
+    try {
+      await client.pushManifest(byDigest, plan.bytes, plan.mediaType, signal);
+    } catch (error) {
+      onProgress({
+        type: 'task-fail',
+        task: `push:${plan.component.kind}`,
+        reason: error instanceof Error ? error.message : String(error),
+      });
+      throw pushFailure(error, plan.shown, 'pushing the manifest', plan.mediaTypes);
+    }
+  }
+
+  // (3) tags
+  const pushed: PushedArtifact[] = [];
+  for (const plan of planned) {
+    const task = `push:${plan.component.kind}`;
+    let tagMoved: boolean;
+    try {
+      const result = await client.pushManifest(plan.ref, plan.bytes, plan.mediaType, signal);
+      tagMoved = result.pushed;
+      if (result.digest !== plan.component.manifest.digest) {
+        throw new Error(`internal: pushed ${result.digest}, expected ${plan.component.manifest.digest}`);
+      }
+    } catch (error) {
+      onProgress({ type: 'task-fail', task, reason: error instanceof Error ? error.message : String(error) });
+      throw pushFailure(error, plan.shown, 'setting the tag', plan.mediaTypes);
+    }
+    const blobs = pushedBlobs.get(plan.component.kind) ?? [];
+    const sent = blobs.filter((blob) => blob.result === 'uploaded').length;
+    onProgress({
+      type: 'task-done',
+      task,
+      summary: `${plan.shown}@${plan.component.manifest.digest.slice(0, 19)}: ${sent} of ${blobs.length} blobs uploaded${
+        tagMoved ? '' : ', tag unchanged'
+      }`,
+    });
+    pushed.push({
+      kind: plan.component.kind,
+      reference: plan.shown,
+      digest: plan.component.manifest.digest,
+      blobs,
+      tagMoved,
+    });
+  }
+  return pushed;
+}
+
+/** The bundle path of a component's manifest blob (the bundle pass keeps these in memory). */
+export function manifestEntryPath(component: OciComponent): string {
+  return blobPath(component.manifest.digest);
+}
+
+export { formatTarget };
