@@ -13,6 +13,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { startRegistry } from './test-utils/dist/src/index.js';
@@ -114,7 +115,8 @@ async function writeDbLike(path, bytes) {
     written += buffer.length;
     if (!out.write(buffer)) await new Promise((resolve) => out.once('drain', resolve));
   }
-  await new Promise((resolve, reject) => out.end((error) => (error ? reject(error) : resolve())));
+  out.end();
+  await once(out, 'close'); // the file is complete and closed before tar reads it
 }
 
 /** Incompressible bytes (like a real compressed DB) from a fast counter-mode hash. */
@@ -130,7 +132,8 @@ async function writeRandom(path, bytes) {
     written += chunk.length;
     if (!out.write(chunk)) await new Promise((resolve) => out.once('drain', resolve));
   }
-  await new Promise((resolve, reject) => out.end((error) => (error ? reject(error) : resolve())));
+  out.end();
+  await once(out, 'close'); // the file is complete and closed before tar reads it
 }
 
 async function sha256File(path) {
