@@ -25,7 +25,7 @@ import { ExporterError } from './errors.js';
 import { fetchOciComponent, verifyWithMirrors, type FetchedOciComponent } from './oci-component.js';
 import { creationTime, defaultWorkDir, type VexRepositorySpec } from './options.js';
 import { fetchVexRepository, type FetchedVexRepository } from './vex-component.js';
-import { lockWorkDir } from './work-dir-lock.js';
+import { lockWorkDir, pruneWorkDir } from './work-dir.js';
 
 export type ExportComponentKind = OciComponentKind | 'vex';
 export const EXPORT_COMPONENT_KINDS: readonly ExportComponentKind[] = ['db', 'java-db', 'checks', 'vex'];
@@ -308,6 +308,17 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
       onProgress,
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });
+    const used = new Set<string>();
+    for (const entry of entries) if ('file' in entry.source) used.add(entry.source.file);
+    for (const item of fetched) {
+      if (item.component.kind !== 'checks') {
+        used.add(join(workDir, 'metadata', `${item.component.layer.digest.slice('sha256:'.length)}.json`));
+      }
+      used.add(layout.blobPath(item.component.manifest.digest));
+    }
+    const pruned = await pruneWorkDir(workDir, used, options.now ?? new Date());
+    if (pruned > 0)
+      onProgress({ type: 'note', message: `removed ${pruned} unused files from the work dir ${workDir}` });
     return { bundle, manifest: bundle.manifest, components: summaries, workDir };
   } finally {
     await Promise.all([client.close(), http.close()]).catch(() => undefined);

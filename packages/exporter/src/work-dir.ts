@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ExporterError } from './errors.js';
 
@@ -43,4 +43,39 @@ function isRunning(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** Blobs and partial downloads not used for this long are removed after a successful export. */
+export const WORK_DIR_RETENTION_MS = 7 * 86_400_000;
+
+/**
+ * Keeps the work dir from growing without bound (a new DB build every 6 h): after a successful
+ * export, files of the blob store, the metadata cache and the partial downloads that this export
+ * did not use and that were not touched for `retentionMs` are removed. Used files are touched, so
+ * what a regular export needs stays. Errors are ignored: pruning is housekeeping, not the job.
+ */
+export async function pruneWorkDir(
+  workDir: string,
+  used: ReadonlySet<string>,
+  now: Date,
+  retentionMs = WORK_DIR_RETENTION_MS,
+): Promise<number> {
+  let removed = 0;
+  for (const path of used) await utimes(path, now, now).catch(() => undefined);
+  for (const dir of [
+    join(workDir, 'oci', 'blobs', 'sha256'),
+    join(workDir, 'oci', '.partial'),
+    join(workDir, 'metadata'),
+  ]) {
+    const names = await readdir(dir).catch(() => [] as string[]);
+    for (const name of names) {
+      const path = join(dir, name);
+      if (used.has(path)) continue;
+      const info = await stat(path).catch(() => undefined);
+      if (info === undefined || !info.isFile() || now.getTime() - info.mtimeMs < retentionMs) continue;
+      await rm(path, { force: true }).catch(() => undefined);
+      removed++;
+    }
+  }
+  return removed;
 }

@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -579,6 +588,22 @@ describe('exportBundle', () => {
     writeFileSync(join(dir, 'lock'), `${gone.stdout}\n`);
     await exportBundle({ ...options('locked.tgz'), components: ['checks'], workDir: dir });
     assert.equal(existsSync(join(dir, 'lock')), false, 'the lock is released');
+  });
+
+  it('prunes work-dir files unused for a week, keeps (and touches) what the export used', async () => {
+    const dir = join(work, 'work-prune');
+    await exportBundle({ ...options('prune-1.tgz'), components: ['checks'], workDir: dir });
+    const blobs = join(dir, 'oci', 'blobs', 'sha256');
+    const stale = join(blobs, 'f'.repeat(64));
+    writeFileSync(stale, 'an old build');
+    const monthAgo = new Date(Date.now() - 30 * 86_400_000);
+    utimesSync(stale, monthAgo, monthAgo);
+    const layer = join(blobs, checks.layerDigest.slice(7));
+    utimesSync(layer, monthAgo, monthAgo);
+    await exportBundle({ ...options('prune-2.tgz'), components: ['checks'], workDir: dir });
+    assert.equal(existsSync(stale), false);
+    assert.equal(existsSync(layer), true);
+    assert.ok(statSync(layer).mtimeMs > monthAgo.getTime() + 86_400_000, 'a used blob is touched');
   });
 
   it('refuses an existing output before downloading anything', async () => {
