@@ -10,3 +10,4 @@ export * from './cache.js';
 export * from './install.js';
 export * from './rollback.js';
 export * from './status.js';
+export * from './publish/index.js';

@@ -1,7 +1,7 @@
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { BundleFile, OciComponent } from '@trivy-airgap/format';
+import type { BundleFile, OciComponent, ProgressListener } from '@trivy-airgap/format';
 import { checkLayerContent } from '../content.js';
 import { LayerUnpacker } from '../layer.js';
 import {
@@ -10,11 +10,11 @@ import {
   type EntrySink,
   type PolicyOptions,
   type ReadBundleResult,
+  type TrustedBundle,
   type VerificationCheck,
 } from '../reader.js';
 import type { BundleInput } from '../source.js';
 import { loadTrustedKeys, type TrustOptions } from '../trust.js';
-import type { ProgressListener } from '@trivy-airgap/format';
 
 /**
  * Writes one bundle entry to a new file. No fsync: what it writes is a work copy that is read
@@ -74,6 +74,8 @@ export interface VerifiedReadOptions extends PolicyOptions, TrustOptions {
    * Called once per entry, after the signature was verified and before its bytes are read.
    */
   readonly destinationOf: (file: BundleFile, role: EntryRole) => string | undefined;
+  /** Runs once signature and policy passed, before the first content entry is read. */
+  readonly onTrusted?: (bundle: TrustedBundle) => Promise<void>;
 }
 
 export interface VerifiedRead extends ReadBundleResult {

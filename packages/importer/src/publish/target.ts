@@ -147,4 +147,3 @@ export function trivyRegistrySettings(
   if (access.plainHttp === true) lines.push('insecure: true');
   return { flags, trivyYaml: `${lines.join('\n')}\n`, repositories: { ...refs }, notes };
 }
-

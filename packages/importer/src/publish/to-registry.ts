@@ -17,7 +17,7 @@ import {
   type RegistryClient,
 } from '@trivy-airgap/oci';
 import { PublishError } from './errors.js';
-import { formatTarget, targetReference, type RegistryTarget } from './target.js';
+import { targetReference, type RegistryTarget } from './target.js';
 
 export interface PushedBlob {
   readonly digest: Digest;
@@ -82,14 +82,10 @@ function pushFailure(
     );
   }
   if (error.code === 'DENIED') {
-    return new PublishError(
-      'REGISTRY_DENIED',
-      `${subject}: the registry denied ${doing} (${answer})`,
-      {
-        ...base,
-        hint: 'the credentials are valid but lack push permission for this repository',
-      },
-    );
+    return new PublishError('REGISTRY_DENIED', `${subject}: the registry denied ${doing} (${answer})`, {
+      ...base,
+      hint: 'the credentials are valid but lack push permission for this repository',
+    });
   }
   const refusedManifest =
     manifestMediaTypes !== undefined &&
@@ -177,7 +173,11 @@ export async function pushArtifacts(options: PushArtifactsOptions): Promise<Push
           signal,
         });
       } catch (error) {
-        onProgress({ type: 'task-fail', task, reason: error instanceof Error ? error.message : String(error) });
+        onProgress({
+          type: 'task-fail',
+          task,
+          reason: error instanceof Error ? error.message : String(error),
+        });
         throw pushFailure(error, plan.shown, `pushing blob ${blob.digest}`);
       }
       before += blob.size;
@@ -246,5 +246,3 @@ export async function pushArtifacts(options: PushArtifactsOptions): Promise<Push
 export function manifestEntryPath(component: OciComponent): string {
   return blobPath(component.manifest.digest);
 }
-
-export { formatTarget };

@@ -1,0 +1,311 @@
+import { randomBytes } from 'node:crypto';
+import {
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readlink,
+  rename,
+  rm,
+  rmdir,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { VexComponent } from '@trivy-airgap/format';
+import {
+  VEX_SPEC_VERSION,
+  WELL_KNOWN_VEX_MANIFEST,
+  checkVexArchive,
+  parseLocationUrl,
+} from '@trivy-airgap/trivy';
+import { PublishError } from './errors.js';
+
+/**
+ * A VEX "serve dir": what any static web server needs to stand in for VEX Hub (vex-repo-spec 0.1,
+ * as Trivy reads it). Layout, always one sub-path per repository (also when there is only one,
+ * so adding a second repository later never moves the first one's URL):
+ *
+ *   DIR/<name>/.well-known/vex-repository.json   locations → URL/<name>/archive.<type>[//<subdir>]
+ *   DIR/<name>/archive.tar.gz | archive.zip        the archive bytes exactly as in the bundle
+ *   DIR/repository.yaml                            the entries clients put into their repository.yaml
+ *
+ * Clients configure `url: URL/<name>`; Trivy fetches `URL/<name>/.well-known/vex-repository.json`,
+ * then the location, unpacks it and keeps only `<subdir>` (the `//subdir` Trivy's own self-hosting
+ * example leaves out, which would leave index.json one level too deep).
+ *
+ * DIR itself is a symbolic link to a generation directory beside it (`.<DIR>.gen-…`). A new
+ * tree is built as a new generation and published by renaming a new link over DIR: one atomic
+ * step, so a web server serving DIR sees the old tree or the new one, never half of one. The
+ * previous generation is kept (requests in flight may still read it); older ones and leftovers
+ * of interrupted runs are removed. One run per DIR at a time.
+ */
+
+/** Archive URLs are stable (`archive.tar.gz`): Trivy never re-reads a cached manifest, only the location's ETag. */
+export function servedArchiveName(component: VexComponent): string {
+  return `archive.${component.archiveType}`;
+}
+
+export interface ServedVexRepository {
+  readonly name: string;
+  /** What clients put as `url` in repository.yaml: `URL/<name>`. */
+  readonly url: string;
+  readonly manifestUrl: string;
+  /** The location URL written into the served manifest, `//subdir` included. */
+  readonly location: string;
+  /** Paths relative to DIR. */
+  readonly files: readonly string[];
+}
+
+export interface VexServeDirResult {
+  readonly dir: string;
+  /** The generation directory DIR now points to. */
+  readonly generation: string;
+  readonly baseUrl: string;
+  readonly repositories: readonly ServedVexRepository[];
+  /** The repository.yaml clients need (also written to DIR/repository.yaml). */
+  readonly repositoryYaml: string;
+  /** Old generations and leftovers removed. */
+  readonly cleaned: readonly string[];
+}
+
+/**
+ * Validates `--vex-base-url`: http(s), no query, fragment or credentials, not github.com (Trivy
+ * would use the GitHub contents API there instead of `.well-known`). Returns it without a
+ * trailing slash.
+ */
+export function parseVexBaseUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch (cause) {
+    throw new PublishError('BASE_URL_INVALID', `--vex-base-url ${JSON.stringify(value)} is not a URL`, {
+      cause,
+      hint: 'give the URL the web server serves --vex-serve-dir at, e.g. https://vex.internal.example/vex',
+    });
+  }
+  const problem =
+    url.protocol !== 'https:' && url.protocol !== 'http:'
+      ? 'must be http:// or https://'
+      : url.search !== '' || url.hash !== ''
+        ? 'may not have a query or fragment'
+        : url.username !== '' || url.password !== ''
+          ? 'may not carry credentials (Trivy takes them from repository.yaml)'
+          : url.hostname.toLowerCase() === 'github.com'
+            ? 'may not be on github.com (Trivy reads GitHub repositories through its API, not .well-known)'
+            : undefined;
+  if (problem !== undefined) {
+    throw new PublishError('BASE_URL_INVALID', `--vex-base-url ${JSON.stringify(value)} ${problem}`, {
+      hint: 'give the URL the web server serves --vex-serve-dir at, e.g. https://vex.internal.example/vex',
+    });
+  }
+  return url.toString().replace(/\/+$/, '');
+}
+
+/** `URL/<name>/archive.<type>` plus `//<subdir>` when the archive has a top folder. */
+export function servedLocation(baseUrl: string, component: VexComponent): string {
+  const archive = `${baseUrl}/${component.name}/${servedArchiveName(component)}`;
+  return component.subdir === '' ? archive : `${archive}//${component.subdir}`;
+}
+
+/**
+ * The served vex-repository.json: the bundle's manifest with the 0.1 entry's locations replaced
+ * by the served archive (other spec versions point at the internet and are dropped).
+ */
+export function servedRepositoryManifest(original: Buffer, location: string): Buffer {
+  const raw = JSON.parse(original.toString('utf8')) as Record<string, unknown>;
+  const versions = Array.isArray(raw.versions) ? (raw.versions as unknown[]) : [];
+  const kept = versions
+    .filter(
+      (entry): entry is Record<string, unknown> =>
+        typeof entry === 'object' &&
+        entry !== null &&
+        (entry as Record<string, unknown>).spec_version === VEX_SPEC_VERSION,
+    )
+    .slice(0, 1)
+    .map((entry) => ({ ...entry, locations: [{ url: location }] }));
+  return Buffer.from(`${JSON.stringify({ ...raw, versions: kept }, null, 2)}\n`);
+}
+
+/** repository.yaml entries for clients (Trivy's field names; list order is priority). */
+export function clientRepositoryYaml(repositories: readonly { name: string; url: string }[]): string {
+  const lines = ['# Written by trivy-airgap: VEX repositories served inside the air gap.', 'repositories:'];
+  for (const repository of repositories) {
+    lines.push(
+      `  - name: ${JSON.stringify(repository.name)}`,
+      `    url: ${JSON.stringify(repository.url)}`,
+      '    enabled: true',
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+const GENERATION = '.gen-';
+const LINK = '.link-';
+
+function stamp(): string {
+  const time = new Date()
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
+  return `${time}-${randomBytes(4).toString('hex')}`;
+}
+
+async function fsyncPath(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function fsyncTree(path: string): Promise<void> {
+  for (const entry of await readdir(path, { withFileTypes: true })) {
+    const child = join(path, entry.name);
+    if (entry.isDirectory()) await fsyncTree(child);
+    else if (entry.isFile()) await fsyncPath(child);
+  }
+  await fsyncPath(path);
+}
+
+/** A serve dir being rebuilt: the new generation, invisible until `publish()`. */
+export class VexServeDirBuilder {
+  private constructor(
+    readonly dir: string,
+    readonly generation: string,
+    private readonly prefix: string,
+  ) {}
+
+  /**
+   * Checks DIR (absent, an empty directory, or a link this tool made) and creates a new,
+   * empty generation beside it. Fails before anything is read when DIR cannot be managed.
+   */
+  static async start(dir: string): Promise<VexServeDirBuilder> {
+    const path = resolve(dir);
+    const parent = dirname(path);
+    const prefix = `.${basename(path)}`;
+    await mkdir(parent, { recursive: true });
+    const info = await lstat(path).catch(() => undefined);
+    if (info !== undefined) {
+      const ours = info.isSymbolicLink() && (await readlink(path)).startsWith(`${prefix}${GENERATION}`);
+      const empty = info.isDirectory() && (await readdir(path)).length === 0;
+      if (!ours && !empty) {
+        throw new PublishError(
+          'SERVE_DIR_INVALID',
+          `${path} exists and is not a serve dir made by trivy-airgap (a link to ${prefix}${GENERATION}…); it is left alone`,
+          {
+            subject: path,
+            hint: 'give a new path (point the web server at it; it is a symbolic link), or empty/remove this one',
+          },
+        );
+      }
+    }
+    const generation = join(parent, `${prefix}${GENERATION}${stamp()}`);
+    await mkdir(generation, { mode: 0o755 });
+    return new VexServeDirBuilder(path, generation, prefix);
+  }
+
+  /** Where the bundle pass writes a repository's archive (inside the new generation). */
+  archivePath(component: VexComponent): string {
+    return join(this.generation, component.name, servedArchiveName(component));
+  }
+
+  /**
+   * Writes each repository's served manifest and the client repository.yaml into the new
+   * generation, checks every archive as a client would unpack it (index.json in the subdir,
+   * every listed document present, nothing escaping), fsyncs, and publishes the generation.
+   */
+  async finish(
+    baseUrl: string,
+    repositories: readonly { component: VexComponent; manifestBytes: Buffer }[],
+  ): Promise<VexServeDirResult> {
+    const served: ServedVexRepository[] = [];
+    for (const { component, manifestBytes } of repositories) {
+      const url = `${baseUrl}/${component.name}`;
+      const location = servedLocation(baseUrl, component);
+      // The served location must read back as what the bundle's archive is.
+      const parsed = parseLocationUrl(location);
+      if (parsed.archiveType !== component.archiveType || parsed.subdir !== component.subdir) {
+        throw new Error(`internal: served location ${location} does not describe the archive`);
+      }
+      await checkVexArchive(this.archivePath(component), component.archiveType, component.subdir);
+      const manifestPath = join(this.generation, component.name, ...WELL_KNOWN_VEX_MANIFEST.split('/'));
+      await mkdir(dirname(manifestPath), { recursive: true, mode: 0o755 });
+      await writeFile(manifestPath, servedRepositoryManifest(manifestBytes, location), { mode: 0o644 });
+      served.push({
+        name: component.name,
+        url,
+        manifestUrl: `${url}/${WELL_KNOWN_VEX_MANIFEST}`,
+        location,
+        files: [
+          `${component.name}/${WELL_KNOWN_VEX_MANIFEST}`,
+          `${component.name}/${servedArchiveName(component)}`,
+        ],
+      });
+    }
+    const repositoryYaml = clientRepositoryYaml(served);
+    await writeFile(join(this.generation, 'repository.yaml'), repositoryYaml, { mode: 0o644 });
+    await fsyncTree(this.generation);
+    const previous = await this.publish();
+    const cleaned = await this.clean(previous);
+    return {
+      dir: this.dir,
+      generation: this.generation,
+      baseUrl,
+      repositories: served,
+      repositoryYaml,
+      cleaned,
+    };
+  }
+
+  /** One rename makes the new generation what DIR shows. Returns what DIR showed before. */
+  private async publish(): Promise<string | undefined> {
+    const parent = dirname(this.dir);
+    const info = await lstat(this.dir).catch(() => undefined);
+    if (info?.isDirectory() === true) await rmdir(this.dir); // empty, checked in start()
+    const previous = info?.isSymbolicLink() === true ? basename(await readlink(this.dir)) : undefined;
+    const link = join(parent, `${this.prefix}${LINK}${randomBytes(4).toString('hex')}`);
+    await symlink(basename(this.generation), link);
+    try {
+      await rename(link, this.dir);
+    } catch (error) {
+      await rm(link, { force: true });
+      throw error;
+    }
+    await fsyncPath(parent);
+    return previous;
+  }
+
+  /**
+   * Removes generations other than the current and the previous one (requests in flight may
+   * still read it), and stray links of interrupted runs.
+   */
+  private async clean(previous: string | undefined): Promise<string[]> {
+    const parent = dirname(this.dir);
+    const generations: string[] = [];
+    const removed: string[] = [];
+    for (const name of await readdir(parent)) {
+      if (name.startsWith(`${this.prefix}${LINK}`)) {
+        await rm(join(parent, name), { force: true });
+        removed.push(join(parent, name));
+      } else if (
+        name.startsWith(`${this.prefix}${GENERATION}`) &&
+        name !== basename(this.generation) &&
+        name !== previous
+      ) {
+        generations.push(name);
+      }
+    }
+    for (const name of generations) {
+      await rm(join(parent, name), { recursive: true, force: true });
+      removed.push(join(parent, name));
+    }
+    return removed;
+  }
+
+  /** Drops the unpublished generation (on failure). */
+  async discard(): Promise<void> {
+    await rm(this.generation, { recursive: true, force: true });
+  }
+}
