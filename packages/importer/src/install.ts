@@ -21,6 +21,7 @@ import {
   renderPolicyMetadata,
   renderVexCacheJson,
   resolveVexConfigPath,
+  TrivyError,
 } from '@trivy-airgap/trivy';
 import {
   acquireLock,
@@ -332,12 +333,25 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
       if (component.kind === 'vex') {
         const archive = vexArchives.get(component.name);
         if (archive === undefined) throw new Error(`internal: no archive staged for ${key}`);
-        await extractVexArchive(
+        const summary = await extractVexArchive(
           archive,
           component.archiveType,
           component.subdir,
           join(dir, component.specVersion),
-        );
+        ).catch((error: unknown) => {
+          throw asBundleError(error, `VEX repository ${component.name}`);
+        });
+        // Anti-rollback compares the manifest's updatedAt: it must be what index.json says.
+        if (
+          component.updatedAt !== undefined &&
+          Date.parse(component.updatedAt) !== Date.parse(summary.index.updatedAt)
+        ) {
+          throw new ImporterError(
+            'BUNDLE_CONTENT_INVALID',
+            `VEX repository ${component.name}: index.json updated_at is ${summary.index.updatedAt}, the signed manifest says ${component.updatedAt}`,
+            { hint: 'the bundle was made by a broken exporter or edited; export it again' },
+          );
+        }
         await writeFile(
           join(dir, 'cache.json'),
           renderVexCacheJson({
@@ -465,6 +479,16 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
     await lock?.release();
     if (!committed) await removeIfEmpty(created);
   }
+}
+
+/** A VEX archive problem is a problem of the bundle: reported with a bundle code (CLI exit 3). */
+function asBundleError(error: unknown, what: string): unknown {
+  if (!(error instanceof TrivyError)) return error;
+  return new ImporterError(
+    error.code === 'VEX_ARCHIVE_UNSAFE' ? 'BUNDLE_ENTRY_UNSAFE' : 'BUNDLE_CONTENT_INVALID',
+    `${what}: ${error.message}`,
+    { cause: error, hint: 'the bundle carries a broken or hostile archive; nothing was installed' },
+  );
 }
 
 function summaryOf(component: InstalledComponent): string {

@@ -20,6 +20,7 @@ import {
   buildBundle,
   checksFiles,
   flipTarByte,
+  makeTarGz,
   makeTestKey,
   type BuildBundleOptions,
   type BuiltBundle,
@@ -365,6 +366,35 @@ describe('refused bundles leave the cache byte-for-byte unchanged', () => {
     for (const [label, editEntries] of edits) {
       await assertRefusedUnchanged(buildBundle({ ...datedBundle(NEW_DATE), editEntries }).bytes, label);
     }
+  });
+
+  it('a VEX archive that escapes its directory (signed, digests fine) — BUNDLE_ENTRY_UNSAFE, nothing installed', async () => {
+    const repository = {
+      archive: makeTarGz([
+        {
+          name: 'vexhub-main/index.json',
+          body: JSON.stringify({ updated_at: '2026-11-26T00:00:00Z', packages: [] }),
+        },
+        { name: 'vexhub-main/../../../escaped', body: 'x' },
+      ]),
+      files: new Map([['index.json', Buffer.from('{}')]]),
+      subdir: 'vexhub-main',
+    };
+    const bytes = buildBundle({
+      ...datedBundle(new Date(NEW_DATE.getTime() + 3600_000)),
+      components: [{ kind: 'vex', repository, updatedAt: '2026-11-26T00:00:00Z' }],
+    }).bytes;
+    await assertRefusedUnchanged(bytes, 'escaping VEX archive');
+    await assert.rejects(
+      importBundle({
+        ...options(writeBytes(work, bytes), cache),
+        vexConfigPath: join(vexDir, 'repository.yaml'),
+      }),
+      {
+        code: 'BUNDLE_ENTRY_UNSAFE',
+      },
+    );
+    assert.ok(!existsSync(join(work, 'escaped')));
   });
 
   it('a replayed older bundle (anti-rollback) — DOWNGRADE_REFUSED', async () => {
