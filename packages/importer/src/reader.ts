@@ -203,6 +203,13 @@ export function checkTrust(
   } else {
     try {
       signature = verifySignature(manifestBytes, signatureBytes, trustedKeys, manifest.signer.keyId);
+      if (signature.algorithm !== manifest.signer.algorithm) {
+        throw new FormatError(
+          'SIGNATURE_INVALID',
+          `the manifest names ${manifest.signer.algorithm}, but key ${signature.keyId} is ${signature.algorithm}`,
+          { hint: 'the bundle was altered; export it again' },
+        );
+      }
       pass(
         checks,
         'signature',
