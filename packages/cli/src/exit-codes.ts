@@ -35,7 +35,6 @@ const VERIFICATION_CODES = new Set<string>([
   'BUNDLE_EXPIRED',
   'BUNDLE_FROM_FUTURE',
   'BUNDLE_CONTENT_INVALID',
-  'DOWNGRADE_REFUSED',
   'CHECKSUM_MISMATCH',
   // packages/exporter: independent mirrors disagree on an upstream layer (--verify-mirrors),
   // or the work dir's copy of a blob no longer matches its content address

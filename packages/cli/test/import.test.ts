@@ -173,14 +173,14 @@ describe('trivy-airgap import (built CLI as a process)', () => {
 });
 
 describe('trivy-airgap import anti-rollback and rollback (built CLI)', () => {
-  it('an older bundle (a replay): exit 3 DOWNGRADE_REFUSED; --allow-downgrade installs it; rollback restores the newer one', () => {
+  it('an older bundle (a replay): exit 1 DOWNGRADE_REFUSED (README: a refused operation); --allow-downgrade installs it; rollback restores the newer one', () => {
     const cache = join(work, 'cache-downgrade');
     const updatedAt = () =>
       (JSON.parse(readFileSync(join(cache, 'db', 'metadata.json'), 'utf8')) as { UpdatedAt: string })
         .UpdatedAt;
     assert.equal(cli(['import', 'newer.tgz', '--trust', 'signing.pub', '--cache-dir', cache]).code, 0);
     const refused = cli(['import', 'older.tgz', '--trust', 'signing.pub', '--cache-dir', cache, '--json']);
-    assert.equal(refused.code, 3);
+    assert.equal(refused.code, 1);
     assert.equal((JSON.parse(refused.stdout) as { error: { code: string } }).error.code, 'DOWNGRADE_REFUSED');
     const allowed = cli([
       'import',
