@@ -5,6 +5,7 @@ import { offlineTrivyFlags, shellQuote, trivyConfigYaml } from '@trivy-airgap/tr
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
 import { ProgressRenderer } from '../progress.js';
+import { checkPublishArgs, publishOptions, runPublish, type PublishArgs } from './import-publish.js';
 import {
   age,
   bundleOptions,
@@ -15,7 +16,7 @@ import {
   type BundleArgs,
 } from './verify.js';
 
-interface ImportArgs extends BundleArgs {
+interface ImportArgs extends BundleArgs, PublishArgs {
   'cache-dir': string | undefined;
   'vex-config': string | undefined;
   'allow-downgrade': boolean;
@@ -27,7 +28,7 @@ export function importCommand(context: CommandContext) {
     command: 'import <bundle>',
     describe: "Verify a bundle and install it into Trivy's cache, atomically per component",
     builder: (yargs: Argv) =>
-      bundleOptions(yargs)
+      publishOptions(bundleOptions(yargs))
         .option('cache-dir', {
           type: 'string',
           describe:
@@ -55,8 +56,31 @@ export function importCommand(context: CommandContext) {
         .example(
           '$0 import old.tgz --trust signing.pub --allow-downgrade',
           'install an older bundle on purpose',
+        )
+        .example(
+          '$0 import trivy-bundle.tgz --trust signing.pub --no-cache --to-registry registry.example.com/trivy --vex-serve-dir /srv/www/vex --vex-base-url https://web.example.com/vex',
+          'publish for the whole site: registry + VEX web server',
         ),
     handler: async (args: ImportArgs) => {
+      const publishing = checkPublishArgs(args);
+      if (!args.cache) {
+        const { result, output } = await runPublish(context, args);
+        context.out.result(
+          {
+            ok: true,
+            bundleId: result.bundleId,
+            manifestDigest: result.manifestDigest,
+            signer: result.signature,
+            warnings: result.warnings,
+            ...output.json,
+          },
+          [
+            `verified bundle ${result.bundleId}; the local Trivy cache was left alone (--no-cache)`,
+            ...output.lines,
+          ],
+        );
+        return;
+      }
       const cache = resolveCache(context, args['cache-dir']);
       const vexConfigPath = resolveVexConfig(context, args['vex-config']);
       const progress = new ProgressRenderer(context.out);
@@ -88,6 +112,7 @@ export function importCommand(context: CommandContext) {
         await mkdir(dirname(trivyConfig), { recursive: true });
         await writeFile(trivyConfig, trivyConfigYaml(flagsInput));
       }
+      const published = publishing ? (await runPublish(context, args)).output : undefined;
       const signer =
         result.signature === null
           ? 'NOT VERIFIED (--allow-unsigned)'
@@ -105,6 +130,7 @@ export function importCommand(context: CommandContext) {
           cleaned: result.cleaned,
           trivyFlags: flags,
           trivyConfig: trivyConfig ?? null,
+          ...published?.json,
         },
         [
           `imported bundle ${result.bundleId} (signed by ${signer}) into ${result.cacheDir}`,
@@ -130,6 +156,7 @@ export function importCommand(context: CommandContext) {
           ...(trivyConfig === undefined
             ? []
             : [`or: trivy image --config ${shellQuote([trivyConfig])} IMAGE`]),
+          ...(published?.lines ?? []),
         ],
       );
     },
