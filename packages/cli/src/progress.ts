@@ -29,6 +29,7 @@ interface TaskState {
   done: number;
   started: number;
   spinner: Ora | undefined;
+  drawnProgress: boolean;
 }
 
 /**
@@ -55,6 +56,7 @@ export class ProgressRenderer {
           done: 0,
           started: this.now(),
           spinner: undefined,
+          drawnProgress: false,
         };
         if (this.out.interactive) {
           task.spinner = ora({ text: event.label, stream: this.out.io.stderr, isEnabled: true }).start();
@@ -67,7 +69,14 @@ export class ProgressRenderer {
         if (task === undefined) return;
         task.done = event.done;
         if (event.total !== undefined) task.total = event.total;
-        if (task.spinner !== undefined) task.spinner.text = `${task.label}  ${this.describeProgress(task)}`;
+        if (task.spinner !== undefined) {
+          task.spinner.text = `${task.label}  ${this.describeProgress(task)}`;
+          // ora redraws on its own timer; draw the first progress at once so short tasks show it too.
+          if (!task.drawnProgress) {
+            task.spinner.render();
+            task.drawnProgress = true;
+          }
+        }
         break;
       }
       case 'task-done': {
