@@ -75,6 +75,7 @@ describe('verifyBundle: a good bundle', () => {
       'expiry:manifest.json',
       'layer-content:db',
       'layer-content:checks',
+      'vex-archive:default',
     ]) {
       assert.ok(names.includes(expected), expected);
     }
@@ -418,6 +419,21 @@ describe('verifyBundle: hostile entries (named after what they prevent)', () => 
       }).bytes;
       await refused(bytes, 'BUNDLE_ENTRY_UNSAFE');
     }
+  });
+
+  it('a VEX archive that escapes its directory is refused by verify too', async () => {
+    const repository = {
+      archive: makeTarGz([
+        {
+          name: 'vexhub-main/index.json',
+          body: JSON.stringify({ updated_at: '2026-11-25T01:00:00Z', packages: [] }),
+        },
+        { name: 'vexhub-main/../../escaped', body: 'x' },
+      ]),
+      files: new Map([['index.json', Buffer.from('{}')]]),
+      subdir: 'vexhub-main',
+    };
+    await refused(buildBundle({ components: [{ kind: 'vex', repository }] }).bytes, 'BUNDLE_ENTRY_UNSAFE');
   });
 
   it('a DB layer whose metadata.json disagrees with the signed manifest is refused', async () => {
