@@ -140,8 +140,11 @@ export function downgradeReason(
 ): string | undefined {
   const older = (a: string | undefined, b: string | undefined): boolean =>
     a !== undefined && b !== undefined && Date.parse(a) < Date.parse(b);
-  if (older(incoming.updatedAt, installed.updatedAt)) {
-    return `built ${incoming.updatedAt ?? '?'}, the installed one ${installed.updatedAt ?? '?'}`;
+  if (incoming.updatedAt !== undefined && installed.updatedAt !== undefined) {
+    // The build time decides; the push time (created) differs per mirror for the same build.
+    return older(incoming.updatedAt, installed.updatedAt)
+      ? `built ${incoming.updatedAt}, the installed one ${installed.updatedAt}`
+      : undefined;
   }
   const a = semver(incoming.version);
   const b = semver(installed.version);

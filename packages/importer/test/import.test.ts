@@ -433,6 +433,14 @@ describe('anti-rollback, --allow-downgrade and rollback', () => {
     assert.equal(updatedAt(), OLD_DATE.toISOString());
   });
 
+  it('the same DB build pushed to another mirror at another time is not a downgrade', async () => {
+    const cache = freshDir('mirrors');
+    const build = (created: string) =>
+      bundleFile(work, { components: [{ kind: 'db', options: { updatedAt: NEW_DATE, created } }] }).path;
+    await importBundle(options(build('2026-11-25T08:00:00Z'), cache));
+    await importBundle(options(build('2026-11-25T07:00:00Z'), cache));
+  });
+
   it('an older checks bundle version is refused', async () => {
     const cache = freshDir('checksdown');
     await importBundle(
