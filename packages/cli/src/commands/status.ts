@@ -1,4 +1,5 @@
 import { cacheStatus, parseDuration } from '@trivy-airgap/importer';
+import { offlineTrivyFlags, shellQuote } from '@trivy-airgap/trivy';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
 import { EXIT_FAILURE, ReportedFailure, UsageError } from '../exit-codes.js';
@@ -77,7 +78,15 @@ export function statusCommand(context: CommandContext) {
           ? 'verdict: Trivy will FAIL offline with this cache (see above)'
           : `verdict: Trivy will run offline${status.diagnosis.verdict === 'warning' ? ' (with warnings)' : ''}`,
       );
-      context.out.result({ ...status, healthy: status.healthy }, lines);
+      const trivyFlags = offlineTrivyFlags({
+        cacheDir: status.cacheDir,
+        defaultCacheDir: cache.defaultPath,
+        components: status.diagnosis.components
+          .filter((component) => component.present)
+          .map((component) => component.kind),
+      });
+      lines.push(`run Trivy offline with: trivy image ${shellQuote(trivyFlags)} IMAGE`);
+      context.out.result({ ...status, trivyFlags }, lines);
       if (!status.healthy) {
         throw new ReportedFailure(
           EXIT_FAILURE,
