@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { publishBundle, type PublishBundleResult } from '@trivy-airgap/importer';
+import { describeBlobs, publishBundle, type PublishBundleResult } from '@trivy-airgap/importer';
 import { shellQuote } from '@trivy-airgap/trivy';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
@@ -130,9 +130,8 @@ export function renderPublish(result: PublishBundleResult): PublishOutput {
     };
     lines.push('', `pushed to ${registry.target}:`);
     for (const artifact of registry.artifacts) {
-      const uploaded = artifact.blobs.filter((blob) => blob.result === 'uploaded').length;
       lines.push(
-        `  ${artifact.kind.padEnd(8)} ${artifact.reference}@${artifact.digest.slice(0, 19)}…  ${uploaded} of ${artifact.blobs.length} blobs uploaded${artifact.tagMoved ? '' : ', tag unchanged'}`,
+        `  ${artifact.kind.padEnd(8)} ${artifact.reference}@${artifact.digest.slice(0, 19)}…  blobs ${describeBlobs(artifact.blobs)}${artifact.tagMoved ? '' : ', tag unchanged'}`,
       );
     }
     lines.push(

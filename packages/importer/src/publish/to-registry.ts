@@ -1,5 +1,4 @@
 import {
-  blobPath,
   ignoreProgress,
   type Digest,
   type OciComponent,
@@ -223,11 +222,10 @@ export async function pushArtifacts(options: PushArtifactsOptions): Promise<Push
       throw pushFailure(error, plan.shown, 'setting the tag', plan.mediaTypes);
     }
     const blobs = pushedBlobs.get(plan.component.kind) ?? [];
-    const sent = blobs.filter((blob) => blob.result === 'uploaded').length;
     onProgress({
       type: 'task-done',
       task,
-      summary: `${plan.shown}@${plan.component.manifest.digest.slice(0, 19)}: ${sent} of ${blobs.length} blobs uploaded${
+      summary: `${plan.component.manifest.digest.slice(0, 19)}…, blobs ${describeBlobs(blobs)}${
         tagMoved ? '' : ', tag unchanged'
       }`,
     });
@@ -242,7 +240,16 @@ export async function pushArtifacts(options: PushArtifactsOptions): Promise<Push
   return pushed;
 }
 
-/** The bundle path of a component's manifest blob (the bundle pass keeps these in memory). */
-export function manifestEntryPath(component: OciComponent): string {
-  return blobPath(component.manifest.digest);
+/** `1 uploaded, 1 mounted, 2 already there` */
+export function describeBlobs(blobs: readonly PushedBlob[]): string {
+  const count = (result: PushBlobResult): number => blobs.filter((blob) => blob.result === result).length;
+  const parts = [
+    [count('uploaded'), 'uploaded'],
+    [count('mounted'), 'mounted'],
+    [count('exists'), 'already there'],
+  ] as const;
+  return parts
+    .filter(([n]) => n > 0)
+    .map(([n, what]) => `${n} ${what}`)
+    .join(', ');
 }
