@@ -42,7 +42,12 @@ export class LayerUnpacker implements EntrySink {
     private readonly destDir: string | undefined,
   ) {
     const limit = Math.max(MIN_LAYER_LIMIT, compressedSize * MAX_LAYER_RATIO);
-    this.tar = new TarStream(this.input, { gunzip: true, label, limit: () => limit });
+    this.tar = new TarStream(this.input, {
+      gunzip: true,
+      label,
+      limit: () => limit,
+      limitReason: `${MAX_LAYER_RATIO}× its compressed size`,
+    });
     this.task = this.unpack();
     this.task.catch((error: unknown) => {
       const failure = error instanceof Error ? error : new Error(String(error));

@@ -17,6 +17,8 @@ export interface TarStreamOptions {
   readonly limit: () => number;
   /** What to call the stream in errors ("bundle", "db layer"). */
   readonly label: string;
+  /** Why `limit` is what it is, for the error message. */
+  readonly limitReason?: string;
   /** Compressed (source) bytes read so far, for progress. */
   readonly onSourceBytes?: (total: number) => void;
 }
@@ -85,7 +87,7 @@ export class TarStream {
         if (this.bytes > options.limit()) {
           throw new ImporterError(
             'BUNDLE_CORRUPT',
-            `${options.label} inflates to more than the ${options.limit()} bytes its manifest allows (a gzip bomb or trailing data); stopped`,
+            `${options.label} inflates to more than ${options.limit()} bytes, ${options.limitReason ?? 'what its manifest allows'} (a gzip bomb or trailing data); stopped`,
             { hint: TAMPERED_HINT, expected: options.limit(), found: this.bytes },
           );
         }

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { createGzip, gzipSync } from 'node:zlib';
 import { AirgapError, signBytes } from '@trivy-airgap/format';
 import {
@@ -471,6 +473,33 @@ describe('verifyBundle: hostile entries (named after what they prevent)', () => 
       ],
     }).bytes;
     await refused(bytes, 'BUNDLE_CONTENT_INVALID');
+  });
+});
+
+describe('verifyBundle: memory', () => {
+  it('stays flat: verifying a 96 MiB DB grows the peak RSS by far less than the DB', () => {
+    const size = 96 * 1024 * 1024;
+    const db = Buffer.alloc(size);
+    for (let offset = 0, n = 0; offset < size; n++) {
+      offset += db.write(
+        `{"id":"CVE-2026-${n}","pkg":"example.com/module${n % 977}","fixed":"1.${n % 50}.${n % 7}"}\n`,
+        offset,
+      );
+    }
+    const path = writeBytes(
+      work,
+      buildBundle({ components: [{ kind: 'db', options: { dbContents: db } }] }).bytes,
+    );
+    const importer = fileURLToPath(new URL('../src/index.js', import.meta.url));
+    const script = `const { verifyBundle } = await import(${JSON.stringify(importer)});
+const before = process.resourceUsage().maxRSS;
+await verifyBundle({ bundle: ${JSON.stringify(path)}, trustFiles: [${JSON.stringify(pub)}] });
+console.log(JSON.stringify({ before, after: process.resourceUsage().maxRSS }));`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.equal(child.status, 0, child.stderr);
+    const { before, after } = JSON.parse(child.stdout) as { before: number; after: number };
+    const grownMiB = (after - before) / 1024;
+    assert.ok(grownMiB < 64, `peak RSS grew by ${grownMiB.toFixed(0)} MiB`);
   });
 });
 
