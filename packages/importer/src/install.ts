@@ -53,7 +53,7 @@ import { ImporterError } from './errors.js';
 import { LayerUnpacker } from './layer.js';
 import { readBundle, type PolicyOptions, type TrustedBundle, type VerificationCheck } from './reader.js';
 import type { BundleInput } from './source.js';
-import { loadTrustedKeys, type TrustOptions } from './trust.js';
+import { explainMissingTrust, loadTrustedKeys, type TrustOptions } from './trust.js';
 
 export interface ImportBundleOptions extends PolicyOptions, TrustOptions {
   readonly bundle: BundleInput;
@@ -323,6 +323,8 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
             return undefined;
         }
       },
+    }).catch((error: unknown) => {
+      throw explainMissingTrust(error, options);
     });
     if (stage === undefined) throw new Error('internal: no staging directory');
     const manifest = verified.manifest;

@@ -1,7 +1,7 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { loadTrustedKey, type TrustedKey } from '@trivy-airgap/format';
+import { FormatError, loadTrustedKey, type TrustedKey } from '@trivy-airgap/format';
 import { ImporterError } from './errors.js';
 
 /** Trust directories, strongest first: the user's, then the system's. */
@@ -59,4 +59,18 @@ export async function loadTrustedKeys(options: TrustOptions): Promise<TrustedKey
     }
   }
   return keys;
+}
+
+/** NO_TRUSTED_KEYS with the directories that were looked in, so the user knows where to put a key. */
+export function explainMissingTrust(error: unknown, options: TrustOptions): unknown {
+  if (!(error instanceof FormatError) || error.code !== 'NO_TRUSTED_KEYS') return error;
+  const dirs = options.trustDirs ?? [];
+  return new FormatError(
+    'NO_TRUSTED_KEYS',
+    'no trusted key: the bundle is signed, but no public key was given',
+    {
+      cause: error,
+      hint: `pass --trust signing.pub${dirs.length === 0 ? '' : `, or put it in ${dirs.join(' or ')}`}`,
+    },
+  );
 }

@@ -9,7 +9,7 @@ import { ImporterError } from './errors.js';
 import { LayerUnpacker } from './layer.js';
 import { readBundle, type PolicyOptions, type VerificationCheck } from './reader.js';
 import type { BundleInput } from './source.js';
-import { loadTrustedKeys, type TrustOptions } from './trust.js';
+import { explainMissingTrust, loadTrustedKeys, type TrustOptions } from './trust.js';
 
 export interface VerifyBundleOptions extends PolicyOptions, TrustOptions {
   readonly bundle: BundleInput;
@@ -89,6 +89,8 @@ export async function verifyBundle(options: VerifyBundleOptions): Promise<Verify
         });
         return unpacker;
       },
+    }).catch((error: unknown) => {
+      throw explainMissingTrust(error, options);
     });
     const checks = [...result.checks];
     for (const unpacker of unpackers) checks.push(await unpacker.run());
