@@ -1,6 +1,17 @@
 import assert from 'node:assert/strict';
 import { createReadStream } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  lstat,
+  mkdir,
+  mkdtemp,
+  readFile,
+  readdir,
+  readlink,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -224,6 +235,8 @@ describe('VEX serve dir', () => {
     const stray = join(parent, '.vex.gen-19990101T000000Z-deadbeef');
     await mkdir(join(stray, 'default'), { recursive: true });
     await writeFile(join(stray, 'default', 'half'), 'left by a crash');
+    const strayLink = join(parent, '.vex.link-0badc0de');
+    await symlink('.vex.gen-19990101T000000Z-deadbeef', strayLink);
 
     let reading = true;
     let reads = 0;
@@ -255,6 +268,7 @@ describe('VEX serve dir', () => {
     assert.equal(generations.length, 2, generations.join(', '));
     assert.ok(!generations.includes(basename(first.vex!.generation)));
     assert.ok(!generations.includes(basename(stray)));
+    assert.ok(!generations.includes(basename(strayLink)));
     const summary = await checkVexArchive(
       join(serveDir, 'default', 'archive.tar.gz'),
       'tar.gz',
