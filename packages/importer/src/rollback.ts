@@ -13,8 +13,8 @@ import {
   type StepHook,
 } from './cache.js';
 import { ImporterError } from './errors.js';
-import { join } from 'node:path';
-import { lstat } from 'node:fs/promises';
+import { lstat, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 
 export interface RollbackOptions {
   readonly cacheDir: string;
@@ -81,6 +81,17 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
           hint: 'rollback needs an earlier import (or a pre-existing cache) that a later import replaced',
         },
       );
+    }
+    for (const component of chosen) {
+      const link = join(paths.cacheDir, linkPathOf(component.key));
+      const target = resolve(dirname(link), component.previous.target);
+      if ((await stat(target).catch(() => undefined))?.isDirectory() !== true) {
+        throw new ImporterError(
+          'CACHE_STATE_INVALID',
+          `the previous generation of ${component.key} (${target}) is gone; nothing was changed`,
+          { path: target, hint: 'import a bundle instead' },
+        );
+      }
     }
     const components: Record<ComponentKey, ComponentState> = { ...state.components };
     for (const component of chosen) {
