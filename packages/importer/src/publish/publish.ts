@@ -111,6 +111,20 @@ export async function publishBundle(options: PublishBundleOptions): Promise<Publ
         if (builder !== undefined && !components.some((c) => c.kind === 'vex')) {
           throw new PublishError('NOTHING_TO_PUBLISH', 'the bundle holds no VEX repository to serve');
         }
+        const vexCount = components.filter((c) => c.kind === 'vex').length;
+        if (builder === undefined && vexCount > 0) {
+          onProgress({
+            type: 'note',
+            message: `the bundle's ${vexCount} VEX repositor${vexCount === 1 ? 'y is' : 'ies are'} not published for a web server (no VEX serve dir given)`,
+          });
+        }
+        const ociCount = components.length - vexCount;
+        if (target === undefined && ociCount > 0) {
+          onProgress({
+            type: 'note',
+            message: `the bundle's ${ociCount} OCI artifact${ociCount === 1 ? ' is' : 's are'} not pushed to a registry (no registry given)`,
+          });
+        }
         return Promise.resolve();
       },
       destinationOf: (file, role) => {
