@@ -237,6 +237,13 @@ describe('VEX serve dir', () => {
     await writeFile(join(stray, 'default', 'half'), 'left by a crash');
     const strayLink = join(parent, '.vex.link-0badc0de');
     await symlink('.vex.gen-19990101T000000Z-deadbeef', strayLink);
+    // Names that only look alike belong to someone else (another serve dir, a person) and stay.
+    const lookalikes = [
+      '.vex.gen-mine',
+      '.vex.gen-foo.gen-20260101T000000Z-0123abcd',
+      '.vexx.gen-20260101T000000Z-0123abcd',
+    ];
+    for (const name of lookalikes) await mkdir(join(parent, name));
 
     let reading = true;
     let reads = 0;
@@ -264,7 +271,10 @@ describe('VEX serve dir', () => {
     assert.ok(last?.vex);
     assert.equal(await readlink(serveDir), basename(last.vex.generation));
     // The current and the previous generation remain; the first one and the stray one are gone.
-    const generations = (await readdir(parent)).filter((name) => name.startsWith('.vex.'));
+    for (const name of lookalikes) assert.ok((await stat(join(parent, name))).isDirectory(), name);
+    const generations = (await readdir(parent)).filter(
+      (name) => name.startsWith('.vex.') && !lookalikes.includes(name),
+    );
     assert.equal(generations.length, 2, generations.join(', '));
     assert.ok(!generations.includes(basename(first.vex!.generation)));
     assert.ok(!generations.includes(basename(stray)));

@@ -140,8 +140,8 @@ export function clientRepositoryYaml(repositories: readonly { name: string; url:
   return `${lines.join('\n')}\n`;
 }
 
-const GENERATION = '.gen-';
-const LINK = '.link-';
+const GENERATION = 'gen-';
+const LINK = 'link-';
 
 function stamp(): string {
   const time = new Date()
@@ -177,6 +177,15 @@ export class VexServeDirBuilder {
     private readonly prefix: string,
   ) {}
 
+  /** Names this tool gives generations and temporary links of DIR, and nothing else. */
+  private static namesOf(prefix: string): { generation: RegExp; link: RegExp } {
+    const escaped = prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    return {
+      generation: new RegExp(`^${escaped}\\.${GENERATION}\\d{8}T\\d{6}Z-[0-9a-f]{8}$`),
+      link: new RegExp(`^${escaped}\\.${LINK}[0-9a-f]{8}$`),
+    };
+  }
+
   /**
    * Checks DIR (absent, an empty directory, or a link this tool made) and creates a new,
    * empty generation beside it. Fails before anything is read when DIR cannot be managed.
@@ -188,12 +197,13 @@ export class VexServeDirBuilder {
     await mkdir(parent, { recursive: true });
     const info = await lstat(path).catch(() => undefined);
     if (info !== undefined) {
-      const ours = info.isSymbolicLink() && (await readlink(path)).startsWith(`${prefix}${GENERATION}`);
+      const ours =
+        info.isSymbolicLink() && VexServeDirBuilder.namesOf(prefix).generation.test(await readlink(path));
       const empty = info.isDirectory() && (await readdir(path)).length === 0;
       if (!ours && !empty) {
         throw new PublishError(
           'SERVE_DIR_INVALID',
-          `${path} exists and is not a serve dir made by trivy-airgap (a link to ${prefix}${GENERATION}…); it is left alone`,
+          `${path} exists and is not a serve dir made by trivy-airgap (a link to ${prefix}.${GENERATION}…); it is left alone`,
           {
             subject: path,
             hint: 'give a new path (point the web server at it; it is a symbolic link), or empty/remove this one',
@@ -201,7 +211,7 @@ export class VexServeDirBuilder {
         );
       }
     }
-    const generation = join(parent, `${prefix}${GENERATION}${stamp()}`);
+    const generation = join(parent, `${prefix}.${GENERATION}${stamp()}`);
     await mkdir(generation, { mode: 0o755 });
     return new VexServeDirBuilder(path, generation, prefix);
   }
@@ -265,7 +275,7 @@ export class VexServeDirBuilder {
     const info = await lstat(this.dir).catch(() => undefined);
     if (info?.isDirectory() === true) await rmdir(this.dir); // empty, checked in start()
     const previous = info?.isSymbolicLink() === true ? basename(await readlink(this.dir)) : undefined;
-    const link = join(parent, `${this.prefix}${LINK}${randomBytes(4).toString('hex')}`);
+    const link = join(parent, `${this.prefix}.${LINK}${randomBytes(4).toString('hex')}`);
     await symlink(basename(this.generation), link);
     try {
       await rename(link, this.dir);
@@ -283,17 +293,14 @@ export class VexServeDirBuilder {
    */
   private async clean(previous: string | undefined): Promise<string[]> {
     const parent = dirname(this.dir);
+    const names = VexServeDirBuilder.namesOf(this.prefix);
     const generations: string[] = [];
     const removed: string[] = [];
     for (const name of await readdir(parent)) {
-      if (name.startsWith(`${this.prefix}${LINK}`)) {
+      if (names.link.test(name)) {
         await rm(join(parent, name), { force: true });
         removed.push(join(parent, name));
-      } else if (
-        name.startsWith(`${this.prefix}${GENERATION}`) &&
-        name !== basename(this.generation) &&
-        name !== previous
-      ) {
+      } else if (names.generation.test(name) && name !== basename(this.generation) && name !== previous) {
         generations.push(name);
       }
     }
