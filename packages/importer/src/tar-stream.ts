@@ -23,7 +23,7 @@ export interface TarStreamOptions {
   readonly onSourceBytes?: (total: number) => void;
 }
 
-/** A tar entry as the caller sees it: the raw header path and type, never normalized. */
+/** A tar entry as the caller sees it: its full path and type as written, never normalized. */
 export interface TarEntry {
   readonly path: string;
   readonly type: string;
@@ -49,7 +49,8 @@ export class TarStream {
     this.parser.on('entry', (entry: ReadEntry) => {
       entry.pause();
       this.push({
-        path: entry.header.path ?? entry.path,
+        // The full path (a pax `path` record overrides the 100-byte ustar name), not normalized.
+        path: entry.path,
         type: entry.type,
         size: entry.size,
         readEntry: entry,

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createGzip, gzipSync } from 'node:zlib';
-import { AirgapError, signBytes } from '@trivy-airgap/format';
+import { AirgapError, digestOfBytes, signBytes } from '@trivy-airgap/format';
 import {
   buildBundle,
   flipTarByte,
@@ -112,6 +112,20 @@ describe('verifyBundle: a good bundle', () => {
     for (let i = 0; i < bundle.bytes.length; i += 100) chunks.push(bundle.bytes.subarray(i, i + 100));
     const result = await verifyBundle({ bundle: '-', stdin: Readable.from(chunks), trustFiles: [pub] });
     assert.equal(result.bundleId, bundle.bundleId);
+  });
+
+  it('reads a path longer than 100 bytes by its pax header (docs/bundle-format.md)', async () => {
+    const long = `vex/default/${'x'.repeat(150)}`;
+    const body = Buffer.from('extra content');
+    const bytes = buildBundle({
+      components: [{ kind: 'vex' }],
+      editManifest: (manifest) => {
+        (manifest.files as unknown[]).push({ path: long, size: body.length, digest: digestOfBytes(body) });
+      },
+      editEntries: (entries) => [...entries, { name: long, body }],
+    }).bytes;
+    const result = await verifyBytes(bytes);
+    assert.ok(result.checks.some((check) => check.subject === long));
   });
 
   it('trusts *.pub files of the trust directories', async () => {
