@@ -341,6 +341,27 @@ describe('publish to a registry', () => {
     }
   });
 
+  it('a signed bundle that lacks a blob its manifest names: BUNDLE_CONTENT_INVALID, nothing sent', async () => {
+    const config = `oci/blobs/sha256/${bundle.artifacts.get('db')!.configDigest.slice(7)}`;
+    const { path } = bundleFile(work, {
+      components: [{ kind: 'db' }],
+      editManifest: (manifest) => {
+        manifest.files = (manifest.files as { path: string }[]).filter((file) => file.path !== config);
+      },
+      editEntries: (entries) => entries.filter((entry) => entry.name !== config),
+    });
+    const proxy = await startCountingProxy(token);
+    try {
+      await assert.rejects(
+        publish(token, `${proxy.host}/incomplete`, { bundle: path }),
+        (error: unknown) => error instanceof ImporterError && error.code === 'BUNDLE_CONTENT_INVALID',
+      );
+      assert.deepEqual(proxy.requests, []);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('a bundle without OCI artifacts: NOTHING_TO_PUBLISH', async () => {
     const { path } = bundleFile(work, { components: [{ kind: 'vex' }] });
     await assertPublishError(publish(token, `${token.host}/none`, { bundle: path }), 'NOTHING_TO_PUBLISH');

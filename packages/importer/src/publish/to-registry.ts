@@ -15,6 +15,7 @@ import {
   type PushBlobResult,
   type RegistryClient,
 } from '@trivy-airgap/oci';
+import { ImporterError } from '../errors.js';
 import { PublishError } from './errors.js';
 import { targetReference, type RegistryTarget } from './target.js';
 
@@ -152,6 +153,22 @@ export async function pushArtifacts(options: PushArtifactsOptions): Promise<Push
       ],
     };
   });
+
+  // Every blob a manifest names must have come with the bundle (verified) before anything is sent.
+  for (const plan of planned) {
+    for (const blob of plan.blobs) {
+      if (!(await layout.hasBlob(blob))) {
+        throw new ImporterError(
+          'BUNDLE_CONTENT_INVALID',
+          `the ${plan.component.kind} manifest names blob ${blob.digest}, which the bundle does not carry`,
+          {
+            path: `oci/blobs/sha256/${blob.digest.slice('sha256:'.length)}`,
+            hint: 'export the bundle again',
+          },
+        );
+      }
+    }
+  }
 
   // (1) blobs
   const pushedBlobs = new Map<OciComponentKind, PushedBlob[]>();
