@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { describeBlobs, publishBundle, type PublishBundleResult } from '@trivy-airgap/importer';
+import type { OciEvent } from '@trivy-airgap/oci';
 import { shellQuote } from '@trivy-airgap/trivy';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
@@ -100,7 +101,20 @@ export async function runPublish(
       ...(args['to-registry'] === undefined
         ? {}
         : {
-            toRegistry: { target: args['to-registry'], client: await registryClientOptions(context, args) },
+            toRegistry: {
+              target: args['to-registry'],
+              client: {
+                ...(await registryClientOptions(context, args)),
+                onEvent: (event: OciEvent) => {
+                  if (event.type === 'retry') {
+                    progress.listener({
+                      type: 'warning',
+                      message: `${event.url}: ${event.reason}, retry ${event.attempt} in ${event.delayMs} ms`,
+                    });
+                  }
+                },
+              },
+            },
           }),
       ...(args['vex-serve-dir'] === undefined || args['vex-base-url'] === undefined
         ? {}
