@@ -23,6 +23,7 @@ export type ImporterErrorCode =
   | 'LOCKED'
   | 'NOTHING_TO_ROLL_BACK'
   | 'CACHE_STATE_INVALID'
+  | 'CACHE_WRITE_FAILED'
   | 'CONTENT_TOO_OLD';
 
 export class ImporterError extends AirgapError<ImporterErrorCode> {
@@ -51,3 +52,28 @@ export class ImporterError extends AirgapError<ImporterErrorCode> {
 }
 
 export const TAMPERED_HINT = 'the bundle was altered, damaged or truncated in transit: copy it again';
+
+/** File-system errors that are about the place we write to (not about the bundle). */
+const WRITE_ERRNOS = new Set(['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EIO', 'EMFILE', 'ENFILE']);
+
+/** Turns "no space", "permission denied" and the like into one clear error naming the path. */
+export function asWriteError(error: unknown, where: string): unknown {
+  const errno = error as NodeJS.ErrnoException;
+  if (error instanceof AirgapError || typeof errno.code !== 'string' || !WRITE_ERRNOS.has(errno.code))
+    return error;
+  const reason: Record<string, string> = {
+    ENOSPC: 'no space left on the device',
+    EDQUOT: 'disk quota exceeded',
+    EACCES: 'permission denied',
+    EPERM: 'operation not permitted',
+    EROFS: 'read-only file system',
+  };
+  return new ImporterError(
+    'CACHE_WRITE_FAILED',
+    `cannot write ${errno.path ?? where}: ${reason[errno.code] ?? errno.code}`,
+    {
+      cause: error,
+      hint: `make room or fix the permissions of ${where}, then run the command again`,
+    },
+  );
+}

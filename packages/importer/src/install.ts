@@ -49,7 +49,7 @@ import {
   type StepHook,
 } from './cache.js';
 import { FileSink, checkLayerContent } from './content.js';
-import { ImporterError } from './errors.js';
+import { ImporterError, asWriteError } from './errors.js';
 import { LayerUnpacker } from './layer.js';
 import { readBundle, type PolicyOptions, type TrustedBundle, type VerificationCheck } from './reader.js';
 import type { BundleInput } from './source.js';
@@ -478,7 +478,7 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
     if (!committed) {
       for (const path of moved) await rm(path, { recursive: true, force: true });
     }
-    throw error;
+    throw asWriteError(error, paths.cacheDir);
   } finally {
     if (stage !== undefined) await rm(stage, { recursive: true, force: true });
     await lock?.release();

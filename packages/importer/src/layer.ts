@@ -112,12 +112,7 @@ export class LayerUnpacker implements EntrySink {
         });
       }
       const kept: Buffer[] = [];
-      const handle =
-        this.destDir === undefined
-          ? undefined
-          : await mkdir(dirname(join(this.destDir, path)), { recursive: true }).then(() =>
-              open(join(this.destDir as string, path), 'wx', 0o644),
-            );
+      const handle = this.destDir === undefined ? undefined : await this.create(this.destDir, path);
       try {
         for await (const chunk of this.tar.chunks(entry)) {
           bytes += chunk.length;
@@ -131,6 +126,28 @@ export class LayerUnpacker implements EntrySink {
       if (keep) metadataJson = Buffer.concat(kept);
     }
     return { files, bytes, metadataJson };
+  }
+
+  /** A new file for `path`; a layer whose paths collide (a file over a directory …) is refused. */
+  private async create(destDir: string, path: string) {
+    try {
+      await mkdir(dirname(join(destDir, path)), { recursive: true });
+      return await open(join(destDir, path), 'wx', 0o644);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' || code === 'ENOTDIR' || code === 'EISDIR') {
+        throw new ImporterError(
+          'BUNDLE_CONTENT_INVALID',
+          `${this.label}: entry ${JSON.stringify(path)} collides with another entry`,
+          {
+            cause: error,
+            path,
+            hint: TAMPERED_HINT,
+          },
+        );
+      }
+      throw error;
+    }
   }
 
   async write(chunk: Buffer): Promise<void> {

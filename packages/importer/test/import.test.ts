@@ -22,11 +22,20 @@ import {
   flipTarByte,
   makeTarGz,
   makeTestKey,
+  trivyArtifact,
+  upstreamMetadata,
   type BuildBundleOptions,
   type BuiltBundle,
 } from '@trivy-airgap/test-utils';
 import { diagnoseCache, readRepositoryYaml } from '@trivy-airgap/trivy';
-import { cacheStatus, importBundle, repairCache, rollback, type ImportBundleOptions } from '../src/index.js';
+import {
+  asWriteError,
+  cacheStatus,
+  importBundle,
+  repairCache,
+  rollback,
+  type ImportBundleOptions,
+} from '../src/index.js';
 import { bundleFile, treeDigest, treeList, trustFile, workDir, writeBytes } from './helpers.js';
 
 const work = workDir('import');
@@ -410,6 +419,30 @@ describe('refused bundles leave the cache byte-for-byte unchanged', () => {
     const bytes = flipTarByte(good, good.offsets.get(good.entries[good.entries.length - 1]!.name)!.body);
     await assert.rejects(importBundle(options(writeBytes(work, bytes), missing)));
     assert.ok(!existsSync(missing), treeList(missing).join('\n'));
+  });
+});
+
+describe('import: errors say what went wrong', () => {
+  it('a layer whose entries collide (a file over a directory) is refused as bundle content', async () => {
+    const layer = makeTarGz([
+      { name: 'trivy.db', type: 'directory' },
+      { name: 'trivy.db', body: 'db' },
+      { name: 'metadata.json', body: upstreamMetadata('db') },
+    ]);
+    const metadata = JSON.parse(upstreamMetadata('db').toString()) as Record<string, unknown>;
+    const { path } = bundleFile(work, {
+      components: [{ kind: 'db', artifact: trivyArtifact('db', { layer }), metadata }],
+    });
+    const cache = freshDir('collide');
+    await assert.rejects(importBundle(options(path, cache)), { code: 'BUNDLE_CONTENT_INVALID' });
+    assert.ok(!existsSync(cache));
+  });
+
+  it('no space / no permission in the cache is one CACHE_WRITE_FAILED error naming the path', () => {
+    const error = asWriteError(Object.assign(new Error('ENOSPC'), { code: 'ENOSPC', path: '/c/x' }), '/c');
+    assert.ok(error instanceof AirgapError);
+    assert.equal(error.code, 'CACHE_WRITE_FAILED');
+    assert.match(error.message, /cannot write \/c\/x: no space left/);
   });
 });
 
