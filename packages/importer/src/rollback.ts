@@ -12,7 +12,7 @@ import {
   type Journal,
   type StepHook,
 } from './cache.js';
-import { ImporterError } from './errors.js';
+import { ImporterError, asWriteError } from './errors.js';
 import { lstat, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 
@@ -117,6 +117,8 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
       })),
       cleaned: [...cleaned, ...(await recoverAndClean(paths))],
     };
+  } catch (error) {
+    throw asWriteError(error, paths.cacheDir);
   } finally {
     await lock.release();
   }
