@@ -22,6 +22,7 @@ import {
 import {
   ARTIFACTS,
   DbMetadataExtractor,
+  type DbLayerMetadata,
   TrivyError,
   checkArtifactManifest,
   checksMajorVersion,
@@ -31,6 +32,7 @@ import {
   type DbMetadataFields,
 } from '@trivy-airgap/trivy';
 import { ExporterError } from './errors.js';
+import { createLayerMetadataReader } from './metadata-reader.js';
 
 /** What an OCI component fetch needs: a registry client, the work dir's layout, where to report. */
 export interface OciFetchContext {
@@ -318,9 +320,14 @@ async function storeDbLayer(
       progress(layer.size);
       stored = { descriptor: plain(layer), file: context.layout.blobPath(layer.digest), fresh: false };
     } else {
-      const extractor = new DbMetadataExtractor(kind);
-      stored = await storeBlob(context, ref, layer, progress, (chunk) => extractor.write(chunk));
-      const found = await extractor.finish();
+      const reader = createLayerMetadataReader(kind);
+      let found: DbLayerMetadata;
+      try {
+        stored = await storeBlob(context, ref, layer, progress, (chunk) => reader.write(chunk));
+        found = await reader.finish();
+      } finally {
+        await reader.close();
+      }
       requireDatabaseFile(kind, name, found.databaseFilePresent);
       await writeCache(context.metadataDir, cachePath, found.bytes);
       fields = found.metadata;
