@@ -341,6 +341,47 @@ describe('publish to a registry', () => {
     }
   });
 
+  it('anti-rollback: a tag never moves to older content unless allowDowngrade (nothing sent before)', async () => {
+    const newer = bundleFile(work, {
+      components: [
+        { kind: 'db', options: { created: '2026-11-25T06:20:00Z' } },
+        { kind: 'checks', options: { checksVersion: '2.3.0', created: '2026-11-20T00:00:00Z' } },
+      ],
+    });
+    const older = bundleFile(work, {
+      components: [
+        { kind: 'db', options: { created: '2026-11-24T06:20:00Z', dbContents: 10 } },
+        { kind: 'checks', options: { checksVersion: '2.2.0', created: '2026-11-25T00:00:00Z' } },
+      ],
+    });
+    await publish(token, `${token.host}/rollback`, { bundle: newer.path });
+    const proxy = await startCountingProxy(token);
+    try {
+      const error = await assertPublishError(
+        publish(token, `${proxy.host}/rollback`, { bundle: older.path }),
+        'DOWNGRADE_REFUSED',
+      );
+      assert.match(error.message, /trivy-db:2/);
+      assert.deepEqual(uploads(proxy.requests), []);
+      for (const kind of ['db', 'checks'] as const) {
+        const raw = await skopeoRaw(token, `${token.host}/rollback/${repositoryOf(kind)}:${tagOf(kind)}`);
+        assert.equal(sha256(raw), newer.bundle.artifacts.get(kind)!.manifestDigest, kind);
+      }
+      const forced = await publishBundle({
+        bundle: older.path,
+        trustFiles: [trust],
+        workDir: work,
+        allowDowngrade: true,
+        toRegistry: { target: `${token.host}/rollback`, client: registryOptions(token) },
+      });
+      assert.ok(forced.registry?.artifacts.every((artifact) => artifact.tagMoved));
+      const raw = await skopeoRaw(token, `${token.host}/rollback/trivy-checks:2`);
+      assert.equal(sha256(raw), older.bundle.artifacts.get('checks')!.manifestDigest);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('a signed bundle that lacks a blob its manifest names: BUNDLE_CONTENT_INVALID, nothing sent', async () => {
     const config = `oci/blobs/sha256/${bundle.artifacts.get('db')!.configDigest.slice(7)}`;
     const { path } = bundleFile(work, {

@@ -20,6 +20,8 @@ export interface PublishArgs extends RegistryAccessArgs {
   'vex-base-url': string | undefined;
   /** false with --no-cache: only publish, leave the local Trivy cache alone. */
   cache: boolean;
+  /** Shared with the cache import: also lets registry tags move to older content. */
+  'allow-downgrade': boolean;
 }
 
 const PUBLISH_GROUP = 'Publish inside the air gap (instead of, or besides, the local cache):';
@@ -98,6 +100,7 @@ export async function runPublish(
       ...trustOptions(context, args.trust),
       allowUnsigned: args['allow-unsigned'],
       allowExpired: args['allow-expired'],
+      allowDowngrade: args['allow-downgrade'],
       ...(args['to-registry'] === undefined
         ? {}
         : {

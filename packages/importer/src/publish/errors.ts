@@ -13,6 +13,8 @@ export type PublishErrorCode =
   | 'REGISTRY_DENIED'
   /** The registry refused a manifest, typically for its config, layer or artifact media type. */
   | 'MEDIA_TYPE_REJECTED'
+  /** A tag names newer content than the bundle brings (anti-rollback); --allow-downgrade moves it. */
+  | 'DOWNGRADE_REFUSED'
   /** Any other registry or network failure while pushing. */
   | 'PUSH_FAILED'
   /** `--vex-base-url` is not an http(s) URL Trivy can use. */

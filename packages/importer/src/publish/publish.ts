@@ -47,6 +47,8 @@ export interface PublishBundleOptions extends PolicyOptions, TrustOptions {
   readonly stdin?: Readable;
   readonly toRegistry?: ToRegistryOptions;
   readonly vexServe?: VexServeOptions;
+  /** Move registry tags to content older than what they name now (anti-rollback otherwise). */
+  readonly allowDowngrade?: boolean;
   /** Where the verified OCI blobs wait for the push (default: the OS temp dir); removed afterwards. */
   readonly workDir?: string;
   readonly onProgress?: ProgressListener;
@@ -154,6 +156,7 @@ export async function publishBundle(options: PublishBundleOptions): Promise<Publ
           target,
           client,
           onProgress,
+          allowDowngrade: options.allowDowngrade === true,
           ...(options.signal === undefined ? {} : { signal: options.signal }),
         });
         const transport = toRegistry.client.transport;

@@ -5,6 +5,7 @@ import {
   type OciComponentKind,
   type ProgressListener,
 } from '@trivy-airgap/format';
+import { CREATED_ANNOTATION, VERSION_ANNOTATION } from '@trivy-airgap/trivy';
 import {
   OciError,
   formatReference,
@@ -16,6 +17,7 @@ import {
   type RegistryClient,
 } from '@trivy-airgap/oci';
 import { ImporterError } from '../errors.js';
+import { downgradeReason } from '../install.js';
 import { PublishError } from './errors.js';
 import { targetReference, type RegistryTarget } from './target.js';
 
@@ -46,6 +48,8 @@ export interface PushArtifactsOptions {
   readonly components: readonly OciComponent[];
   readonly target: RegistryTarget;
   readonly client: RegistryClient;
+  /** Move a tag to content older than what it names now (otherwise DOWNGRADE_REFUSED). */
+  readonly allowDowngrade?: boolean;
   readonly onProgress?: ProgressListener;
   readonly signal?: AbortSignal;
 }
@@ -170,6 +174,11 @@ export async function pushArtifacts(options: PushArtifactsOptions): Promise<Push
     }
   }
 
+  // (0) anti-rollback: a tag never moves to older content unless asked to.
+  for (const plan of planned) {
+    await checkNotOlder(client, plan, options.allowDowngrade === true, onProgress, signal);
+  }
+
   // (1) blobs
   const pushedBlobs = new Map<OciComponentKind, PushedBlob[]>();
   const holders = new Map<Digest, string>();
@@ -255,6 +264,64 @@ export async function pushArtifacts(options: PushArtifactsOptions): Promise<Push
     });
   }
   return pushed;
+}
+
+function ageOf(annotations: Readonly<Record<string, string>> | undefined): {
+  created?: string;
+  version?: string;
+} {
+  const created = annotations?.[CREATED_ANNOTATION];
+  const version = annotations?.[VERSION_ANNOTATION];
+  return {
+    ...(created === undefined ? {} : { created }),
+    ...(version === undefined ? {} : { version }),
+  };
+}
+
+/**
+ * What the tag names now, compared with what the bundle brings (checks version, then the
+ * `created` stamp of the manifest; the same rule as the local install's anti-rollback).
+ * A tag that is missing, names the same manifest, or cannot be read as an image manifest passes.
+ */
+async function checkNotOlder(
+  client: RegistryClient,
+  plan: Planned,
+  allowDowngrade: boolean,
+  onProgress: ProgressListener,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  let current: Descriptor | undefined;
+  let annotations: Readonly<Record<string, string>> | undefined;
+  try {
+    current = await client.headManifest(plan.ref, signal);
+    if (current === undefined || current.digest === plan.component.manifest.digest) return;
+    const existing = await client.getManifest(plan.ref, { signal });
+    try {
+      annotations = parseImageManifest(existing.bytes).annotations;
+    } catch {
+      return; // not an artifact manifest (an index?): nothing to compare
+    }
+  } catch (error) {
+    if (error instanceof OciError && (error.code === 'MANIFEST_UNKNOWN' || error.code === 'NAME_UNKNOWN'))
+      return;
+    throw pushFailure(error, plan.shown, 'reading what the tag names now');
+  }
+  const reason = downgradeReason(ageOf(plan.component.annotations), ageOf(annotations));
+  if (reason === undefined) return;
+  if (!allowDowngrade) {
+    throw new PublishError(
+      'DOWNGRADE_REFUSED',
+      `${plan.shown} names newer content than the bundle's ${plan.component.kind} (${reason}); refusing to move the tag back`,
+      {
+        subject: plan.shown,
+        hint: 'publish a newer bundle; to move the tag to this older content on purpose pass --allow-downgrade',
+      },
+    );
+  }
+  onProgress({
+    type: 'warning',
+    message: `moving ${plan.shown} to older content (${reason}) as --allow-downgrade asks`,
+  });
 }
 
 /** `1 uploaded, 1 mounted, 2 already there` */
