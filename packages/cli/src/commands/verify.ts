@@ -4,6 +4,7 @@ import { defaultTrustDirs, verifyBundle, type TrustOptions } from '@trivy-airgap
 import { resolveCacheDirDetailed, resolveVexConfigPath, type ResolvedCacheDir } from '@trivy-airgap/trivy';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
+import { UsageError } from '../exit-codes.js';
 import { ProgressRenderer, formatBytes, formatDuration } from '../progress.js';
 
 /** Options shared by the commands that read a bundle. */
@@ -48,7 +49,14 @@ export function trustOptions(context: CommandContext, trust: readonly string[] |
 
 export function bundlePath(context: CommandContext, bundle: string): string {
   // yargs hands a lone `-` over as an empty string; an empty path names no bundle anyway.
-  return bundle === '-' || bundle === '' ? '-' : resolve(context.io.cwd, bundle);
+  if (bundle !== '-' && bundle !== '') return resolve(context.io.cwd, bundle);
+  if (process.stdin.isTTY) {
+    throw new UsageError(
+      '`-` reads the bundle from standard input, which is a terminal',
+      'pipe it in: cat trivy-bundle.tgz | trivy-airgap import - …',
+    );
+  }
+  return '-';
 }
 
 export function home(context: CommandContext): string {
