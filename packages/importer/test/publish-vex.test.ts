@@ -304,6 +304,30 @@ describe('VEX serve dir', () => {
     assert.deepEqual((await readdir(dirname(serveDir))).sort(), entriesBefore.sort());
   });
 
+  it('anti-rollback: an older repository is not served unless allowDowngrade', async () => {
+    await publishVex(vexBundle('2026-11-25T08:00:00Z').path);
+    const link = await readlink(serveDir);
+    const older = vexBundle('2026-11-25T00:30:00Z').path;
+    await assert.rejects(
+      publishVex(older),
+      (error: unknown) => error instanceof PublishError && error.code === 'DOWNGRADE_REFUSED',
+    );
+    assert.equal(await readlink(serveDir), link);
+    const forced = await publishBundle({
+      bundle: older,
+      trustFiles: [trust],
+      allowDowngrade: true,
+      vexServe: { dir: serveDir, baseUrl },
+    });
+    assert.equal(await readlink(serveDir), basename(forced.vex!.generation));
+    const summary = await checkVexArchive(
+      join(serveDir, 'default', 'archive.tar.gz'),
+      'tar.gz',
+      'vexhub-main',
+    );
+    assert.equal(summary.index.updatedAt, '2026-11-25T00:30:00Z');
+  });
+
   it('never takes over a directory it did not make; an empty one becomes the served link', async () => {
     const foreign = join(work, 'site', 'vex');
     await mkdir(foreign, { recursive: true });

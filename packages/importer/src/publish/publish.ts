@@ -47,7 +47,7 @@ export interface PublishBundleOptions extends PolicyOptions, TrustOptions {
   readonly stdin?: Readable;
   readonly toRegistry?: ToRegistryOptions;
   readonly vexServe?: VexServeOptions;
-  /** Move registry tags to content older than what they name now (anti-rollback otherwise). */
+  /** Move registry tags, or the served VEX repositories, to older content (refused otherwise). */
   readonly allowDowngrade?: boolean;
   /** Where the verified OCI blobs wait for the push (default: the OS temp dir); removed afterwards. */
   readonly workDir?: string;
@@ -187,7 +187,10 @@ export async function publishBundle(options: PublishBundleOptions): Promise<Publ
           return { component, manifestBytes };
         });
       onProgress({ type: 'task-start', task: 'vex-serve', label: `VEX serve dir ${builder.dir}` });
-      vex = await builder.finish(baseUrl, repositories);
+      vex = await builder.finish(baseUrl, repositories, {
+        allowDowngrade: options.allowDowngrade === true,
+        onProgress,
+      });
       published = true;
       onProgress({
         type: 'task-done',

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   lstat,
+  readFile,
   mkdir,
   open,
   readdir,
@@ -12,13 +13,15 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { VexComponent } from '@trivy-airgap/format';
+import type { ProgressListener, VexComponent } from '@trivy-airgap/format';
 import {
   VEX_SPEC_VERSION,
   WELL_KNOWN_VEX_MANIFEST,
   checkVexArchive,
   parseLocationUrl,
+  parseVexRepositoryManifest,
 } from '@trivy-airgap/trivy';
+import { downgradeReason } from '../install.js';
 import { PublishError } from './errors.js';
 
 /**
@@ -229,7 +232,26 @@ export class VexServeDirBuilder {
   async finish(
     baseUrl: string,
     repositories: readonly { component: VexComponent; manifestBytes: Buffer }[],
+    options: { allowDowngrade?: boolean; onProgress?: ProgressListener } = {},
   ): Promise<VexServeDirResult> {
+    for (const { component } of repositories) {
+      const reason = await this.olderThanServed(component);
+      if (reason === undefined) continue;
+      if (options.allowDowngrade !== true) {
+        throw new PublishError(
+          'DOWNGRADE_REFUSED',
+          `${this.dir} serves a newer ${component.name} VEX repository than the bundle's (${reason}); refusing to roll it back`,
+          {
+            subject: join(this.dir, component.name),
+            hint: 'publish a newer bundle; to serve this older content on purpose pass --allow-downgrade',
+          },
+        );
+      }
+      options.onProgress?.({
+        type: 'warning',
+        message: `serving an older ${component.name} VEX repository (${reason}) as --allow-downgrade asks`,
+      });
+    }
     const served: ServedVexRepository[] = [];
     for (const { component, manifestBytes } of repositories) {
       const url = `${baseUrl}/${component.name}`;
@@ -267,6 +289,29 @@ export class VexServeDirBuilder {
       repositoryYaml,
       cleaned,
     };
+  }
+
+  /**
+   * Why the bundle's repository is older than the one DIR serves now (index.json `updated_at`),
+   * or undefined when it is not, or nothing (readable) is served.
+   */
+  private async olderThanServed(component: VexComponent): Promise<string | undefined> {
+    if (component.updatedAt === undefined) return undefined;
+    const base = join(this.dir, component.name);
+    try {
+      const manifest = parseVexRepositoryManifest(
+        await readFile(join(base, ...WELL_KNOWN_VEX_MANIFEST.split('/'))),
+      );
+      const location = parseLocationUrl(manifest.version.locations[0] ?? '');
+      const summary = await checkVexArchive(
+        join(base, `archive.${location.archiveType}`),
+        location.archiveType,
+        location.subdir,
+      );
+      return downgradeReason({ updatedAt: component.updatedAt }, { updatedAt: summary.index.updatedAt });
+    } catch {
+      return undefined; // nothing served, or not readable as a repository: nothing to compare
+    }
   }
 
   /** One rename makes the new generation what DIR shows. Returns what DIR showed before. */
