@@ -323,6 +323,26 @@ describe('publish to a registry', () => {
     }
   });
 
+  it('valid credentials without push permission: REGISTRY_DENIED, no tag', async () => {
+    const proxy = await startCountingProxy(token, (req, _body, res) => {
+      if (req.method !== 'POST') return false;
+      const text = JSON.stringify({
+        errors: [{ code: 'DENIED', message: 'requested access to the resource is denied' }],
+      });
+      res.writeHead(403, { 'content-type': 'application/json', 'content-length': String(text.length) });
+      res.end(text);
+      return true;
+    });
+    try {
+      const error = await assertPublishError(publish(token, `${proxy.host}/readonly`), 'REGISTRY_DENIED');
+      assert.equal(error.status, 403);
+      assert.match(error.registryAnswer ?? '', /DENIED/);
+      await skopeoFails(token, `${token.host}/readonly/trivy-db:2`);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('a bundle that fails verification pushes nothing at all', async () => {
     // The shared config blob: a digest failure no layer inspection could report first.
     const config = bundle.offsets.get(
