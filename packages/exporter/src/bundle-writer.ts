@@ -1,7 +1,7 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
-import { Readable } from 'node:stream';
+import { basename, dirname, join, resolve } from 'node:path';
+import { PassThrough, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import {
@@ -78,6 +78,11 @@ export interface WriteBundleOptions {
   readonly force?: boolean;
   /** Outer gzip level; see BUNDLE_GZIP_LEVEL for why the default is 0. */
   readonly gzipLevel?: number;
+  /**
+   * Files to carry with the bundle (e.g. the single-file importer, `export --with-tool`): copied
+   * beside it under their base name and listed in the signed checksum file after the bundle.
+   */
+  readonly companions?: readonly string[];
   readonly onProgress?: ProgressListener;
   readonly signal?: AbortSignal;
 }
@@ -91,6 +96,8 @@ export interface WrittenBundle {
   /** The files written: the bundle alone, or its parts in order. */
   readonly files: readonly WrittenFile[];
   readonly checksumPath: string;
+  /** The companion files as written beside the bundle (also listed in the checksum file). */
+  readonly companions: readonly WrittenFile[];
   /** `<bundle>.sha256.sig`, or null for an unsigned bundle. */
   readonly checksumSignaturePath: string | null;
   /** The manifest as written, its exact bytes and their digest. */
@@ -138,11 +145,10 @@ async function existingOutputs(output: string): Promise<string[]> {
   for (const path of [output, `${output}.sha256`, `${output}.sha256.sig`]) {
     if (await exists(path)) found.push(path);
   }
-  const name = basename(output);
-  const partName = new RegExp(`^${escapeRegExp(name)}\\.part-\\d{3,}$`);
+  const partPattern = partName(output);
   try {
     for (const entry of await readdir(dirname(output))) {
-      if (partName.test(entry)) found.push(`${dirname(output)}/${entry}`);
+      if (partPattern.test(entry)) found.push(`${dirname(output)}/${entry}`);
     }
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
@@ -259,6 +265,7 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WrittenB
 
   await assertOutputFree(output, force);
   const previous = force ? await existingOutputs(output) : [];
+  const companions = await planCompanions(output, options.companions ?? [], force);
 
   const leading: { name: string; bytes: Buffer }[] = [{ name: MANIFEST_PATH, bytes: manifestBytes }];
   if (signature !== undefined) leading.push({ name: SIGNATURE_PATH, bytes: signature });
@@ -310,8 +317,11 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WrittenB
   const whole = sink.total;
   const checksumPath = `${output}.sha256`;
   const checksumSignaturePath = signature === undefined ? null : `${output}.sha256.sig`;
+  const copied: { file: WrittenFile; temp: string | undefined }[] = [];
   try {
-    const checksumText = Buffer.from(checksumFileText(sink.files), 'utf8');
+    for (const companion of companions) copied.push(await copyCompanion(companion.source, companion.target));
+    const listed = [...sink.files, ...copied.map((entry) => entry.file)];
+    const checksumText = Buffer.from(checksumFileText(listed), 'utf8');
     const temp = `${checksumPath}.tmp-${process.pid}`;
     await writeFile(temp, checksumText, { mode: 0o644 });
     let tempSig: string | undefined;
@@ -320,6 +330,7 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WrittenB
       await writeFile(tempSig, signBytes(checksumText, options.signingKey), { mode: 0o644 });
     }
     await sink.commit();
+    for (const entry of copied) if (entry.temp !== undefined) await rename(entry.temp, entry.file.path);
     await rename(temp, checksumPath);
     if (tempSig !== undefined && checksumSignaturePath !== null) await rename(tempSig, checksumSignaturePath);
     // With --force, leftovers of an earlier export to the same name would confuse `cat` and readers.
@@ -327,6 +338,7 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WrittenB
     for (const path of previous) if (!keep.has(path)) await rm(path, { force: true });
   } catch (error) {
     await sink.discard();
+    for (const entry of copied) if (entry.temp !== undefined) await rm(entry.temp, { force: true });
     throw wrapWriteError(error, output, options.signal);
   }
   onProgress({
@@ -341,12 +353,67 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WrittenB
     size: whole.size,
     digest: whole.digest,
     files: sink.files,
+    companions: copied.map((entry) => entry.file),
     checksumPath,
     checksumSignaturePath,
     manifest,
     manifestBytes,
     manifestDigest: digestOfBytes(manifestBytes),
   };
+}
+
+/** Where each companion goes (beside the bundle), refusing clashes and existing files without force. */
+async function planCompanions(
+  output: string,
+  sources: readonly string[],
+  force: boolean,
+): Promise<{ source: string; target: string }[]> {
+  const plans: { source: string; target: string }[] = [];
+  const reserved = new Set([output, `${output}.sha256`, `${output}.sha256.sig`]);
+  for (const source of sources) {
+    const target = join(dirname(output), basename(source));
+    if (reserved.has(target) || partName(output).test(basename(target))) {
+      throw new ExporterError(
+        'INVALID_OPTION',
+        `${basename(source)} would clash with the bundle's own files`,
+      );
+    }
+    reserved.add(target);
+    if (!force && resolve(source) !== target && (await exists(target))) {
+      throw new ExporterError('OUTPUT_EXISTS', `${target} already exists`, {
+        hint: 'choose another -o directory, or pass --force to replace it',
+      });
+    }
+    plans.push({ source, target });
+  }
+  return plans;
+}
+
+/** Copies (or, when it already is there, just hashes) a companion; the copy stays a temp file until commit. */
+async function copyCompanion(
+  source: string,
+  target: string,
+): Promise<{ file: WrittenFile; temp: string | undefined }> {
+  const hasher = new DigestHasher();
+  const temp = resolve(source) === target ? undefined : `${target}.tmp-${process.pid}`;
+  const hashing = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      hasher.update(chunk);
+      callback(null, chunk);
+    },
+  });
+  try {
+    if (temp === undefined) await pipeline(createReadStream(source), hashing, new PassThrough().resume());
+    else await pipeline(createReadStream(source), hashing, createWriteStream(temp, { mode: 0o644 }));
+  } catch (error) {
+    if (temp !== undefined) await rm(temp, { force: true });
+    throw new ExporterError('OUTPUT_FAILED', `cannot copy ${source} beside the bundle`, { cause: error });
+  }
+  return { file: { path: target, size: hasher.size, digest: hasher.digest() }, temp };
+}
+
+function partName(output: string): RegExp {
+  return new RegExp(`^${escapeRegExp(basename(output))}\\.part-\\d{3,}$`);
 }
 
 function wrapWriteError(error: unknown, output: string, signal: AbortSignal | undefined): unknown {

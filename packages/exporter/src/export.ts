@@ -74,6 +74,8 @@ export interface ExportOptions {
   readonly registry?: RegistryOptions | undefined;
   /** Confirm every DB layer digest with a second registry before accepting it. */
   readonly verifyMirrors?: boolean | undefined;
+  /** Files carried beside the bundle and listed in its checksum file (`--with-tool`). */
+  readonly companions?: readonly string[] | undefined;
   readonly toolVersion: string;
   /** SOURCE_DATE_EPOCH, GITHUB_API_URL, GITHUB_TOKEN, proxies, HOME/XDG_CACHE_HOME; default process.env. */
   readonly env?: NodeJS.ProcessEnv | undefined;
@@ -305,6 +307,7 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
       mtime: created,
       ...(options.splitSize === undefined ? {} : { splitSize: options.splitSize }),
       force,
+      ...(options.companions === undefined ? {} : { companions: options.companions }),
       onProgress,
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });

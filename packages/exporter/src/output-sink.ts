@@ -60,15 +60,25 @@ export class OutputSink extends Writable {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.writeChunk(chunk).then(() => callback(), callback);
+    this.track(this.writeChunk(chunk)).then(() => callback(), callback);
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    (async () => {
-      // An empty stream still makes one (empty) file, so the checksum file is never empty.
-      if (this.current === undefined && this.done.length === 0) await this.openPart();
-      await this.closePart();
-    })().then(() => callback(), callback);
+    this.track(
+      (async () => {
+        // An empty stream still makes one (empty) file, so the checksum file is never empty.
+        if (this.current === undefined && this.done.length === 0) await this.openPart();
+        await this.closePart();
+      })(),
+    ).then(() => callback(), callback);
+  }
+
+  /** The file operation in flight: a failed pipeline may still be opening or writing a part. */
+  private pending: Promise<void> = Promise.resolve();
+
+  private track(operation: Promise<void>): Promise<void> {
+    this.pending = operation.catch(() => undefined);
+    return operation;
   }
 
   private async writeChunk(chunk: Buffer): Promise<void> {
@@ -125,6 +135,7 @@ export class OutputSink extends Writable {
 
   /** Removes whatever temp files exist; safe to call at any time, errors are ignored. */
   async discard(): Promise<void> {
+    await this.pending; // else a part opened after this ran would be left behind
     const open = this.current;
     this.current = undefined;
     if (open !== undefined) {

@@ -273,6 +273,43 @@ describe('writeBundle', () => {
     assert.equal(headersOf(readFileSync(written.path))[1]?.path, longPath);
   });
 
+  it('carries companion files beside the bundle, listed in the signed checksum file', async () => {
+    const dir = join(work, 'companions');
+    mkdirSync(dir);
+    const tool = join(work, 'trivy-airgap.mjs');
+    writeFileSync(tool, '#!/usr/bin/env node\nconsole.log("importer");\n');
+    const written = await writeBundle({
+      output: join(dir, 'b.tgz'),
+      manifest: draft,
+      entries,
+      signingKey: ecdsaKey,
+      companions: [tool],
+    });
+    assert.deepEqual(readFileSync(join(dir, 'trivy-airgap.mjs')), readFileSync(tool));
+    assert.equal(written.companions[0]?.digest, digestOfBytes(readFileSync(tool)));
+    const sums = run('sha256sum', ['-c', 'b.tgz.sha256'], dir);
+    assert.equal(sums.code, 0, sums.stderr);
+    assert.match(sums.stdout, /trivy-airgap\.mjs: OK/);
+    const signed = run(
+      'openssl',
+      ['dgst', '-sha256', '-verify', ecdsaPub, '-signature', 'b.tgz.sha256.sig', 'b.tgz.sha256'],
+      dir,
+    );
+    assert.equal(signed.code, 0, signed.stderr);
+    // An existing companion is not replaced without force.
+    await assert.rejects(
+      writeBundle({
+        output: join(dir, 'c.tgz'),
+        manifest: draft,
+        entries,
+        signingKey: null,
+        companions: [tool],
+      }),
+      { code: 'OUTPUT_EXISTS' },
+    );
+    assert.equal(existsSync(join(dir, 'c.tgz')), false);
+  });
+
   it('refuses a work-dir file whose bytes changed, and leaves no output or temp file behind', async () => {
     const bad = randomBytes(100_000);
     const entry = fileEntry('oci/blobs/sha256/bad', bad, true);

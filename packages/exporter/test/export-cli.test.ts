@@ -217,6 +217,38 @@ describe('trivy-airgap export (built CLI as a process)', () => {
     assert.equal(check.stdout.trim().split('\n').length, summary.bundle.parts.length);
   });
 
+  it('--with-tool writes the single-file CLI beside the bundle, listed in the signed checksum file', async (t) => {
+    const tool = fileURLToPath(new URL('../../../cli/dist/trivy-airgap.mjs', import.meta.url));
+    if (!existsSync(tool)) {
+      t.skip('the single-file build is missing (pnpm build makes it)');
+      return;
+    }
+    mkdirSync(join(work, 'carry'));
+    const exported = await cli([
+      'export',
+      '--checks',
+      '--key',
+      'signing.key',
+      '--plain-http',
+      '--with-tool',
+      '--json',
+      '--checks-bundle-repository',
+      `${plainRegistry.host}/aquasec/trivy-checks:2`,
+      '--work-dir',
+      'work-tool',
+      '-o',
+      'carry/tool.tgz',
+    ]);
+    assert.equal(exported.code, 0, exported.stderr);
+    assert.deepEqual(readFileSync(join(work, 'carry', 'trivy-airgap.mjs')), readFileSync(tool));
+    const sums = spawnSync('sha256sum', ['-c', 'tool.tgz.sha256'], {
+      cwd: join(work, 'carry'),
+      encoding: 'utf8',
+    });
+    assert.equal(sums.status, 0, sums.stderr);
+    assert.match(sums.stdout, /trivy-airgap\.mjs: OK/);
+  });
+
   it('Ctrl-C (SIGINT) cancels cleanly: exit 1, one error line, no output or temp file left', async () => {
     let stalled: () => void = () => undefined;
     const stalledOnce = new Promise<void>((resolve) => (stalled = resolve));

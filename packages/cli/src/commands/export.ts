@@ -1,5 +1,7 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   exportBundle,
   ExporterError,
@@ -42,6 +44,18 @@ interface ExportArgs {
   insecure: boolean;
   'plain-http': boolean;
   'verify-mirrors': boolean;
+  'with-tool': boolean;
+}
+
+declare const __TRIVY_AIRGAP_VERSION__: string | undefined;
+
+/**
+ * The single-file CLI to carry with `--with-tool`: this very file when running as the single-file
+ * build, else the build output next to the compiled CLI (packages/cli/dist/trivy-airgap.mjs).
+ */
+function singleFileTool(): string {
+  if (typeof __TRIVY_AIRGAP_VERSION__ === 'string') return fileURLToPath(import.meta.url);
+  return fileURLToPath(new URL('../../trivy-airgap.mjs', import.meta.url));
 }
 
 const REGISTRY_GROUP = 'Registry access:';
@@ -124,6 +138,7 @@ function jsonSummary(result: ExportResult) {
       parts: bundle.files.length > 1 || bundle.files[0]?.path !== bundle.path ? bundle.files : [],
       checksumFile: bundle.checksumPath,
       checksumSignature: bundle.checksumSignaturePath,
+      companions: bundle.companions,
     },
     manifest: {
       bundleId: manifest.bundleId,
@@ -154,6 +169,7 @@ function humanSummary(result: ExportResult): string[] {
       ? `bundle       ${bundle.path} (${formatBytes(bundle.size)}, ${shortDigest(bundle.digest)})`
       : `bundle       ${bundle.files.length} parts of ${bundle.path} (${formatBytes(bundle.size)}; rejoin with cat ${basename(bundle.path)}.part-* > ${basename(bundle.path)})`,
     `checksums    ${bundle.checksumPath}${bundle.checksumSignaturePath === null ? ' (unsigned)' : ` + ${basename(bundle.checksumSignaturePath)}`}`,
+    ...bundle.companions.map((file) => `with         ${file.path} (listed in ${checksumName})`),
     `expires      ${result.manifest.expires}`,
     '',
     'Carry the bundle with its .sha256 and .sha256.sig; before it enters the isolated network:',
@@ -248,6 +264,11 @@ export function exportCommand(context: CommandContext) {
           group: REGISTRY_GROUP,
           describe: 'talk plain HTTP to registries',
         })
+        .option('with-tool', {
+          type: 'boolean',
+          default: false,
+          describe: 'write the single-file trivy-airgap.mjs beside the bundle, listed in the checksum file',
+        })
         .conflicts('key', 'unsigned')
         .example('$0 export --all --key signing.key -o trivy-bundle.tgz', 'everything, signed')
         .example(
@@ -278,6 +299,16 @@ export function exportCommand(context: CommandContext) {
         caCertPem = await readFile(path, 'utf8').catch((error: unknown) => {
           throw new AirgapError('CA_CERT_FILE', `cannot read the CA certificate ${path}`, { cause: error });
         });
+      }
+      let companions: string[] | undefined;
+      if (args['with-tool']) {
+        const tool = singleFileTool();
+        if (!existsSync(tool)) {
+          throw new AirgapError('TOOL_MISSING', `the single-file build ${tool} is missing`, {
+            hint: 'run `pnpm build` first (it writes packages/cli/dist/trivy-airgap.mjs)',
+          });
+        }
+        companions = [tool];
       }
       if (signingKey === null)
         out.warn('the bundle is unsigned: the isolated side cannot check where it came from');
@@ -310,6 +341,7 @@ export function exportCommand(context: CommandContext) {
             plainHttp: args['plain-http'],
           },
           verifyMirrors: args['verify-mirrors'],
+          companions,
           toolVersion: context.toolVersion,
           env: io.env,
           onProgress: renderer.listener,
