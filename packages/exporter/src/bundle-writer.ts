@@ -22,6 +22,7 @@ import {
   type SigningKey,
 } from '@trivy-airgap/format';
 import { ExporterError } from './errors.js';
+import { humanBytes } from './human.js';
 import { OutputSink, partPath, type WrittenFile } from './output-sink.js';
 import { TAR_END, tarEntrySize, tarFileHeader, tarPadding } from './tar-writer.js';
 
@@ -344,7 +345,7 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WrittenB
   onProgress({
     type: 'task-done',
     task,
-    summary: `${whole.size} bytes, sha256 ${digestHex(whole.digest).slice(0, 12)}${
+    summary: `${humanBytes(whole.size)}, sha256:${digestHex(whole.digest).slice(0, 12)}${
       sink.files.length > 1 || options.splitSize !== undefined ? `, ${sink.files.length} parts` : ''
     }`,
   });

@@ -32,6 +32,7 @@ import {
   type DbMetadataFields,
 } from '@trivy-airgap/trivy';
 import { ExporterError } from './errors.js';
+import { builtAgo, humanBytes } from './human.js';
 import { createLayerMetadataReader } from './metadata-reader.js';
 
 /** What an OCI component fetch needs: a registry client, the work dir's layout, where to report. */
@@ -105,7 +106,7 @@ export async function fetchOciComponent(
       context.onProgress({
         type: 'task-done',
         task,
-        summary: `${fetched.component.layer.size} bytes, ${fetched.component.layer.digest.slice(0, 19)} from ${name}${
+        summary: `${humanBytes(fetched.component.layer.size)}, ${fetched.component.layer.digest.slice(0, 19)} from ${name}${builtAgo(fetched.component.metadata?.UpdatedAt)}${
           fetched.reusedLayer ? ' (reused from the work dir)' : ''
         }`,
       });

@@ -17,6 +17,7 @@ import {
   type VexRepositoryManifest,
 } from '@trivy-airgap/trivy';
 import { ExporterError } from './errors.js';
+import { humanBytes } from './human.js';
 import type { VexRepositorySpec } from './options.js';
 
 /** A VEX archive larger than this is refused while it downloads (VEX Hub is a few MB). */
@@ -69,7 +70,7 @@ export async function fetchVexRepository(
     context.onProgress({
       type: 'task-done',
       task,
-      summary: `${result.archive.size} bytes from ${result.component.servedBy}${
+      summary: `${humanBytes(result.archive.size)} from ${result.component.servedBy}${
         result.component.updatedAt === undefined ? '' : `, updated ${result.component.updatedAt}`
       }`,
     });
