@@ -14,13 +14,13 @@ import {
   ignoreProgress,
   parseManifest,
   serializeManifest,
-  signBytes,
   type BundleFile,
   type BundleManifest,
   type Digest,
   type ProgressListener,
   type SigningKey,
 } from '@trivy-airgap/format';
+import { signReproducibly } from './deterministic-ecdsa.js';
 import { ExporterError } from './errors.js';
 import { humanBytes } from './human.js';
 import { OutputSink, partPath, type WrittenFile } from './output-sink.js';
@@ -243,7 +243,7 @@ async function* guardedFile(entry: BundleEntry, progress: (bytes: number) => voi
  * uid/gid 0, no user or group names, one fixed mtime; gzip level 0 around it (see
  * BUNDLE_GZIP_LEVEL). Blobs are streamed from disk, never held in memory. The output is written
  * under temp names and renamed at the end, then `<bundle>.sha256` and `<bundle>.sha256.sig`.
- * The same inputs (and mtime) give the same bytes, except that ECDSA signatures are randomized.
+ * The same inputs (and mtime) give the same bytes: ECDSA signatures use RFC 6979 nonces.
  */
 export async function writeBundle(options: WriteBundleOptions): Promise<WrittenBundle> {
   const onProgress = options.onProgress ?? ignoreProgress;
@@ -260,7 +260,8 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WrittenB
   const manifestBytes = serializeManifest(manifest);
   // Never write a bundle our own importer would refuse: run the reader's validation on it.
   parseManifest(JSON.parse(manifestBytes.toString('utf8')));
-  const signature = options.signingKey === null ? undefined : signBytes(manifestBytes, options.signingKey);
+  const signature =
+    options.signingKey === null ? undefined : signReproducibly(manifestBytes, options.signingKey);
   const mtime = options.mtime ?? new Date(manifest.created);
   const sorted = [...options.entries].sort((a, b) => compareBundlePaths(a.path, b.path));
 
@@ -328,7 +329,7 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WrittenB
     let tempSig: string | undefined;
     if (checksumSignaturePath !== null && options.signingKey !== null) {
       tempSig = `${checksumSignaturePath}.tmp-${process.pid}`;
-      await writeFile(tempSig, signBytes(checksumText, options.signingKey), { mode: 0o644 });
+      await writeFile(tempSig, signReproducibly(checksumText, options.signingKey), { mode: 0o644 });
     }
     await sink.commit();
     for (const entry of copied) if (entry.temp !== undefined) await rename(entry.temp, entry.file.path);

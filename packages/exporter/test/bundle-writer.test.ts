@@ -195,10 +195,15 @@ describe('writeBundle', () => {
     }
   });
 
-  it('is byte-for-byte reproducible with a deterministic signer, and unsigned', async () => {
-    const a = await write('repro-a.tgz', { key: ed25519Key });
-    const b = await write('repro-b.tgz', { key: ed25519Key });
-    assert.deepEqual(readFileSync(a.path), readFileSync(b.path));
+  it('is byte-for-byte reproducible: ECDSA (RFC 6979), Ed25519 and unsigned', async () => {
+    for (const [name, key] of [
+      ['ecdsa', ecdsaKey],
+      ['ed25519', ed25519Key],
+    ] as const) {
+      const a = await write(`repro-${name}-a.tgz`, { key });
+      const b = await write(`repro-${name}-b.tgz`, { key });
+      assert.deepEqual(readFileSync(a.path), readFileSync(b.path), name);
+    }
     const c = await write('repro-c.tgz', { key: null });
     const d = await write('repro-d.tgz', { key: null });
     assert.deepEqual(readFileSync(c.path), readFileSync(d.path));
