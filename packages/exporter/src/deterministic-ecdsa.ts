@@ -11,6 +11,10 @@ import { signBytes, type SigningKey } from '@trivy-airgap/format';
  * signature (openssl dgst -sha256 -verify accepts it). Every signature made here is checked
  * with Node's own verify before use, and Ed25519 (deterministic by design) goes to signBytes.
  * This belongs in packages/format's signing; it lives here until it moves there.
+ *
+ * Limit: BigInt arithmetic is not constant-time. Signing runs a handful of times per export on
+ * the operator's machine and is never reachable from the network, so timing is not observable
+ * by a remote party; a shared host where others can time this process should use Ed25519 keys.
  */
 
 const P = 0xffffffff00000001000000000000000000000000ffffffffffffffffffffffffn;
