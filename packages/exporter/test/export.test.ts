@@ -30,6 +30,7 @@ import {
   respond,
   serveBlob,
   startRegistry,
+  startProxy,
   startRouteServer,
   trivyArtifact,
   upstreamMetadata,
@@ -600,6 +601,45 @@ describe('exportBundle', () => {
     assert.equal(existsSync(stale), false);
     assert.equal(existsSync(layer), true);
     assert.ok(statSync(layer).mtimeMs > monthAgo.getTime() + 86_400_000, 'a used blob is touched');
+  });
+
+  it('TLS: an unknown CA is refused with a hint; --insecure skips verification; HTTPS_PROXY is used', async () => {
+    const tlsOptions = (name: string, registry: ExportOptions['registry'], env: NodeJS.ProcessEnv = {}) => ({
+      ...options(name),
+      components: ['checks'] as const,
+      checksBundleRepository: `${tlsFront.host}/aquasec/trivy-checks:2`,
+      registry: {
+        username: 'pusher',
+        password: 'pusher-secret',
+        retry: fastRetry,
+        useDockerConfig: false,
+        ...registry,
+      },
+      env,
+    });
+    const untrusted = await assertExporterError(
+      exportBundle(tlsOptions('tls-untrusted.tgz', {})),
+      'SOURCE_FAILED',
+    );
+    assert.match(untrusted.message, /TLS/);
+    assert.match(untrusted.hint ?? '', /--ca-cert/);
+    const insecure = await exportBundle(tlsOptions('tls-insecure.tgz', { insecure: true }));
+    assert.equal(insecure.components[0]?.layerDigest, checks.layerDigest);
+
+    // registry.test resolves only inside the test proxy: reaching it proves the proxy was used.
+    const proxy = await startProxy();
+    try {
+      const viaProxy = await exportBundle({
+        ...tlsOptions('tls-proxy.tgz', { caCertPem: ca.caCertPem }, { HTTPS_PROXY: proxy.url }),
+        checksBundleRepository: `registry.test:${tlsFront.port}/aquasec/trivy-checks:2`,
+      });
+      assert.equal(viaProxy.components[0]?.servedBy, `registry.test:${tlsFront.port}/aquasec/trivy-checks:2`);
+      assert.ok(
+        proxy.forwarded.some((f) => f.kind === 'connect' && f.target === `registry.test:${tlsFront.port}`),
+      );
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('refuses an existing output before downloading anything', async () => {

@@ -41,6 +41,7 @@ export interface Frontend {
   /** `https://127.0.0.1:PORT` or `http://…` */
   readonly origin: string;
   readonly host: string;
+  readonly port: number;
   /** Body bytes of blob GET responses forwarded so far. */
   blobBytes(): number;
   /** Range headers of blob requests seen, in order ('' for none). */
@@ -120,6 +121,7 @@ export async function startFrontend(target: string, options: FrontendOptions = {
   return {
     origin: `${options.tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}`,
     host: `127.0.0.1:${port}`,
+    port,
     blobBytes: () => blobBytes,
     ranges,
     close: async () => {
