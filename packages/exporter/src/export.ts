@@ -266,7 +266,14 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
     const vexFetched: FetchedVexRepository[] = [];
     if (kinds.includes('vex')) {
       const specs = options.vexRepositories ?? sources.vex;
-      const vexContext = { http, layout, env, onProgress, signal: options.signal };
+      const vexContext = {
+        http,
+        layout,
+        stateDir: join(workDir, 'vex'),
+        env,
+        onProgress,
+        signal: options.signal,
+      };
       for (const spec of specs) {
         options.signal?.throwIfAborted();
         const result = await fetchVexRepository(vexContext, spec);
@@ -279,7 +286,7 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
           digest: result.archive.digest,
           size: result.archive.size,
           updatedAt: result.component.updatedAt,
-          reused: false,
+          reused: result.reused,
         });
       }
     }
@@ -319,6 +326,7 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
       }
       used.add(layout.blobPath(item.component.manifest.digest));
     }
+    for (const item of vexFetched) used.add(item.stateFile);
     const pruned = await pruneWorkDir(workDir, used, options.now ?? new Date());
     if (pruned > 0)
       onProgress({ type: 'note', message: `removed ${pruned} unused files from the work dir ${workDir}` });

@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { open, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import {
   DigestHasher,
+  digestHex,
   digestOfBytes,
+  isDigest,
   type Digest,
   type ProgressListener,
   type VexComponent,
@@ -25,6 +28,8 @@ export const MAX_VEX_ARCHIVE_BYTES = 1024 * 1024 * 1024;
 
 export interface VexFetchContext {
   readonly http: HttpClient;
+  /** Where the ETag of each location's last archive is remembered (in the work dir). */
+  readonly stateDir: string;
   /** The work dir's content-addressed blob store. */
   readonly layout: OciLayout;
   /** GITHUB_API_URL and GITHUB_TOKEN are read from here. */
@@ -38,6 +43,10 @@ export interface FetchedVexRepository {
   readonly manifestBytes: Buffer;
   /** The archive in the work dir (verified while downloaded by this run). */
   readonly archive: { readonly file: string; readonly digest: Digest; readonly size: number };
+  /** The server answered 304 Not Modified to the remembered ETag: the work dir copy was used. */
+  readonly reused: boolean;
+  /** The ETag record file that made (or may make) reuse possible. */
+  readonly stateFile: string;
 }
 
 /** Bundle paths of a VEX repository's two files (docs/bundle-format.md). */
@@ -72,7 +81,7 @@ export async function fetchVexRepository(
       task,
       summary: `${humanBytes(result.archive.size)} from ${result.component.servedBy}${
         result.component.updatedAt === undefined ? '' : `, updated ${result.component.updatedAt}`
-      }`,
+      }${result.reused ? ' (unchanged, reused from the work dir)' : ''}`,
     });
     return result;
   } catch (error) {
@@ -145,6 +154,8 @@ async function fetchRepository(
         },
         manifestBytes,
         archive: { file, digest: archive.digest, size: archive.size },
+        reused: archive.reused,
+        stateFile: archive.stateFile,
       };
     } catch (error) {
       if (signal?.aborted === true) throw error;
@@ -170,6 +181,34 @@ interface DownloadedArchive {
   readonly file: string;
   readonly digest: Digest;
   readonly size: number;
+  readonly reused: boolean;
+  readonly stateFile: string;
+}
+
+/** What is remembered per location: the ETag and the archive it named. */
+interface EtagRecord {
+  readonly etag: string;
+  readonly digest: Digest;
+  readonly size: number;
+}
+
+async function readEtagRecord(path: string): Promise<EtagRecord | undefined> {
+  try {
+    const value = JSON.parse(await readFile(path, 'utf8')) as Partial<EtagRecord>;
+    if (typeof value.etag === 'string' && isDigest(value.digest) && Number.isSafeInteger(value.size)) {
+      return { etag: value.etag, digest: value.digest, size: value.size as number };
+    }
+  } catch {
+    // no record, or an unreadable one: download as usual
+  }
+  return undefined;
+}
+
+async function writeEtagRecord(path: string, record: EtagRecord): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const temp = `${path}.tmp-${process.pid}`;
+  await writeFile(temp, JSON.stringify(record));
+  await rename(temp, path);
 }
 
 async function downloadArchive(
@@ -179,8 +218,45 @@ async function downloadArchive(
 ): Promise<DownloadedArchive> {
   const { http, layout, signal } = context;
   const parsedLocation = parseLocationUrl(location);
+  const stateFile = join(context.stateDir, `${digestHex(digestOfBytes(location))}.json`);
+  const record = await readEtagRecord(stateFile);
+  const known =
+    record !== undefined &&
+    (await layout.hasBlob({
+      mediaType: 'application/octet-stream',
+      digest: record.digest,
+      size: record.size,
+    }))
+      ? record
+      : undefined;
   // No credentials go to archive hosts: GitHub serves them from codeload.github.com anyway.
-  const response = await http.request(parsedLocation.archiveUrl, { signal });
+  const response = await http.request(parsedLocation.archiveUrl, {
+    signal,
+    ...(known === undefined ? {} : { headers: { 'if-none-match': known.etag } }),
+  });
+  if (response.status === 304 && known !== undefined) {
+    // Unchanged upstream: use the copy from an earlier export (checked again; packing re-hashes it).
+    await response.discard();
+    const file = layout.blobPath(known.digest);
+    const summary = await checkVexArchive(file, parsedLocation.archiveType, parsedLocation.subdir);
+    return {
+      component: {
+        kind: 'vex',
+        specVersion: '0.1',
+        location,
+        servedBy: redactUrl(response.url),
+        archiveType: parsedLocation.archiveType,
+        subdir: parsedLocation.subdir,
+        etag: known.etag,
+        updatedAt: summary.index.updatedAt,
+      },
+      file,
+      digest: known.digest,
+      size: known.size,
+      reused: true,
+      stateFile,
+    };
+  }
   if (response.status !== 200) {
     await response.discard();
     throw new ExporterError(
@@ -235,6 +311,7 @@ async function downloadArchive(
     else await layout.commitBlob(descriptor, temp);
     kept = true;
     const etag = response.headers.etag;
+    if (etag !== undefined) await writeEtagRecord(stateFile, { etag, digest, size });
     return {
       component: {
         kind: 'vex',
@@ -249,6 +326,8 @@ async function downloadArchive(
       file: layout.blobPath(digest),
       digest,
       size,
+      reused: false,
+      stateFile,
     };
   } finally {
     if (!kept) {

@@ -642,6 +642,50 @@ describe('exportBundle', () => {
     }
   });
 
+  it('VEX: an unchanged archive (304 to the remembered ETag) is reused from the work dir', async () => {
+    const repo = vexRepositoryArchive({ type: 'tar.gz', topDir: 'hub-main' });
+    const server: RouteServer = await startRouteServer([
+      {
+        name: 'manifest',
+        method: 'GET',
+        path: '/hub/.well-known/vex-repository.json',
+        handle: (_req, res) => {
+          const body = vexRepositoryManifest(`${server.origin}/hub/main.tgz//hub-main`);
+          res.writeHead(200, { 'content-length': String(body.length) }).end(body);
+        },
+      },
+      {
+        name: 'archive',
+        method: 'GET',
+        path: '/hub/main.tgz',
+        handle: (req, res) => {
+          if (req.headers['if-none-match'] === '"hub-1"') res.writeHead(304, { etag: '"hub-1"' }).end();
+          else
+            res
+              .writeHead(200, { etag: '"hub-1"', 'content-length': String(repo.archive.length) })
+              .end(repo.archive);
+        },
+      },
+    ]);
+    try {
+      const vexOnly = (name: string) => ({
+        ...options(name),
+        components: ['vex'] as const,
+        vexRepositories: [{ name: 'hub', url: `${server.origin}/hub` }],
+        workDir: join(work, 'work-vex-etag'),
+        env: { SOURCE_DATE_EPOCH: '1764000000' },
+      });
+      const first = await exportBundle(vexOnly('vex-1.tgz'));
+      const second = await exportBundle(vexOnly('vex-2.tgz'));
+      assert.equal(first.components[0]?.reused, false);
+      assert.equal(second.components[0]?.reused, true);
+      assert.equal(server.requestsFor('archive')[1]?.headers['if-none-match'], '"hub-1"');
+      assert.deepEqual(readFileSync(second.bundle.path), readFileSync(first.bundle.path));
+    } finally {
+      await server.close();
+    }
+  });
+
   it('refuses an existing output before downloading anything', async () => {
     writeFileSync(join(work, 'taken.tgz'), 'x');
     const watcher = await startRouteServer([]);
