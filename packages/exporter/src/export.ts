@@ -1,5 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { join, resolve } from 'node:path';
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import {
   MANIFEST_MEDIA_TYPE,
   blobPath,
@@ -157,8 +159,9 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
   }
   const output = resolve(options.output);
   const force = options.force === true;
-  // Before any download: a name clash should cost nothing.
+  // Before any download: a name clash or an unwritable directory should cost nothing.
   await assertOutputFree(output, force);
+  await assertWritableDirectory(dirname(output));
 
   let sources: DefaultSources;
   try {
@@ -342,6 +345,18 @@ function workDirError(workDir: string, cause: unknown): ExporterError {
     cause,
     hint: 'pass --work-dir DIR on a writable disk with room for the downloads',
   });
+}
+
+async function assertWritableDirectory(dir: string): Promise<void> {
+  try {
+    if (!(await stat(dir)).isDirectory()) throw new Error('not a directory');
+    await access(dir, constants.W_OK);
+  } catch (cause) {
+    throw new ExporterError('OUTPUT_FAILED', `cannot write the bundle into ${dir}: ${describe(cause)}`, {
+      cause,
+      hint: 'create the directory first, or choose another -o path',
+    });
+  }
 }
 
 function nonEmpty(list: readonly string[] | undefined): readonly string[] | undefined {

@@ -694,6 +694,13 @@ describe('exportBundle', () => {
         exportBundle({ ...options('taken.tgz'), dbRepositories: [`${watcher.host}/x/trivy-db:2`] }),
         'OUTPUT_EXISTS',
       );
+      await assertExporterError(
+        exportBundle({
+          ...options('no/such/dir/b.tgz'),
+          dbRepositories: [`${watcher.host}/x/trivy-db:2`],
+        }),
+        'OUTPUT_FAILED',
+      );
       assert.equal(watcher.requests.length, 0);
     } finally {
       await watcher.close();
