@@ -329,7 +329,7 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
       }
       used.add(layout.blobPath(item.component.manifest.digest));
     }
-    for (const item of vexFetched) used.add(item.stateFile);
+    for (const item of vexFetched) if (item.stateFile !== undefined) used.add(item.stateFile);
     const pruned = await pruneWorkDir(workDir, used, options.now ?? new Date());
     if (pruned > 0)
       onProgress({ type: 'note', message: `removed ${pruned} unused files from the work dir ${workDir}` });

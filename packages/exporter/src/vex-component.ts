@@ -28,8 +28,8 @@ export const MAX_VEX_ARCHIVE_BYTES = 1024 * 1024 * 1024;
 
 export interface VexFetchContext {
   readonly http: HttpClient;
-  /** Where the ETag of each location's last archive is remembered (in the work dir). */
-  readonly stateDir: string;
+  /** Where the ETag of each location's last archive is remembered (in the work dir); none when absent. */
+  readonly stateDir?: string | undefined;
   /** The work dir's content-addressed blob store. */
   readonly layout: OciLayout;
   /** GITHUB_API_URL and GITHUB_TOKEN are read from here. */
@@ -45,8 +45,8 @@ export interface FetchedVexRepository {
   readonly archive: { readonly file: string; readonly digest: Digest; readonly size: number };
   /** The server answered 304 Not Modified to the remembered ETag: the work dir copy was used. */
   readonly reused: boolean;
-  /** The ETag record file that made (or may make) reuse possible. */
-  readonly stateFile: string;
+  /** The ETag record file that made (or may make) reuse possible (undefined without a stateDir). */
+  readonly stateFile: string | undefined;
 }
 
 /** Bundle paths of a VEX repository's two files (docs/bundle-format.md). */
@@ -182,7 +182,7 @@ interface DownloadedArchive {
   readonly digest: Digest;
   readonly size: number;
   readonly reused: boolean;
-  readonly stateFile: string;
+  readonly stateFile: string | undefined;
 }
 
 /** What is remembered per location: the ETag and the archive it named. */
@@ -218,8 +218,11 @@ async function downloadArchive(
 ): Promise<DownloadedArchive> {
   const { http, layout, signal } = context;
   const parsedLocation = parseLocationUrl(location);
-  const stateFile = join(context.stateDir, `${digestHex(digestOfBytes(location))}.json`);
-  const record = await readEtagRecord(stateFile);
+  const stateFile =
+    context.stateDir === undefined
+      ? undefined
+      : join(context.stateDir, `${digestHex(digestOfBytes(location))}.json`);
+  const record = stateFile === undefined ? undefined : await readEtagRecord(stateFile);
   const known =
     record !== undefined &&
     (await layout.hasBlob({
@@ -311,7 +314,8 @@ async function downloadArchive(
     else await layout.commitBlob(descriptor, temp);
     kept = true;
     const etag = response.headers.etag;
-    if (etag !== undefined) await writeEtagRecord(stateFile, { etag, digest, size });
+    if (etag !== undefined && stateFile !== undefined)
+      await writeEtagRecord(stateFile, { etag, digest, size });
     return {
       component: {
         kind: 'vex',
