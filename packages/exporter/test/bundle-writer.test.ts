@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+
+function deterministicBytes(size: number, seed: string): Buffer {
+  const out = Buffer.alloc(size);
+  let block = createHash('sha256').update(seed).digest();
+  for (let offset = 0; offset < size; offset += block.length) {
+    block.copy(out, offset);
+    block = createHash('sha256').update(block).digest();
+  }
+  return out;
+}
 import {
   existsSync,
   mkdirSync,
@@ -47,7 +57,8 @@ function bytesEntry(path: string, bytes: Buffer): BundleEntry {
   return { path, size: bytes.length, digest: digestOfBytes(bytes), source: { bytes } };
 }
 
-const big = randomBytes(3 * 1024 * 1024 + 17);
+// Deterministic content: the expected entry order below depends on this blob's digest.
+const big = deterministicBytes(3 * 1024 * 1024 + 17, 'big blob');
 const entries: BundleEntry[] = [
   fileEntry('vex/default/archive.tar.gz', randomBytes(70_000)),
   bytesEntry('oci/oci-layout', Buffer.from('{"imageLayoutVersion":"1.0.0"}')),
