@@ -4,24 +4,12 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
+import * as utils from '@trivy-airgap/test-utils';
 
 // The built CLI as a process, end to end: import (file, pipe, split parts), status, rollback.
-// Fixture bundles come from scripts/test-utils' build output (a private workspace package).
+// Fixture bundles come from @trivy-airgap/test-utils (a private workspace package).
 const CLI = fileURLToPath(new URL('../src/main.js', import.meta.url));
-const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
-
-interface Built {
-  readonly bytes: Buffer;
-  readonly bundleId: string;
-}
-interface TestUtils {
-  buildBundle(options: { components: readonly Record<string, unknown>[] }): Built;
-  defaultTestKey(): { publicKeyPem: string; keyId: string };
-}
-const utils = (await import(
-  pathToFileURL(join(ROOT, 'scripts/test-utils/dist/src/index.js')).href
-)) as TestUtils;
 
 const work = mkdtempSync(join(tmpdir(), 'airgap-cli-import-'));
 after(() => rmSync(work, { recursive: true, force: true }));

@@ -7,40 +7,19 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve, sep } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { fetchVexRepository } from '@trivy-airgap/exporter';
 import { OciLayout, RegistryClient, createHttpClient } from '@trivy-airgap/oci';
+import * as utils from '@trivy-airgap/test-utils';
 
 // `trivy-airgap import --to-registry / --vex-serve-dir` as a process, against docker-registry
 // (token auth over plain HTTP, htpasswd over TLS with --ca-cert) and a static file server.
 
 const CLI = fileURLToPath(new URL('../src/main.js', import.meta.url));
-const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
-
-interface TestRegistry {
-  readonly mode: string;
-  readonly host: string;
-  readonly users: Readonly<Record<string, string>>;
-  stop(): Promise<void>;
-}
-interface TestUtils {
-  buildBundle(options: { components: readonly Record<string, unknown>[] }): {
-    bytes: Buffer;
-    bundleId: string;
-    artifacts: ReadonlyMap<string, { manifestDigest: string }>;
-    vex: ReadonlyMap<string, { repository: { files: ReadonlyMap<string, Buffer>; subdir: string } }>;
-  };
-  defaultTestKey(): { publicKeyPem: string };
-  makeTestCa(dir: string): Promise<{ caCertPem: string; caCertPath: string }>;
-  startRegistry(options: { mode: string; ca?: unknown }): Promise<TestRegistry>;
-}
-const utils = (await import(
-  pathToFileURL(join(ROOT, 'scripts/test-utils/dist/src/index.js')).href
-)) as TestUtils;
 
 const work = await mkdtemp(join(tmpdir(), 'airgap-cli-publish-'));
-let token: TestRegistry;
-let tls: TestRegistry;
+let token: utils.TestRegistry;
+let tls: utils.TestRegistry;
 let caPath: string;
 let caPem: string;
 let files: Server;
@@ -115,7 +94,7 @@ interface PublishJson {
     target: string;
     trivyFlags: string[];
     trivyYaml: string;
-    artifacts: { kind: string; reference: string; digest: string }[];
+    artifacts: { kind: utils.FixtureKind; reference: string; digest: string }[];
   };
   vexServe?: {
     dir: string;

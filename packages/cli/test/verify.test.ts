@@ -4,27 +4,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
+import * as utils from '@trivy-airgap/test-utils';
 
-// The built CLI as a process. Fixture bundles come from scripts/test-utils (loaded from its build
-// output: the cli package does not depend on the private test package).
+// The built CLI as a process. Fixture bundles come from @trivy-airgap/test-utils.
 const CLI = fileURLToPath(new URL('../src/main.js', import.meta.url));
-const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
-
-interface Built {
-  readonly bytes: Buffer;
-  readonly bundleId: string;
-  readonly offsets: ReadonlyMap<string, { header: number; body: number; size: number }>;
-}
-interface TestUtils {
-  buildBundle(options: { components: readonly { kind: string }[]; key?: unknown }): Built;
-  defaultTestKey(): { publicKeyPem: string; keyId: string };
-  makeTestKey(): { publicKeyPem: string };
-  flipTarByte(bundle: Built, position: number): Buffer;
-}
-const utils = (await import(
-  pathToFileURL(join(ROOT, 'scripts/test-utils/dist/src/index.js')).href
-)) as TestUtils;
 
 const work = mkdtempSync(join(tmpdir(), 'airgap-cli-verify-'));
 after(() => rmSync(work, { recursive: true, force: true }));

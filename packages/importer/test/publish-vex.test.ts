@@ -17,8 +17,6 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { pathToFileURL } from 'node:url';
-import type { ProgressListener, VexComponent } from '@trivy-airgap/format';
 import { OciLayout, createHttpClient, type HttpClient } from '@trivy-airgap/oci';
 import { checkVexArchive, extractVexArchive, parseVexRepositoryManifest } from '@trivy-airgap/trivy';
 import {
@@ -35,33 +33,12 @@ import {
   type PublishBundleResult,
   type ServedVexRepository,
 } from '../src/index.js';
+import * as exporter from '@trivy-airgap/exporter';
 import { bundleFile, treeDigest, trustFile, writeBytes } from './helpers.js';
 
 // `import --vex-serve-dir DIR --vex-base-url URL`: the tree is served by a plain static file
 // server on loopback and fetched back by the exporter's VEX fetcher, which acts as Trivy does
 // (.well-known manifest → location → archive → only the //subdir kept).
-
-interface FetchedVex {
-  readonly component: VexComponent;
-  readonly manifestBytes: Buffer;
-  readonly archive: { readonly file: string; readonly digest: string; readonly size: number };
-}
-interface ExporterModule {
-  fetchVexRepository(
-    context: {
-      http: HttpClient;
-      layout: OciLayout;
-      env: NodeJS.ProcessEnv;
-      onProgress: ProgressListener;
-    },
-    spec: { name: string; url: string },
-  ): Promise<FetchedVex>;
-}
-// The importer does not depend on the exporter; its build output is loaded like a client would run it.
-const ROOT = new URL('../../../../', import.meta.url);
-const exporter = (await import(
-  pathToFileURL(join(ROOT.pathname, 'packages/exporter/dist/src/index.js')).href
-)) as ExporterModule;
 
 const work = await mkdtemp(join(tmpdir(), 'airgap-publish-vex-'));
 const www = join(work, 'www');
@@ -160,7 +137,7 @@ async function filesUnder(root: string, rel = ''): Promise<Map<string, Buffer>> 
 async function fetchLikeTrivy(
   name: string,
   into: string,
-): Promise<{ fetched: FetchedVex; tree: Map<string, Buffer> }> {
+): Promise<{ fetched: exporter.FetchedVexRepository; tree: Map<string, Buffer> }> {
   const layout = await OciLayout.open(await mkdtemp(join(work, 'fetch-')), { create: true });
   const fetched = await exporter.fetchVexRepository(
     { http, layout, env: {}, onProgress: () => undefined },
