@@ -434,10 +434,13 @@ async function diagnoseVexRepository(
 
 async function diagnoseVex(cacheDir: string, options: DiagnoseOptions): Promise<ComponentDiagnosis[]> {
   const reposDir = join(cacheDir, 'vex', 'repositories');
-  const cached =
-    (await kindOf(reposDir)) === 'directory'
-      ? (await readdir(reposDir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name)
-      : [];
+  const cached: string[] = [];
+  if ((await kindOf(reposDir)) === 'directory') {
+    // stat, not the dirent type: an installer may make each repository a symlink to a generation.
+    for (const name of (await readdir(reposDir)).sort()) {
+      if ((await kindOf(join(reposDir, name))) === 'directory') cached.push(name);
+    }
+  }
   let configured: VexRepositoryEntry[] = [];
   const configChecked = options.vexConfigPath !== undefined;
   if (options.vexConfigPath !== undefined) {

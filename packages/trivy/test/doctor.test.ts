@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -199,6 +199,17 @@ describe('diagnoseCache replays Trivy offline rules (trivy-facts.md)', () => {
     const checks = component(await diagnoseCache(cacheDir, { now: NOW }), 'checks');
     assert.equal(checks.present, false);
     assert.match(checks.summary, /embedded/);
+  });
+
+  it('vex: a repository directory reached through a symlink (an installer generation) is diagnosed', async () => {
+    const { cacheDir, vexConfigPath } = healthyCache();
+    const repo = join(cacheDir, 'vex', 'repositories', 'default');
+    const generation = join(cacheDir, 'generation-of-default');
+    renameSync(repo, generation);
+    symlinkSync(generation, repo);
+    const vex = component(await diagnoseCache(cacheDir, { vexConfigPath, now: NOW }), 'vex', 'default');
+    assert.equal(vex.verdict, 'ok');
+    assert.equal(vex.updatedAt, '2026-11-25T01:00:00Z');
   });
 
   it('vex: cached but disabled in repository.yaml → warning (--vex repo ignores it)', async () => {
