@@ -208,7 +208,15 @@ describe('export → carry → import, through the built CLIs', () => {
       { cwd: isolated },
     );
     assert.equal(status.code, 0, status.stderr);
-    JSON.parse(status.stdout);
+    const report = JSON.parse(status.stdout) as {
+      diagnosis: { components: { kind: string; name?: string; verdict: string }[] };
+    };
+    assert.deepEqual(
+      report.diagnosis.components.map(
+        (c) => `${c.kind}${c.name === undefined ? '' : `/${c.name}`} ${c.verdict}`,
+      ),
+      ['db ok', 'java-db ok', 'checks ok', 'vex/default ok'],
+    );
   });
 
   it('a bundle changed by one byte after export is refused (exit 3) and the cache stays byte-for-byte as it was', async () => {
