@@ -49,19 +49,35 @@ export function registryAccessOptions<T>(yargs: Argv<T>) {
     });
 }
 
+/** The PEM of `--ca-cert`, if given (relative paths from the working directory). */
+export async function readCaCert(
+  context: CommandContext,
+  args: RegistryAccessArgs,
+): Promise<string | undefined> {
+  if (args['ca-cert'] === undefined) return undefined;
+  const path = resolve(context.io.cwd, args['ca-cert']);
+  return readFile(path, 'utf8').catch((error: unknown) => {
+    throw new AirgapError('CA_CERT_FILE', `cannot read the CA certificate ${path}`, { cause: error });
+  });
+}
+
+/** Explicit flags first, then Trivy's environment variables (TRIVY_USERNAME, …). */
+export function registryCredentialArgs(context: CommandContext, args: RegistryAccessArgs) {
+  const { env } = context.io;
+  return {
+    username: args.username ?? env.TRIVY_USERNAME,
+    password: args.password ?? env.TRIVY_PASSWORD,
+    registryToken: args['registry-token'] ?? env.TRIVY_REGISTRY_TOKEN,
+  };
+}
+
 /** The RegistryClient settings for these flags: explicit flags, then TRIVY_* variables, then Docker's config. */
 export async function registryClientOptions(
   context: CommandContext,
   args: RegistryAccessArgs,
 ): Promise<RegistryClientOptions> {
   const { io } = context;
-  let caCertPem: string | undefined;
-  if (args['ca-cert'] !== undefined) {
-    const path = resolve(io.cwd, args['ca-cert']);
-    caCertPem = await readFile(path, 'utf8').catch((error: unknown) => {
-      throw new AirgapError('CA_CERT_FILE', `cannot read the CA certificate ${path}`, { cause: error });
-    });
-  }
+  const caCertPem = await readCaCert(context, args);
   return {
     transport: {
       userAgent: `trivy-airgap/${context.toolVersion}`,
@@ -70,11 +86,6 @@ export async function registryClientOptions(
       plainHttp: args['plain-http'],
       env: io.env,
     },
-    credentials: {
-      username: args.username ?? io.env.TRIVY_USERNAME,
-      password: args.password ?? io.env.TRIVY_PASSWORD,
-      registryToken: args['registry-token'] ?? io.env.TRIVY_REGISTRY_TOKEN,
-      env: io.env,
-    },
+    credentials: { ...registryCredentialArgs(context, args), env: io.env },
   };
 }

@@ -16,9 +16,15 @@ import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
 import { UsageError } from '../exit-codes.js';
 import { readPassphrase } from '../passphrase.js';
+import {
+  readCaCert,
+  registryAccessOptions,
+  registryCredentialArgs,
+  type RegistryAccessArgs,
+} from '../registry-options.js';
 import { ProgressRenderer, formatBytes } from '../progress.js';
 
-interface ExportArgs {
+interface ExportArgs extends RegistryAccessArgs {
   all: boolean;
   db: boolean;
   'java-db': boolean;
@@ -37,12 +43,6 @@ interface ExportArgs {
   expires: string;
   force: boolean;
   'work-dir': string | undefined;
-  username: string | undefined;
-  password: string | undefined;
-  'registry-token': string | undefined;
-  'ca-cert': string | undefined;
-  insecure: boolean;
-  'plain-http': boolean;
   'verify-mirrors': boolean;
   'with-tool': boolean;
 }
@@ -58,7 +58,6 @@ function singleFileTool(): string {
   return fileURLToPath(new URL('../../trivy-airgap.mjs', import.meta.url));
 }
 
-const REGISTRY_GROUP = 'Registry access:';
 const SOURCE_GROUP = 'Sources (default: what the targeted Trivy release uses):';
 
 /** Option values the exporter refuses (a bad size, duration or name) are usage errors (exit 2). */
@@ -185,7 +184,7 @@ export function exportCommand(context: CommandContext) {
     command: 'export',
     describe: "Download Trivy's DB, Java DB, checks bundle and VEX repositories into one signed bundle",
     builder: (yargs: Argv) =>
-      yargs
+      registryAccessOptions(yargs)
         .option('all', { type: 'boolean', default: false, describe: 'export every component' })
         .option('db', { type: 'boolean', default: false, describe: 'the vulnerability DB' })
         .option('java-db', { type: 'boolean', default: false, describe: 'the Java DB' })
@@ -236,34 +235,6 @@ export function exportCommand(context: CommandContext) {
           group: SOURCE_GROUP,
           describe: 'pick the sources and tags this Trivy release uses',
         })
-        .option('username', {
-          type: 'string',
-          group: REGISTRY_GROUP,
-          describe: 'registry user (or TRIVY_USERNAME)',
-        })
-        .option('password', {
-          type: 'string',
-          group: REGISTRY_GROUP,
-          describe: 'registry password (or TRIVY_PASSWORD)',
-        })
-        .option('registry-token', {
-          type: 'string',
-          group: REGISTRY_GROUP,
-          describe: 'registry Bearer token',
-        })
-        .option('ca-cert', { type: 'string', group: REGISTRY_GROUP, describe: 'extra CA certificate (PEM)' })
-        .option('insecure', {
-          type: 'boolean',
-          default: false,
-          group: REGISTRY_GROUP,
-          describe: 'skip TLS verification',
-        })
-        .option('plain-http', {
-          type: 'boolean',
-          default: false,
-          group: REGISTRY_GROUP,
-          describe: 'talk plain HTTP to registries',
-        })
         .option('with-tool', {
           type: 'boolean',
           default: false,
@@ -293,13 +264,7 @@ export function exportCommand(context: CommandContext) {
           ? undefined
           : asUsage(() => parseVexRepositorySpecs(args['vex-repository'] ?? []));
       const signingKey = await readSigningKey(args, context);
-      let caCertPem: string | undefined;
-      if (args['ca-cert'] !== undefined) {
-        const path = resolve(io.cwd, args['ca-cert']);
-        caCertPem = await readFile(path, 'utf8').catch((error: unknown) => {
-          throw new AirgapError('CA_CERT_FILE', `cannot read the CA certificate ${path}`, { cause: error });
-        });
-      }
+      const caCertPem = await readCaCert(context, args);
       let companions: string[] | undefined;
       if (args['with-tool']) {
         const tool = singleFileTool();
@@ -333,9 +298,7 @@ export function exportCommand(context: CommandContext) {
           force: args.force,
           workDir: args['work-dir'] === undefined ? undefined : resolve(io.cwd, args['work-dir']),
           registry: {
-            username: args.username ?? io.env.TRIVY_USERNAME,
-            password: args.password ?? io.env.TRIVY_PASSWORD,
-            registryToken: args['registry-token'] ?? io.env.TRIVY_REGISTRY_TOKEN,
+            ...registryCredentialArgs(context, args),
             caCertPem,
             insecure: args.insecure,
             plainHttp: args['plain-http'],
