@@ -1,18 +1,8 @@
-import type { ProgressEvent, ProgressListener } from '@trivy-airgap/format';
+import { formatBytes, type ProgressEvent, type ProgressListener } from '@trivy-airgap/format';
 import ora, { type Ora } from 'ora';
 import type { Output } from './output.js';
 
-/** Human sizes in binary units: 1.4 GiB, 730 MiB, 12 KiB. */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(value >= 100 ? 0 : 1)} ${units[unit]}`;
-}
+export { formatBytes };
 
 /** 3 d, 5 h, 12 min, 40 s. */
 export function formatDuration(ms: number): string {

@@ -19,10 +19,10 @@ import {
   type Digest,
   type ProgressListener,
   type SigningKey,
+  formatBytes,
 } from '@trivy-airgap/format';
 import { signReproducibly } from './deterministic-ecdsa.js';
 import { ExporterError } from './errors.js';
-import { humanBytes } from './human.js';
 import { OutputSink, partPath, type WrittenFile } from './output-sink.js';
 import { TAR_END, tarEntrySize, tarFileHeader, tarPadding } from './tar-writer.js';
 
@@ -346,7 +346,7 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WrittenB
   onProgress({
     type: 'task-done',
     task,
-    summary: `${humanBytes(whole.size)}, sha256:${digestHex(whole.digest).slice(0, 12)}${
+    summary: `${formatBytes(whole.size)}, sha256:${digestHex(whole.digest).slice(0, 12)}${
       sink.files.length > 1 || options.splitSize !== undefined ? `, ${sink.files.length} parts` : ''
     }`,
   });

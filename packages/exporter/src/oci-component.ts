@@ -7,6 +7,7 @@ import {
   type OciComponentKind,
   type ProgressListener,
   type UpstreamDbMetadata,
+  formatBytes,
 } from '@trivy-airgap/format';
 import {
   INDEX_MEDIA_TYPES,
@@ -32,7 +33,7 @@ import {
   type DbMetadataFields,
 } from '@trivy-airgap/trivy';
 import { ExporterError } from './errors.js';
-import { builtAgo, humanBytes } from './human.js';
+import { builtAgo } from './human.js';
 import { createLayerMetadataReader } from './metadata-reader.js';
 
 /** What an OCI component fetch needs: a registry client, the work dir's layout, where to report. */
@@ -106,7 +107,7 @@ export async function fetchOciComponent(
       context.onProgress({
         type: 'task-done',
         task,
-        summary: `${humanBytes(fetched.component.layer.size)}, ${fetched.component.layer.digest.slice(0, 19)} from ${name}${builtAgo(fetched.component.metadata?.UpdatedAt)}${
+        summary: `${formatBytes(fetched.component.layer.size)}, ${fetched.component.layer.digest.slice(0, 19)} from ${name}${builtAgo(fetched.component.metadata?.UpdatedAt)}${
           fetched.reusedLayer ? ' (reused from the work dir)' : ''
         }`,
       });

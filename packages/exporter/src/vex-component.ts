@@ -9,6 +9,7 @@ import {
   type Digest,
   type ProgressListener,
   type VexComponent,
+  formatBytes,
 } from '@trivy-airgap/format';
 import { redactUrl, type HttpClient, type OciLayout } from '@trivy-airgap/oci';
 import {
@@ -20,7 +21,6 @@ import {
   type VexRepositoryManifest,
 } from '@trivy-airgap/trivy';
 import { ExporterError } from './errors.js';
-import { humanBytes } from './human.js';
 import type { VexRepositorySpec } from './options.js';
 
 /** A VEX archive larger than this is refused while it downloads (VEX Hub is a few MB). */
@@ -79,7 +79,7 @@ export async function fetchVexRepository(
     context.onProgress({
       type: 'task-done',
       task,
-      summary: `${humanBytes(result.archive.size)} from ${result.component.servedBy}${
+      summary: `${formatBytes(result.archive.size)} from ${result.component.servedBy}${
         result.component.updatedAt === undefined ? '' : `, updated ${result.component.updatedAt}`
       }${result.reused ? ' (unchanged, reused from the work dir)' : ''}`,
     });

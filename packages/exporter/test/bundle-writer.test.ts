@@ -1,16 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-
-function deterministicBytes(size: number, seed: string): Buffer {
-  const out = Buffer.alloc(size);
-  let block = createHash('sha256').update(seed).digest();
-  for (let offset = 0; offset < size; offset += block.length) {
-    block.copy(out, offset);
-    block = createHash('sha256').update(block).digest();
-  }
-  return out;
-}
+import { randomBytes } from 'node:crypto';
 import {
   existsSync,
   mkdirSync,
@@ -32,6 +22,7 @@ import {
   type SigningKey,
 } from '@trivy-airgap/format';
 import * as tar from 'tar';
+import { deterministicBytes } from '@trivy-airgap/test-utils';
 import { ExporterError, writeBundle, type BundleEntry, type ManifestDraft } from '../src/index.js';
 
 const work = mkdtempSync(join(tmpdir(), 'airgap-writer-'));

@@ -20,3 +20,15 @@ export type ProgressListener = (event: ProgressEvent) => void;
 
 /** A listener that drops everything: the default when the caller does not care. */
 export const ignoreProgress: ProgressListener = () => undefined;
+
+/** Human sizes in binary units for progress lines: 1.4 GiB, 730 MiB, 12 KiB, 512 B. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'] as const;
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(value >= 100 ? 0 : 1)} ${units[unit] ?? ''}`;
+}

@@ -43,7 +43,8 @@ export interface DbFixtureOptions {
 
 const ZERO_TIME = '0001-01-01T00:00:00Z';
 
-function filler(size: number, seed: string): Buffer {
+/** Deterministic filler bytes of `size` from `seed` (a sha256 chain): stable digests across runs. */
+export function deterministicBytes(size: number, seed: string): Buffer {
   const out = Buffer.alloc(size);
   let block = createHash('sha256').update(seed).digest();
   for (let offset = 0; offset < size; offset += block.length) {
@@ -73,7 +74,7 @@ export function dbLayer(kind: 'db' | 'java-db' = 'db', options: DbFixtureOptions
   const dbName = kind === 'db' ? 'trivy.db' : 'trivy-java.db';
   const contents =
     typeof options.dbContents === 'number'
-      ? filler(options.dbContents, dbName)
+      ? deterministicBytes(options.dbContents, dbName)
       : (options.dbContents ?? Buffer.from(`${dbName} fixture ${options.updatedAt?.toISOString() ?? ''}`));
   const entries: ArchiveEntry[] = [{ name: dbName, body: contents }];
   if (options.withoutMetadata !== true)
