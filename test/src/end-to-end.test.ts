@@ -242,28 +242,7 @@ describe('export → carry → import, through the built CLIs', () => {
   });
 
   it('on a terminal (script(1) pseudo-terminal) progress is drawn; off a terminal there are no escape codes', async () => {
-    const ttyCache = join(work, 'tty-cache');
-    const command = [
-      process.execPath,
-      CLI,
-      'import',
-      bundle,
-      '--trust',
-      join(keys, 'signing.pub'),
-      '--cache-dir',
-      ttyCache,
-      '--vex-config',
-      join(work, 'tty-vex.yaml'),
-    ]
-      .map((part) => `'${part.replaceAll("'", "'\\''")}'`)
-      .join(' ');
-    // script(1) gives the command a pseudo-terminal; stty gives that terminal a size, as a real one has.
-    const pty = spawnSync('script', ['-q', '-e', '-c', `stty cols 120 rows 40; ${command}`, '/dev/null'], {
-      timeout: 60_000,
-      maxBuffer: 64 * 1024 * 1024,
-      encoding: 'utf8',
-      env: { ...process.env, TERM: 'xterm-256color', NO_COLOR: undefined },
-    });
+    const pty = importOnTerminal(join(work, 'tty-cache'), join(work, 'tty-vex.yaml'), {});
     assert.equal(pty.status, 0, pty.stdout.slice(-2000));
     assert.ok(pty.stdout.includes('\u001b['), 'escape codes of the spinner on a TTY');
     assert.match(pty.stdout, /[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]/u, 'a spinner frame');
@@ -285,4 +264,27 @@ describe('export → carry → import, through the built CLIs', () => {
     assert.ok(!(plain.stderr + plain.stdout).includes('\u001b'), 'no escape codes off a TTY');
     assert.match(plain.stderr, /db/, 'a plain summary line per component');
   });
+
+  it('NO_COLOR on a terminal: no colours and no spinner, only the plain summary lines', () => {
+    const pty = importOnTerminal(join(work, 'nocolor-cache'), join(work, 'nocolor-vex.yaml'), {
+      NO_COLOR: '1',
+    });
+    assert.equal(pty.status, 0, pty.stdout.slice(-2000));
+    assert.ok(!pty.stdout.includes('\u001b'), 'no escape codes with NO_COLOR');
+    assert.match(pty.stdout, /verified/);
+  });
 });
+
+/** Runs `import` under script(1), which gives it a pseudo-terminal; stty gives that terminal a size. */
+function importOnTerminal(cacheDir: string, vexConfigPath: string, env: NodeJS.ProcessEnv) {
+  const command = [process.execPath, CLI, 'import', bundle, '--trust', join(keys, 'signing.pub')]
+    .concat(['--cache-dir', cacheDir, '--vex-config', vexConfigPath])
+    .map((part) => `'${part.replaceAll("'", "'\\''")}'`)
+    .join(' ');
+  return spawnSync('script', ['-q', '-e', '-c', `stty cols 120 rows 40; ${command}`, '/dev/null'], {
+    timeout: 60_000,
+    maxBuffer: 64 * 1024 * 1024,
+    encoding: 'utf8',
+    env: { ...process.env, TERM: 'xterm-256color', NO_COLOR: undefined, ...env },
+  });
+}
