@@ -18,17 +18,20 @@ interface TaskState {
   total: number | undefined;
   done: number;
   started: number;
-  spinner: Ora | undefined;
+  /** The progress part of its line, once there is progress to show. */
+  detail: string | undefined;
   drawnProgress: boolean;
 }
 
 /**
- * Renders library progress events. On a TTY (and without --quiet/--json/NO_COLOR) each task gets
- * an ora spinner with bytes done/total, percent, rate and ETA; otherwise only the final summary
- * line of each task is written, as plain text without escape codes.
+ * Renders library progress events. On a TTY (and without --quiet/--json/NO_COLOR) ONE ora spinner
+ * shows every running task as a line of its text (tasks may run at the same time), with bytes
+ * done/total, percent, rate and ETA; a finished task becomes a persistent ✔/✗ line above it.
+ * Otherwise only the final summary line of each task is written, as plain text without escape codes.
  */
 export class ProgressRenderer {
   private readonly tasks = new Map<string, TaskState>();
+  private spinner: Ora | undefined;
 
   constructor(
     private readonly out: Output,
@@ -40,18 +43,15 @@ export class ProgressRenderer {
   private handle(event: ProgressEvent): void {
     switch (event.type) {
       case 'task-start': {
-        const task: TaskState = {
+        this.tasks.set(event.task, {
           label: event.label,
           total: event.total,
           done: 0,
           started: this.now(),
-          spinner: undefined,
+          detail: undefined,
           drawnProgress: false,
-        };
-        if (this.out.interactive) {
-          task.spinner = ora({ text: event.label, stream: this.out.io.stderr, isEnabled: true }).start();
-        }
-        this.tasks.set(event.task, task);
+        });
+        this.redraw();
         break;
       }
       case 'task-progress': {
@@ -59,11 +59,12 @@ export class ProgressRenderer {
         if (task === undefined) return;
         task.done = event.done;
         if (event.total !== undefined) task.total = event.total;
-        if (task.spinner !== undefined) {
-          task.spinner.text = `${task.label}  ${this.describeProgress(task)}`;
+        if (this.out.interactive) {
+          task.detail = this.describeProgress(task);
+          this.redraw();
           // ora redraws on its own timer; draw the first progress at once so short tasks show it too.
           if (!task.drawnProgress) {
-            task.spinner.render();
+            this.spinner?.render();
             task.drawnProgress = true;
           }
         }
@@ -71,18 +72,12 @@ export class ProgressRenderer {
       }
       case 'task-done': {
         const task = this.tasks.get(event.task);
-        const line = `${task?.label ?? event.task}  ${event.summary}`;
-        if (task?.spinner !== undefined) task.spinner.succeed(line);
-        else this.out.note(`✓ ${line}`);
-        this.tasks.delete(event.task);
+        this.finish(event.task, 'succeed', `${task?.label ?? event.task}  ${event.summary}`);
         break;
       }
       case 'task-fail': {
         const task = this.tasks.get(event.task);
-        const line = `${task?.label ?? event.task}  ${event.reason}`;
-        if (task?.spinner !== undefined) task.spinner.fail(line);
-        else this.out.note(`✗ ${line}`);
-        this.tasks.delete(event.task);
+        this.finish(event.task, 'fail', `${task?.label ?? event.task}  ${event.reason}`);
         break;
       }
       case 'warning':
@@ -92,6 +87,37 @@ export class ProgressRenderer {
         this.out.note(event.message);
         break;
     }
+  }
+
+  /** The spinner text: one line per running task. */
+  private text(): string {
+    return [...this.tasks.values()]
+      .map((task) => (task.detail === undefined ? task.label : `${task.label}  ${task.detail}`))
+      .join('\n');
+  }
+
+  /** Starts, updates or (with no task left) leaves alone the one spinner. */
+  private redraw(): void {
+    if (!this.out.interactive || this.tasks.size === 0) return;
+    if (this.spinner === undefined) {
+      this.spinner = ora({ text: this.text(), stream: this.out.io.stderr, isEnabled: true }).start();
+    } else {
+      this.spinner.text = this.text();
+    }
+  }
+
+  /** A task ended: its summary line stays on screen, the spinner goes on with the others. */
+  private finish(id: string, how: 'succeed' | 'fail', line: string): void {
+    const known = this.tasks.delete(id);
+    const spinner = this.spinner;
+    if (spinner === undefined || !known) {
+      this.out.note(`${how === 'succeed' ? '✓' : '✗'} ${line}`);
+      return;
+    }
+    if (how === 'succeed') spinner.succeed(line);
+    else spinner.fail(line);
+    if (this.tasks.size === 0) this.spinner = undefined;
+    else spinner.start(this.text());
   }
 
   private describeProgress(task: TaskState): string {
@@ -114,7 +140,8 @@ export class ProgressRenderer {
 
   /** Stops any spinner still running (on errors), so the terminal is left clean. */
   stop(): void {
-    for (const task of this.tasks.values()) task.spinner?.stop();
+    this.spinner?.stop();
+    this.spinner = undefined;
     this.tasks.clear();
   }
 }

@@ -216,13 +216,22 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
   });
   const http = createHttpClient({ ...transport, onEvent });
 
+  // One signal for the whole run: the first failing component aborts the others.
+  const run = new AbortController();
+  const abortRun = () => run.abort(options.signal?.reason);
+  if (options.signal?.aborted === true) abortRun();
+  options.signal?.addEventListener('abort', abortRun, { once: true });
   try {
     const ociContext = {
       client,
       layout,
       metadataDir: join(workDir, 'metadata'),
       onProgress,
-      signal: options.signal,
+      signal: run.signal,
+      blobLocks: new Map<string, Promise<unknown>>(),
+      // One inflater thread at a time keeps the peak RSS under its cap; a second DB layer
+      // inflates on the main thread, which otherwise mostly waits for that worker.
+      inflateWorkers: { free: 1 },
     };
     const repositoriesFor: Record<OciComponentKind, readonly string[]> = {
       db: nonEmpty(options.dbRepositories) ?? sources.db,
@@ -230,11 +239,8 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
       checks:
         options.checksBundleRepository === undefined ? sources.checks : [options.checksBundleRepository],
     };
-    const fetched: FetchedOciComponent[] = [];
-    const summaries: ExportedComponent[] = [];
-    for (const kind of kinds) {
-      if (kind === 'vex') continue;
-      options.signal?.throwIfAborted();
+    const fetchOne = async (kind: OciComponentKind): Promise<[FetchedOciComponent, ExportedComponent]> => {
+      run.signal.throwIfAborted();
       const repositories = repositoriesFor[kind];
       const result = await fetchOciComponent(ociContext, kind, repositories, {
         expectedChecksMajor: kind === 'checks' ? expectedChecksMajor(sources) : undefined,
@@ -250,24 +256,24 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
             : repositories;
         confirmedBy = await verifyWithMirrors(ociContext, kind, result.component, [...new Set(mirrors)]);
       }
-      fetched.push(result);
       const { component } = result;
-      summaries.push({
-        kind,
-        source: component.source,
-        servedBy: component.servedBy,
-        digest: component.manifest.digest,
-        layerDigest: component.layer.digest,
-        size: component.layer.size,
-        updatedAt: component.metadata?.UpdatedAt,
-        version: component.version,
-        reused: result.reusedLayer,
-        confirmedBy,
-      });
-    }
-
-    const vexFetched: FetchedVexRepository[] = [];
-    if (kinds.includes('vex')) {
+      return [
+        result,
+        {
+          kind,
+          source: component.source,
+          servedBy: component.servedBy,
+          digest: component.manifest.digest,
+          layerDigest: component.layer.digest,
+          size: component.layer.size,
+          updatedAt: component.metadata?.UpdatedAt,
+          version: component.version,
+          reused: result.reusedLayer,
+          confirmedBy,
+        },
+      ];
+    };
+    const fetchVex = async (): Promise<[FetchedVexRepository, ExportedComponent][]> => {
       const specs = options.vexRepositories ?? sources.vex;
       const vexContext = {
         http,
@@ -275,24 +281,43 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
         stateDir: join(workDir, 'vex'),
         env,
         onProgress,
-        signal: options.signal,
+        signal: run.signal,
       };
+      const done: [FetchedVexRepository, ExportedComponent][] = [];
       for (const spec of specs) {
-        options.signal?.throwIfAborted();
+        run.signal.throwIfAborted();
         const result = await fetchVexRepository(vexContext, spec);
-        vexFetched.push(result);
-        summaries.push({
-          kind: 'vex',
-          name: spec.name,
-          source: spec.url,
-          servedBy: result.component.servedBy,
-          digest: result.archive.digest,
-          size: result.archive.size,
-          updatedAt: result.component.updatedAt,
-          reused: result.reused,
-        });
+        done.push([
+          result,
+          {
+            kind: 'vex',
+            name: spec.name,
+            source: spec.url,
+            servedBy: result.component.servedBy,
+            digest: result.archive.digest,
+            size: result.archive.size,
+            updatedAt: result.component.updatedAt,
+            reused: result.reused,
+          },
+        ]);
       }
-    }
+      return done;
+    };
+    // The components download at the same time (one layer downloads while another inflates);
+    // the results keep the order of `kinds`, so the bundle does not depend on who finished first.
+    const ociKinds = kinds.filter((kind): kind is OciComponentKind => kind !== 'vex');
+    const ociTasks = ociKinds.map((kind) => fetchOne(kind));
+    const vexTask = kinds.includes('vex') ? fetchVex() : Promise.resolve([]);
+    await settleAll(run, [...ociTasks, vexTask]);
+    // Every task fulfilled (settleAll threw otherwise): these awaits return at once.
+    const ociResults = await Promise.all(ociTasks);
+    const vexResults = await vexTask;
+    const fetched = ociResults.map(([result]) => result);
+    const vexFetched = vexResults.map(([result]) => result);
+    const summaries: ExportedComponent[] = [
+      ...ociResults.map(([, summary]) => summary),
+      ...vexResults.map(([, summary]) => summary),
+    ];
 
     const entries = bundleEntries(fetched, vexFetched);
     const components: Component[] = [
@@ -319,7 +344,7 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
       force,
       ...(options.companions === undefined ? {} : { companions: options.companions }),
       onProgress,
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      signal: run.signal,
     });
     const used = new Set<string>();
     for (const entry of entries) if ('file' in entry.source) used.add(entry.source.file);
@@ -335,9 +360,27 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
       onProgress({ type: 'note', message: `removed ${pruned} unused files from the work dir ${workDir}` });
     return { bundle, manifest: bundle.manifest, components: summaries, workDir };
   } finally {
+    options.signal?.removeEventListener('abort', abortRun);
     await Promise.all([client.close(), http.close()]).catch(() => undefined);
     await unlock();
   }
+}
+
+/**
+ * Waits for EVERY task, so nothing is left running after a failure; the first task to fail
+ * aborts the others (they then fail as cancelled) and its error is the one thrown.
+ */
+async function settleAll(run: AbortController, tasks: readonly Promise<unknown>[]): Promise<void> {
+  let first: { error: unknown } | undefined;
+  await Promise.all(
+    tasks.map((task) =>
+      task.catch((error: unknown) => {
+        first ??= { error };
+        run.abort(error);
+      }),
+    ),
+  );
+  if (first !== undefined) throw first.error;
 }
 
 function workDirError(workDir: string, cause: unknown): ExporterError {

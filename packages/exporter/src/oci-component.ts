@@ -45,6 +45,32 @@ export interface OciFetchContext {
   readonly metadataDir: string;
   readonly onProgress: ProgressListener;
   readonly signal?: AbortSignal | undefined;
+  /**
+   * Work on one digest in progress, when several components are fetched at once: they may share
+   * a blob (the 2-byte empty config), and two downloads into one partial file would clash.
+   */
+  readonly blobLocks?: Map<string, Promise<unknown>> | undefined;
+  /**
+   * Inflater worker threads still free for DB layers (each costs ~30-40 MiB of RSS); a layer
+   * downloading while none is free reads its metadata.json inline, on the main thread.
+   * Absent: every DB layer gets a worker.
+   */
+  readonly inflateWorkers?: { free: number } | undefined;
+}
+
+/** Runs `work` once no other fetch of this context is storing the same digest. */
+async function withBlobLock<T>(context: OciFetchContext, digest: string, work: () => Promise<T>): Promise<T> {
+  const locks = context.blobLocks;
+  if (locks === undefined) return work();
+  const before = locks.get(digest) ?? Promise.resolve();
+  const mine = before.catch(() => undefined).then(work);
+  const tail = mine.catch(() => undefined);
+  locks.set(digest, tail);
+  try {
+    return await mine;
+  } finally {
+    if (locks.get(digest) === tail) locks.delete(digest);
+  }
 }
 
 /** A blob of the component as stored in the work dir; `fresh` when this run downloaded (and verified) it. */
@@ -263,6 +289,18 @@ async function storeBlob(
   onProgress?: (done: number) => void,
   onData?: (chunk: Buffer) => void,
 ): Promise<StoredBlob> {
+  return withBlobLock(context, descriptor.digest, () =>
+    storeBlobNow(context, ref, descriptor, onProgress, onData),
+  );
+}
+
+async function storeBlobNow(
+  context: OciFetchContext,
+  ref: ImageReference,
+  descriptor: Descriptor,
+  onProgress?: (done: number) => void,
+  onData?: (chunk: Buffer) => void,
+): Promise<StoredBlob> {
   const { client, layout, signal } = context;
   if (await layout.hasBlob(descriptor)) {
     onProgress?.(descriptor.size);
@@ -299,6 +337,15 @@ async function storeDbLayer(
   ref: ImageReference,
   layer: Descriptor,
 ): Promise<{ stored: StoredBlob; metadata: UpstreamDbMetadata }> {
+  return withBlobLock(context, `db-layer ${layer.digest}`, () => storeDbLayerNow(context, kind, ref, layer));
+}
+
+async function storeDbLayerNow(
+  context: OciFetchContext,
+  kind: 'db' | 'java-db',
+  ref: ImageReference,
+  layer: Descriptor,
+): Promise<{ stored: StoredBlob; metadata: UpstreamDbMetadata }> {
   const name = formatReference(ref);
   const cachePath = join(context.metadataDir, `${digestHex(layer.digest)}.json`);
   const progress = (done: number) =>
@@ -322,13 +369,20 @@ async function storeDbLayer(
       progress(layer.size);
       stored = { descriptor: plain(layer), file: context.layout.blobPath(layer.digest), fresh: false };
     } else {
-      const reader = createLayerMetadataReader(kind);
+      const slots = context.inflateWorkers;
+      const worker = slots === undefined || slots.free > 0;
+      if (slots !== undefined && worker) slots.free -= 1;
       let found: DbLayerMetadata;
       try {
-        stored = await storeBlob(context, ref, layer, progress, (chunk) => reader.write(chunk));
-        found = await reader.finish();
+        const reader = createLayerMetadataReader(kind, { inline: !worker });
+        try {
+          stored = await storeBlob(context, ref, layer, progress, (chunk) => reader.write(chunk));
+          found = await reader.finish();
+        } finally {
+          await reader.close();
+        }
       } finally {
-        await reader.close();
+        if (slots !== undefined && worker) slots.free += 1;
       }
       requireDatabaseFile(kind, name, found.databaseFilePresent);
       await writeCache(context.metadataDir, cachePath, found.bytes);
