@@ -42,7 +42,12 @@ import { TAR_END, tarEntrySize, tarFileHeader, tarPadding } from './tar-writer.j
  * way. The gzip trailer's CRC-32 still protects the stream end to end.
  */
 export const BUNDLE_GZIP_LEVEL = 0;
-const GZIP_CHUNK_SIZE = 256 * 1024;
+/**
+ * 1 MiB output chunks: a 608 MiB bundle packed in ~1.45 s instead of ~1.65 s with 256 KiB (fewer
+ * writes and stream hand-offs). Reads stay at 1 MiB: 4 MiB reads were slower (cache misses).
+ */
+const GZIP_CHUNK_SIZE = 1024 * 1024;
+const READ_CHUNK = 1024 * 1024;
 /** Entries smaller than this may be given as bytes in memory; anything larger must be a file. */
 const MAX_IN_MEMORY_ENTRY = 16 * 1024 * 1024;
 
@@ -224,7 +229,7 @@ async function* guardedFile(entry: BundleEntry, progress: (bytes: number) => voi
       { expected, found, hint: 'delete the work dir (or pass another --work-dir) and export again' },
     );
   let count = 0;
-  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
+  for await (const chunk of createReadStream(file, { highWaterMark: READ_CHUNK })) {
     const bytes = chunk as Buffer;
     count += bytes.length;
     if (count > entry.size) throw mismatch('size', String(entry.size), `more than ${entry.size}`);

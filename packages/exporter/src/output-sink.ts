@@ -91,16 +91,19 @@ export class OutputSink extends Writable {
       const piece = chunk.subarray(offset, offset + Math.min(room, chunk.length - offset));
       part.hasher?.update(piece);
       part.size += piece.length;
-      let written = 0;
-      while (written < piece.length) {
-        const { bytesWritten } = await part.handle.write(piece, written, piece.length - written);
-        written += bytesWritten;
-      }
+      // One write in flight while the next chunk is hashed: wait for the previous one, start
+      // this one and return, so hashing and writing overlap instead of taking turns.
+      await this.writing;
+      this.writing = writeFully(part.handle, piece);
+      this.writing.catch(() => undefined); // awaited by the next chunk, closePart or discard
       this.currentSize += piece.length;
       offset += piece.length;
       if (this.splitSize !== undefined && this.currentSize >= this.splitSize) await this.closePart();
     }
   }
+
+  /** The file write started by the last chunk (not awaited there; see writeChunk). */
+  private writing: Promise<void> = Promise.resolve();
 
   private async openPart(): Promise<void> {
     const finalPath =
@@ -116,6 +119,7 @@ export class OutputSink extends Writable {
   private async closePart(): Promise<void> {
     const part = this.current;
     if (part === undefined) return;
+    await this.writing;
     this.current = undefined;
     await part.handle.sync();
     await part.handle.close();
@@ -136,6 +140,7 @@ export class OutputSink extends Writable {
   /** Removes whatever temp files exist; safe to call at any time, errors are ignored. */
   async discard(): Promise<void> {
     await this.pending; // else a part opened after this ran would be left behind
+    await this.writing.catch(() => undefined); // a write still going would hold the file open
     const open = this.current;
     this.current = undefined;
     if (open !== undefined) {
@@ -144,5 +149,13 @@ export class OutputSink extends Writable {
     }
     for (const part of this.done) await rm(part.tempPath, { force: true });
     this.done.length = 0;
+  }
+}
+
+async function writeFully(handle: FileHandle, bytes: Buffer): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) {
+    const { bytesWritten } = await handle.write(bytes, written, bytes.length - written);
+    written += bytesWritten;
   }
 }
