@@ -55,7 +55,17 @@ export interface OciFetchContext {
    * downloading while none is free reads its metadata.json inline, on the main thread.
    * Absent: every DB layer gets a worker.
    */
-  readonly inflateWorkers?: { free: number } | undefined;
+  readonly inflateWorkers?: InflateWorkers | undefined;
+}
+
+/** The inflater threads a fetch context may start (see OciFetchContext.inflateWorkers). */
+export interface InflateWorkers {
+  free: number;
+  /**
+   * The kind a free worker is kept for: the vulnerability DB is by far the most to inflate (the
+   * Java DB of the benchmark is a stored gzip), so it must not lose the worker to a race.
+   */
+  readonly reservedFor?: 'db' | 'java-db' | undefined;
 }
 
 /** Runs `work` once no other fetch of this context is storing the same digest. */
@@ -370,7 +380,9 @@ async function storeDbLayerNow(
       stored = { descriptor: plain(layer), file: context.layout.blobPath(layer.digest), fresh: false };
     } else {
       const slots = context.inflateWorkers;
-      const worker = slots === undefined || slots.free > 0;
+      const worker =
+        slots === undefined ||
+        (slots.free > 0 && (slots.reservedFor === undefined || slots.reservedFor === kind));
       if (slots !== undefined && worker) slots.free -= 1;
       let found: DbLayerMetadata;
       try {
