@@ -25,7 +25,7 @@ export interface LayerMetadataReader {
  * alone, 9.5 s with inline extraction). In a worker it runs on another core; this cap keeps the
  * queue (and so the peak RSS) bounded when inflating is the slower side.
  */
-const MAX_LAG_BYTES = 4 * 1024 * 1024;
+const MAX_LAG_BYTES = 2 * 1024 * 1024;
 
 const STALL_LIMIT_MS = 30_000;
 
