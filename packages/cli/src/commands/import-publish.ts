@@ -11,7 +11,7 @@ import {
   registryClientOptions,
   type RegistryAccessArgs,
 } from '../registry-options.js';
-import { bundlePath, trustOptions, type BundleArgs } from './verify.js';
+import { verifiedSourceOptions, type BundleArgs } from './verify.js';
 
 /** `import` flags of the scale-out paths: push to the site registry, lay out VEX for a web server. */
 export interface PublishArgs extends RegistryAccessArgs {
@@ -95,11 +95,7 @@ export async function runPublish(
   let result: PublishBundleResult;
   try {
     result = await publishBundle({
-      bundle: bundlePath(context, args.bundle),
-      stdin: process.stdin,
-      ...trustOptions(context, args.trust),
-      allowUnsigned: args['allow-unsigned'],
-      allowExpired: args['allow-expired'],
+      ...verifiedSourceOptions(context, args),
       allowDowngrade: args['allow-downgrade'],
       ...(args['to-registry'] === undefined
         ? {}

@@ -9,10 +9,9 @@ import { checkPublishArgs, publishOptions, runPublish, type PublishArgs } from '
 import {
   age,
   bundleOptions,
-  bundlePath,
   resolveCache,
   resolveVexConfig,
-  trustOptions,
+  verifiedSourceOptions,
   type BundleArgs,
 } from './verify.js';
 
@@ -87,11 +86,7 @@ export function importCommand(context: CommandContext) {
       let result;
       try {
         result = await importBundle({
-          bundle: bundlePath(context, args.bundle),
-          stdin: process.stdin,
-          ...trustOptions(context, args.trust),
-          allowUnsigned: args['allow-unsigned'],
-          allowExpired: args['allow-expired'],
+          ...verifiedSourceOptions(context, args),
           allowDowngrade: args['allow-downgrade'],
           cacheDir: cache.path,
           vexConfigPath,

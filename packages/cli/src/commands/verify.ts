@@ -47,6 +47,17 @@ export function trustOptions(context: CommandContext, trust: readonly string[] |
   };
 }
 
+/** What every verifying command passes to the importer: the source, the trust and the date policy. */
+export function verifiedSourceOptions(context: CommandContext, args: BundleArgs) {
+  return {
+    bundle: bundlePath(context, args.bundle),
+    stdin: process.stdin,
+    ...trustOptions(context, args.trust),
+    allowUnsigned: args['allow-unsigned'],
+    allowExpired: args['allow-expired'],
+  };
+}
+
 export function bundlePath(context: CommandContext, bundle: string): string {
   // yargs hands a lone `-` over as an empty string; an empty path names no bundle anyway.
   if (bundle !== '-' && bundle !== '') return resolve(context.io.cwd, bundle);
@@ -105,11 +116,7 @@ export function verifyCommand(context: CommandContext) {
       const progress = new ProgressRenderer(context.out);
       try {
         const result = await verifyBundle({
-          bundle: bundlePath(context, args.bundle),
-          stdin: process.stdin,
-          ...trustOptions(context, args.trust),
-          allowUnsigned: args['allow-unsigned'],
-          allowExpired: args['allow-expired'],
+          ...verifiedSourceOptions(context, args),
           onProgress: progress.listener,
         });
         const signer =
