@@ -211,6 +211,26 @@ async function writeEtagRecord(path: string, record: EtagRecord): Promise<void> 
   await rename(temp, path);
 }
 
+/** The archive half of a VEX component, whether the archive was downloaded now or reused. */
+function archiveComponent(
+  location: string,
+  servedBy: string,
+  etag: string | undefined,
+  updatedAt: string | undefined,
+) {
+  const parsed = parseLocationUrl(location);
+  return {
+    kind: 'vex' as const,
+    specVersion: '0.1',
+    location,
+    servedBy: redactUrl(servedBy),
+    archiveType: parsed.archiveType,
+    subdir: parsed.subdir,
+    ...(etag === undefined ? {} : { etag }),
+    updatedAt,
+  };
+}
+
 async function downloadArchive(
   context: VexFetchContext,
   location: string,
@@ -243,16 +263,7 @@ async function downloadArchive(
     const file = layout.blobPath(known.digest);
     const summary = await checkVexArchive(file, parsedLocation.archiveType, parsedLocation.subdir);
     return {
-      component: {
-        kind: 'vex',
-        specVersion: '0.1',
-        location,
-        servedBy: redactUrl(response.url),
-        archiveType: parsedLocation.archiveType,
-        subdir: parsedLocation.subdir,
-        etag: known.etag,
-        updatedAt: summary.index.updatedAt,
-      },
+      component: archiveComponent(location, response.url, known.etag, summary.index.updatedAt),
       file,
       digest: known.digest,
       size: known.size,
@@ -317,16 +328,7 @@ async function downloadArchive(
     if (etag !== undefined && stateFile !== undefined)
       await writeEtagRecord(stateFile, { etag, digest, size });
     return {
-      component: {
-        kind: 'vex',
-        specVersion: '0.1',
-        location,
-        servedBy: redactUrl(response.url),
-        archiveType: parsedLocation.archiveType,
-        subdir: parsedLocation.subdir,
-        ...(etag === undefined ? {} : { etag }),
-        updatedAt: summary.index.updatedAt,
-      },
+      component: archiveComponent(location, response.url, etag, summary.index.updatedAt),
       file: layout.blobPath(digest),
       digest,
       size,
