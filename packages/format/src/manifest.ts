@@ -390,7 +390,7 @@ function checkConsistency(check: FieldChecker, manifest: BundleManifest): void {
     for (const key of ['manifest', 'layer'] as const) {
       const descriptor = component[key];
       if (!isDigest(descriptor.digest)) continue;
-      const listed = byPath.get(`oci/blobs/sha256/${descriptor.digest.slice(7)}`);
+      const listed = byPath.get(blobPath(descriptor.digest));
       if (listed === undefined) check.fail(`${field}.${key}.digest`, 'has no blob listed in files');
       else if (listed.size !== descriptor.size)
         check.fail(`${field}.${key}.size`, 'differs from the listed blob');

@@ -1,4 +1,4 @@
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { AirgapError, KEY_TYPES, generateKeyPair, type KeyType } from '@trivy-airgap/format';
 import type { Argv } from 'yargs';
@@ -51,7 +51,6 @@ export function keygenCommand(context: CommandContext) {
         await writeNew(publicPath, pair.publicKeyPem, 0o644);
       } catch (error) {
         // Leave nothing half made: a private key without its public half is useless and confusing.
-        const { rm } = await import('node:fs/promises');
         await rm(privatePath, { force: true });
         throw error;
       }
