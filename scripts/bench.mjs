@@ -70,16 +70,18 @@ function shell(label, script) {
   return measure(label, 'bash', ['-c', script]);
 }
 
+/** Runs `fn` `runs` times: the fastest wall time, and the highest peak RSS of any run. */
 function best(label, fn) {
-  let result;
+  const all = [];
   for (let i = 0; i < runs; i++) {
     const run = fn(i);
     log(`  ${label} #${i + 1}: ${run.seconds.toFixed(2)} s, ${run.rssMiB.toFixed(0)} MiB`);
-    if (result === undefined || run.seconds < result.seconds)
-      result = { ...run, rssMiB: Math.max(run.rssMiB, result?.rssMiB ?? 0) };
-    else result.rssMiB = Math.max(result.rssMiB, run.rssMiB);
+    all.push(run);
   }
-  return result;
+  return {
+    seconds: Math.min(...all.map((run) => run.seconds)),
+    rssMiB: Math.max(...all.map((run) => run.rssMiB)),
+  };
 }
 
 // ── data ────────────────────────────────────────────────────────────────────────────────────────
