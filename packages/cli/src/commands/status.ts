@@ -2,7 +2,7 @@ import { cacheStatus, parseDuration } from '@trivy-airgap/importer';
 import { offlineTrivyFlags, shellQuote } from '@trivy-airgap/trivy';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
-import { EXIT_FAILURE, ReportedFailure, UsageError } from '../exit-codes.js';
+import { ReportedFailure, UsageError } from '../errors.js';
 import { formatDuration } from '../progress.js';
 import { resolveCache, resolveVexConfig } from './verify.js';
 
@@ -89,7 +89,6 @@ export function statusCommand(context: CommandContext) {
       context.out.result({ ...status, trivyFlags }, lines);
       if (!status.healthy) {
         throw new ReportedFailure(
-          EXIT_FAILURE,
           status.stale.length > 0
             ? 'content is older than --max-age'
             : 'Trivy would fail offline with this cache',
