@@ -4,17 +4,16 @@ import { basename, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   exportBundle,
-  ExporterError,
   parseDuration,
   parseSize,
   parseVexRepositorySpecs,
   type ExportComponentKind,
   type ExportResult,
 } from '@trivy-airgap/exporter';
-import { AirgapError, loadSigningKey, type SignatureAlgorithm, type SigningKey } from '@trivy-airgap/format';
+import { loadSigningKey, type SignatureAlgorithm, type SigningKey } from '@trivy-airgap/format';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
-import { UsageError } from '../exit-codes.js';
+import { CliError, UsageError } from '../errors.js';
 import { gateCheckCommands } from '../gate-check.js';
 import { readPassphrase } from '../passphrase.js';
 import {
@@ -61,22 +60,6 @@ function singleFileTool(): string {
 
 const SOURCE_GROUP = 'Sources (default: what the targeted Trivy release uses):';
 
-/** Option values the exporter refuses (a bad size, duration or name) are usage errors (exit 2). */
-function usageFrom(error: unknown): unknown {
-  if (error instanceof ExporterError && error.code === 'INVALID_OPTION') {
-    return new UsageError(error.message, error.hint);
-  }
-  return error;
-}
-
-function asUsage<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (error) {
-    throw usageFrom(error);
-  }
-}
-
 async function readSigningKey(args: ExportArgs, context: CommandContext): Promise<SigningKey | null> {
   if (args.unsigned === true) return null;
   if (args.key === undefined) {
@@ -90,7 +73,7 @@ async function readSigningKey(args: ExportArgs, context: CommandContext): Promis
   try {
     pem = await readFile(path, 'utf8');
   } catch (error) {
-    throw new AirgapError('KEY_FILE', `cannot read the signing key ${path}`, {
+    throw new CliError('KEY_FILE', `cannot read the signing key ${path}`, {
       cause: error,
       hint: 'check the --key path (trivy-airgap keygen writes signing.key)',
     });
@@ -269,19 +252,17 @@ export function exportCommand(context: CommandContext) {
     handler: async (args: ExportArgs) => {
       const { io, out } = context;
       const components = selectedComponents(args);
-      const splitSize = args.split === undefined ? undefined : asUsage(() => parseSize(args.split ?? ''));
-      const expiresInMs = asUsage(() => parseDuration(args.expires));
+      const splitSize = args.split === undefined ? undefined : parseSize(args.split);
+      const expiresInMs = parseDuration(args.expires);
       const vexRepositories =
-        args['vex-repository'] === undefined
-          ? undefined
-          : asUsage(() => parseVexRepositorySpecs(args['vex-repository'] ?? []));
+        args['vex-repository'] === undefined ? undefined : parseVexRepositorySpecs(args['vex-repository']);
       const signingKey = await readSigningKey(args, context);
       const caCertPem = await readCaCert(context, args);
       let companions: string[] | undefined;
       if (args['with-tool']) {
         const tool = singleFileTool();
         if (!existsSync(tool)) {
-          throw new AirgapError('TOOL_MISSING', `the single-file build ${tool} is missing`, {
+          throw new CliError('TOOL_MISSING', `the single-file build ${tool} is missing`, {
             hint: 'run `pnpm build` first (it writes packages/cli/dist/trivy-airgap.mjs)',
           });
         }
@@ -321,8 +302,6 @@ export function exportCommand(context: CommandContext) {
           env: io.env,
           onProgress: renderer.listener,
           signal: controller.signal,
-        }).catch((error: unknown) => {
-          throw usageFrom(error);
         });
       } finally {
         process.off('SIGINT', onInterrupt);

@@ -1,7 +1,7 @@
 import { cacheStatus, parseDuration } from '@trivy-airgap/importer';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
-import { EXIT_FAILURE, ReportedFailure, UsageError } from '../exit-codes.js';
+import { ReportedFailure, UsageError } from '../errors.js';
 import { formatDuration } from '../progress.js';
 import { offlineCommand } from '../trivy-command.js';
 import { resolveCache, resolveVexConfig } from './verify.js';
@@ -85,7 +85,6 @@ export function statusCommand(context: CommandContext) {
       context.out.result({ ...status, trivyFlags: command.flags }, lines);
       if (!status.healthy) {
         throw new ReportedFailure(
-          EXIT_FAILURE,
           command.works ? 'content is older than --max-age' : 'Trivy cannot scan offline with this cache',
         );
       }

@@ -4,7 +4,7 @@ import { defaultTrustDirs, verifyBundle, type TrustOptions } from '@trivy-airgap
 import { resolveCacheDirDetailed, resolveVexConfigPath, type ResolvedCacheDir } from '@trivy-airgap/trivy';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
-import { UsageError } from '../exit-codes.js';
+import { UsageError } from '../errors.js';
 import { ProgressRenderer, formatBytes, formatDuration } from '../progress.js';
 
 /** Options shared by the commands that read a bundle. */
