@@ -95,6 +95,8 @@ export const FORMAT_ERROR_CODES = {
   KEY_UNTRUSTED: 'verification',
   NO_TRUSTED_KEYS: 'verification',
   SIGNATURE_INVALID: 'verification',
+  /** A signature could not be made deterministically, or did not verify (never replaced by another). */
+  SIGNING_FAILED: 'failure',
 } as const satisfies Record<string, ErrorCategory>;
 
 export type FormatErrorCode = keyof typeof FORMAT_ERROR_CODES;
