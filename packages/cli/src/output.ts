@@ -41,7 +41,9 @@ export class Output {
     this.json = options.json;
     this.quiet = options.quiet;
     this.debug = options.debug;
-    this.color = io.stderr.isTTY === true && io.env.NO_COLOR === undefined && io.env.TERM !== 'dumb';
+    // no-color.org: NO_COLOR disables colour when it is present AND not an empty string.
+    const noColor = (io.env.NO_COLOR ?? '') !== '';
+    this.color = io.stderr.isTTY === true && !noColor && io.env.TERM !== 'dumb';
   }
 
   /** Whether live progress (spinners, escape codes) may be drawn. */

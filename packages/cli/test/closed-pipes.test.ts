@@ -40,7 +40,11 @@ describe('a reader that closes the pipe early', () => {
 
   it('`status | head -1` and `--help | head -1`: the command ends normally', () => {
     const cache = join(work, 'status-cache');
-    assert.equal(cliSync(['import', 'bundle.tgz', '--trust', 'signing.pub', '--cache-dir', cache], { cwd: work, env }).code, 0);
+    assert.equal(
+      cliSync(['import', 'bundle.tgz', '--trust', 'signing.pub', '--cache-dir', cache], { cwd: work, env })
+        .code,
+      0,
+    );
     const status = pipeline(['status', '--cache-dir', cache], 'head -1');
     assert.equal(status.code, 0, status.stderr);
     assert.equal(status.stderr, '');
@@ -83,7 +87,9 @@ function assertCompleteImport(cache: string): void {
   assert.deepEqual(readdirSync(join(cache, '.trivy-airgap', 'staging')).length, 0, 'no staging leftovers');
   const status = cliSync(['status', '--cache-dir', cache, '--json'], { cwd: work, env });
   assert.equal(status.code, 0, status.stdout);
-  const report = JSON.parse(status.stdout) as { diagnosis: { components: { kind: string; verdict: string }[] } };
+  const report = JSON.parse(status.stdout) as {
+    diagnosis: { components: { kind: string; verdict: string }[] };
+  };
   assert.deepEqual(
     report.diagnosis.components.map((c) => `${c.kind} ${c.verdict}`),
     ['db ok', 'java-db ok', 'checks ok', 'vex ok'],
