@@ -29,7 +29,7 @@ interface TaskState {
 
 /** The rate is measured over this window; no new byte for STALLED_MS says so instead of a rate. */
 const RATE_WINDOW_MS = 5000;
-const STALLED_MS = 3000;
+const STALLED_MS = 5000;
 const REFRESH_MS = 1000;
 
 /**
