@@ -6,6 +6,7 @@ import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
 import { ProgressRenderer } from '../progress.js';
 import { checkPublishArgs, publishOptions, runPublish, type PublishArgs } from './import-publish.js';
+import { checkTrivyVersion } from './status.js';
 import {
   age,
   bundleOptions,
@@ -20,6 +21,7 @@ interface ImportArgs extends BundleArgs, PublishArgs {
   'vex-config': string | undefined;
   'allow-downgrade': boolean;
   'write-trivy-config': string | undefined;
+  'trivy-version': string | undefined;
 }
 
 export function importCommand(context: CommandContext) {
@@ -47,6 +49,11 @@ export function importCommand(context: CommandContext) {
           type: 'string',
           describe: 'also write the offline settings as a trivy.yaml (trivy --config FILE)',
         })
+        .option('trivy-version', {
+          type: 'string',
+          describe:
+            "the Trivy release to print the offline flags for (default: the bundle's target, set by export --trivy-version)",
+        })
         .example('$0 import trivy-bundle.tgz --trust signing.pub', "into Trivy's default cache")
         .example(
           'cat trivy-bundle.tgz.part-* | $0 import - --trust signing.pub --cache-dir /srv/trivy',
@@ -61,6 +68,7 @@ export function importCommand(context: CommandContext) {
           'publish for the whole site: registry + VEX web server',
         ),
     handler: async (args: ImportArgs) => {
+      checkTrivyVersion(args['trivy-version']);
       const publishing = checkPublishArgs(args);
       if (!args.cache) {
         const { result, output } = await runPublish(context, args);
@@ -99,6 +107,7 @@ export function importCommand(context: CommandContext) {
         cacheDir: result.cacheDir,
         defaultCacheDir: cache.defaultPath,
         components: result.installed.map((component) => component.kind),
+        trivyVersion: args['trivy-version'] ?? result.trivyVersions,
       };
       const flags = offlineTrivyFlags(flagsInput);
       let trivyConfig: string | undefined;

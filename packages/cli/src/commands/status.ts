@@ -1,5 +1,5 @@
 import { cacheStatus, parseDuration } from '@trivy-airgap/importer';
-import { offlineTrivyFlags, shellQuote } from '@trivy-airgap/trivy';
+import { offlineTrivyFlags, parseTrivyVersion, shellQuote, TrivyError } from '@trivy-airgap/trivy';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
 import { EXIT_FAILURE, ReportedFailure, UsageError } from '../exit-codes.js';
@@ -10,6 +10,18 @@ interface StatusArgs {
   'cache-dir': string | undefined;
   'vex-config': string | undefined;
   'max-age': string | undefined;
+  'trivy-version': string | undefined;
+}
+
+/** `--trivy-version` of import and status: a usage error before anything is done. */
+export function checkTrivyVersion(value: string | undefined): void {
+  if (value === undefined) return;
+  try {
+    parseTrivyVersion(value);
+  } catch (error) {
+    if (error instanceof TrivyError) throw new UsageError(error.message, error.hint);
+    throw error;
+  }
 }
 
 export function statusCommand(context: CommandContext) {
@@ -24,9 +36,15 @@ export function statusCommand(context: CommandContext) {
           type: 'string',
           describe: 'exit 1 when any content was built longer ago than this (36h, 7d, …): for monitoring',
         })
+        .option('trivy-version', {
+          type: 'string',
+          describe:
+            "the Trivy release to print the offline flags for (default: the last imported bundle's target)",
+        })
         .example('$0 status', "Trivy's default cache")
         .example('$0 status --cache-dir /srv/trivy --max-age 7d --json', 'for a monitoring check'),
     handler: async (args: StatusArgs) => {
+      checkTrivyVersion(args['trivy-version']);
       let maxAgeMs: number | undefined;
       if (args['max-age'] !== undefined) {
         maxAgeMs = parseDuration(args['max-age']);
@@ -81,6 +99,7 @@ export function statusCommand(context: CommandContext) {
       const trivyFlags = offlineTrivyFlags({
         cacheDir: status.cacheDir,
         defaultCacheDir: cache.defaultPath,
+        trivyVersion: args['trivy-version'] ?? status.state.trivyVersions,
         components: status.diagnosis.components
           .filter((component) => component.present)
           .map((component) => component.kind),
