@@ -113,10 +113,14 @@ async function buildVulnDb() {
 
 async function downloadChecks([major, { module }]) {
   try {
-    const { stdout } = await run('go', ['mod', 'download', '-json', `github.com/aquasecurity/trivy-checks@${module}`], {
-      cwd: cache,
-      env: { ...process.env, GOFLAGS: '-mod=mod' },
-    });
+    const { stdout } = await run(
+      'go',
+      ['mod', 'download', '-json', `github.com/aquasecurity/trivy-checks@${module}`],
+      {
+        cwd: cache,
+        env: { ...process.env, GOFLAGS: '-mod=mod' },
+      },
+    );
     const dir = JSON.parse(stdout).Dir;
     if (typeof dir !== 'string' || !existsSync(join(dir, 'checks'))) throw new Error(`no checks/ in ${dir}`);
     return [major, dir];
@@ -139,7 +143,9 @@ const [trivy, vulndb, checks] = await Promise.all([
   Promise.all(Object.entries(versions.checks).map(downloadChecks)),
 ]);
 const tools = {
-  versionsSha256: createHash('sha256').update(readFileSync(join(here, 'versions.json'))).digest('hex'),
+  versionsSha256: createHash('sha256')
+    .update(readFileSync(join(here, 'versions.json')))
+    .digest('hex'),
   trivy: Object.fromEntries(trivy),
   vulndb,
   checks: Object.fromEntries(checks),

@@ -175,7 +175,8 @@ export function defaultSources(trivyVersion?: string): DefaultSources {
   const version = trivyVersion === undefined ? undefined : parseTrivyVersion(trivyVersion);
   const index =
     version === undefined ? 0 : RELEASE_DEFAULTS.findIndex((row) => trivyAtLeast(version, row.from));
-  const row = RELEASE_DEFAULTS[index] ?? RELEASE_DEFAULTS[RELEASE_DEFAULTS.length - 1]!;
+  // The last row starts at 0.0.0, so findIndex always finds one.
+  const row = RELEASE_DEFAULTS[index] ?? { from: 0, mirrors: false, checks: '', vex: false };
   const upper = index > 0 ? RELEASE_DEFAULTS[index - 1]?.from : undefined;
   const lower = row.from === 0 ? undefined : `>=0.${row.from}.0`;
   const trivyVersions = [lower, upper === undefined ? undefined : `<0.${upper}.0`]
