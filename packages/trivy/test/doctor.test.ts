@@ -6,6 +6,7 @@ import { after, describe, it } from 'node:test';
 import { parseDigest } from '@trivy-airgap/format';
 import {
   diagnoseCache,
+  offlineComponents,
   mergeRepositoryYaml,
   renderDbMetadata,
   renderPolicyMetadata,
@@ -242,6 +243,34 @@ describe('diagnoseCache replays Trivy offline rules (trivy-facts.md)', () => {
     write(vexConfigPath, 'repositories: [unclosed\n');
     const diagnosis = await diagnoseCache(cacheDir, { vexConfigPath, now: NOW });
     assert.equal(component(diagnosis, 'vex').verdict, 'fail');
+  });
+
+  it('checks and VEX without the DB → fail overall: no scan runs offline without the vulnerability DB', async () => {
+    const { cacheDir, vexConfigPath } = healthyCache();
+    rmSync(join(cacheDir, 'db'), { recursive: true });
+    rmSync(join(cacheDir, 'java-db'), { recursive: true });
+    const diagnosis = await diagnoseCache(cacheDir, { vexConfigPath, now: NOW });
+    assert.equal(component(diagnosis, 'checks').verdict, 'ok');
+    assert.equal(diagnosis.verdict, 'fail');
+    assert.deepEqual(offlineComponents(diagnosis), ['checks', 'vex']);
+  });
+
+  it('offlineComponents: what the skip flags need is there (an empty policy/content and a disabled VEX repository are not)', async () => {
+    const { cacheDir, vexConfigPath } = healthyCache();
+    assert.deepEqual(offlineComponents(await diagnoseCache(cacheDir, { vexConfigPath, now: NOW })), [
+      'db',
+      'java-db',
+      'checks',
+      'vex',
+    ]);
+    rmSync(join(cacheDir, 'policy', 'content'), { recursive: true });
+    mkdirSync(join(cacheDir, 'policy', 'content'));
+    rmSync(join(cacheDir, 'java-db', 'metadata.json'));
+    write(
+      vexConfigPath,
+      'repositories:\n  - name: default\n    url: https://github.com/aquasecurity/vexhub\n    enabled: false\n',
+    );
+    assert.deepEqual(offlineComponents(await diagnoseCache(cacheDir, { vexConfigPath, now: NOW })), ['db']);
   });
 
   it('an empty cache dir → fail overall, nothing present', async () => {
