@@ -2,10 +2,31 @@ import type { CacheStatus, InstalledComponent } from '@trivy-airgap/importer';
 import {
   offlineComponents,
   offlineTrivyFlags,
+  parseTrivyVersion,
   shellQuote,
   trivyConfigYaml,
+  TrivyError,
   type OfflineFlagsInput,
 } from '@trivy-airgap/trivy';
+import { UsageError } from './errors.js';
+
+/** `--trivy-version` of import and status: which Trivy release the printed command is for. */
+export const TRIVY_VERSION_OPTION = {
+  type: 'string',
+  describe:
+    'the Trivy release to print the offline flags for (default: the target of the imported bundle, set by export --trivy-version)',
+} as const;
+
+/** A `--trivy-version` that is not a release is a usage error, before anything is done. */
+export function checkTrivyVersion(value: string | undefined): void {
+  if (value === undefined) return;
+  try {
+    parseTrivyVersion(value);
+  } catch (error) {
+    if (error instanceof TrivyError) throw new UsageError(error.message, error.hint);
+    throw error;
+  }
+}
 
 /** The offline Trivy command for a cache, from what the doctor finds installed there. */
 export interface OfflineCommand {
@@ -21,13 +42,20 @@ export interface OfflineCommand {
 
 /**
  * One answer for `import` and `status`: the flags of the components installed in the cache now
- * (whichever bundle brought them), not of what one bundle carried.
+ * (whichever bundle brought them), not of what one bundle carried, for the Trivy release(s) given
+ * (`--trivy-version`), else those the last imported bundle targets (its manifest's range).
  */
-export function offlineCommand(status: CacheStatus, defaultCacheDir: string): OfflineCommand {
+export function offlineCommand(
+  status: CacheStatus,
+  defaultCacheDir: string,
+  trivyVersion?: string,
+): OfflineCommand {
+  const target = trivyVersion ?? status.state.trivyVersions;
   const input: OfflineFlagsInput = {
     cacheDir: status.cacheDir,
     defaultCacheDir,
     components: offlineComponents(status.diagnosis),
+    ...(target === undefined ? {} : { trivyVersion: target }),
   };
   const flags = offlineTrivyFlags(input);
   return {

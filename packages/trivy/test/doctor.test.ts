@@ -4,16 +4,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { parseDigest } from '@trivy-airgap/format';
-import { parse } from 'yaml';
 import {
   diagnoseCache,
   offlineComponents,
   mergeRepositoryYaml,
-  offlineTrivyFlags,
   renderDbMetadata,
   renderPolicyMetadata,
   renderVexCacheJson,
-  trivyConfigYaml,
   type CacheDiagnosis,
   type ComponentDiagnosis,
 } from '../src/index.js';
@@ -283,57 +280,5 @@ describe('diagnoseCache replays Trivy offline rules (trivy-facts.md)', () => {
     const diagnosis = await diagnoseCache(cacheDir, { now: NOW });
     assert.equal(diagnosis.verdict, 'fail');
     assert.ok(diagnosis.components.every((c) => !c.present));
-  });
-});
-
-describe('offline flags (trivy-facts: "Trivy flags an offline host needs")', () => {
-  it('every component, custom cache dir', () => {
-    assert.deepEqual(
-      offlineTrivyFlags({
-        cacheDir: '/srv/trivy',
-        defaultCacheDir: '/root/.cache/trivy',
-        components: ['db', 'java-db', 'checks', 'vex'],
-      }),
-      [
-        '--skip-db-update',
-        '--skip-java-db-update',
-        '--skip-check-update',
-        '--offline-scan',
-        '--vex',
-        'repo',
-        '--skip-vex-repo-update',
-        '--cache-dir',
-        '/srv/trivy',
-        '--skip-version-check',
-        '--disable-telemetry',
-      ],
-    );
-  });
-  it('no --cache-dir when it is the default; no VEX flags without VEX', () => {
-    assert.deepEqual(
-      offlineTrivyFlags({
-        cacheDir: '/root/.cache/trivy',
-        defaultCacheDir: '/root/.cache/trivy',
-        components: ['db'],
-      }),
-      ['--skip-db-update', '--offline-scan', '--skip-version-check', '--disable-telemetry'],
-    );
-  });
-  it('trivy.yaml keys: db.skip-update, db.java-skip-update, skip-check-update, vulnerability.skip-vex-repo-update, cache.dir', () => {
-    const config = parse(
-      trivyConfigYaml({
-        cacheDir: '/srv/trivy',
-        defaultCacheDir: '/root/.cache/trivy',
-        components: ['db', 'java-db', 'checks', 'vex'],
-      }),
-    ) as Record<string, Record<string, unknown>>;
-    assert.deepEqual(config.cache, { dir: '/srv/trivy' });
-    assert.deepEqual(config.db, { 'skip-update': true, 'java-skip-update': true });
-    assert.deepEqual(config.misconfiguration, { 'skip-check-update': true });
-    assert.deepEqual(config.rego, { 'skip-check-update': true });
-    assert.deepEqual(config.vulnerability, { vex: ['repo'], 'skip-vex-repo-update': true });
-    assert.deepEqual(config.scan, { offline: true });
-    assert.equal(config['skip-version-check'], true);
-    assert.equal(config['disable-telemetry'], true);
   });
 });

@@ -6,7 +6,13 @@ import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
 import { setExamples } from '../help.js';
 import { ProgressRenderer } from '../progress.js';
-import { failingComponents, importedProblems, offlineCommand } from '../trivy-command.js';
+import {
+  checkTrivyVersion,
+  failingComponents,
+  importedProblems,
+  offlineCommand,
+  TRIVY_VERSION_OPTION,
+} from '../trivy-command.js';
 import { checkPublishArgs, publishOptions, runPublish, type PublishArgs } from './import-publish.js';
 import {
   age,
@@ -22,6 +28,7 @@ interface ImportArgs extends BundleArgs, PublishArgs {
   'vex-config': string | undefined;
   'allow-downgrade': boolean;
   'write-trivy-config': string | undefined;
+  'trivy-version': string | undefined;
 }
 
 /** The names help and status use: `checks`, not the cache folder `policy`. */
@@ -65,9 +72,11 @@ export function importCommand(context: CommandContext) {
         .option('write-trivy-config', {
           type: 'string',
           describe: 'also write the offline settings as a trivy.yaml (trivy --config FILE)',
-        });
+        })
+        .option('trivy-version', TRIVY_VERSION_OPTION);
     },
     handler: async (args: ImportArgs) => {
+      checkTrivyVersion(args['trivy-version']);
       const publishing = checkPublishArgs(args);
       if (!args.cache) {
         const { result, output } = await runPublish(context, args);
@@ -104,7 +113,7 @@ export function importCommand(context: CommandContext) {
       }
       // The command follows what is installed now (this bundle and earlier ones), as `status` does.
       const status = await cacheStatus({ cacheDir: result.cacheDir, vexConfigPath });
-      const command = offlineCommand(status, cache.defaultPath);
+      const command = offlineCommand(status, cache.defaultPath, args['trivy-version']);
       for (const line of importedProblems(status, result.installed)) context.out.warn(line);
       let trivyConfig: string | undefined;
       if (args['write-trivy-config'] !== undefined) {

@@ -4,13 +4,14 @@ import type { CommandContext } from '../context.js';
 import { setExamples } from '../help.js';
 import { ReportedFailure, UsageError } from '../errors.js';
 import { formatDuration } from '../progress.js';
-import { offlineCommand } from '../trivy-command.js';
+import { checkTrivyVersion, offlineCommand, TRIVY_VERSION_OPTION } from '../trivy-command.js';
 import { resolveCache, resolveVexConfig } from './verify.js';
 
 interface StatusArgs {
   'cache-dir': string | undefined;
   'vex-config': string | undefined;
   'max-age': string | undefined;
+  'trivy-version': string | undefined;
 }
 
 export function statusCommand(context: CommandContext) {
@@ -28,9 +29,11 @@ export function statusCommand(context: CommandContext) {
         .option('max-age', {
           type: 'string',
           describe: 'exit 1 when any content was built longer ago than this (36h, 7d, …): for monitoring',
-        });
+        })
+        .option('trivy-version', TRIVY_VERSION_OPTION);
     },
     handler: async (args: StatusArgs) => {
+      checkTrivyVersion(args['trivy-version']);
       let maxAgeMs: number | undefined;
       if (args['max-age'] !== undefined) {
         maxAgeMs = parseDuration(args['max-age']);
@@ -77,7 +80,7 @@ export function statusCommand(context: CommandContext) {
           `TOO OLD: ${stale.kind}${stale.name === undefined ? '' : ` ${stale.name}`} built ${stale.updatedAt}, ${formatDuration(stale.ageMs)} ago`,
         );
       }
-      const command = offlineCommand(status, cache.defaultPath);
+      const command = offlineCommand(status, cache.defaultPath, args['trivy-version']);
       if (command.works) {
         lines.push(
           `verdict: Trivy will run offline${status.diagnosis.verdict === 'warning' ? ' (with warnings)' : ''}`,
