@@ -24,6 +24,7 @@ import {
 import { TrivyError, defaultSources, type DefaultSources } from '@trivy-airgap/trivy';
 import { assertOutputFree, writeBundle, type BundleEntry, type WrittenBundle } from './bundle-writer.js';
 import { ExporterError } from './errors.js';
+import { LayerInflater } from './metadata-reader.js';
 import { fetchOciComponent, verifyWithMirrors, type FetchedOciComponent } from './oci-component.js';
 import { creationTime, defaultWorkDir, type VexRepositorySpec } from './options.js';
 import { fetchVexRepository, type FetchedVexRepository } from './vex-component.js';
@@ -218,6 +219,7 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
 
   // One signal for the whole run: the first failing component aborts the others.
   const run = new AbortController();
+  const inflater = new LayerInflater();
   const abortRun = () => run.abort(options.signal?.reason);
   if (options.signal?.aborted === true) abortRun();
   options.signal?.addEventListener('abort', abortRun, { once: true });
@@ -229,9 +231,7 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
       onProgress,
       signal: run.signal,
       blobLocks: new Map<string, Promise<unknown>>(),
-      // One inflater thread at a time keeps the peak RSS under its cap; a second DB layer
-      // inflates on the main thread, which otherwise mostly waits for that worker.
-      inflateWorkers: { free: 1, reservedFor: kinds.includes('db') ? ('db' as const) : undefined },
+      inflater,
     };
     const repositoriesFor: Record<OciComponentKind, readonly string[]> = {
       db: nonEmpty(options.dbRepositories) ?? sources.db,
@@ -361,7 +361,7 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
     return { bundle, manifest: bundle.manifest, components: summaries, workDir };
   } finally {
     options.signal?.removeEventListener('abort', abortRun);
-    await Promise.all([client.close(), http.close()]).catch(() => undefined);
+    await Promise.all([client.close(), http.close(), inflater.close()]).catch(() => undefined);
     await unlock();
   }
 }

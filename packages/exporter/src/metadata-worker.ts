@@ -1,124 +1,78 @@
 /**
- * Worker side of the off-thread metadata.json reader (see metadata-reader.ts): feeds layer chunks
- * to packages/trivy's DbMetadataExtractor and counts processed bytes in shared memory, which the
- * main thread waits on for backpressure.
- *
- * A gzip layer is inflated here with node:zlib and 1 MiB output chunks; the extractor then parses
- * the plain tar (its tar parser takes gzip or plain tar alike). Measured on the 1 GiB benchmark
- * DB: 2.2 s through the parser's own inflater (16 KiB output chunks, then joined), 1.7 s so. A
- * layer that does not start with the gzip magic goes to the extractor unchanged, as before.
+ * Worker side of the off-thread metadata.json reader (see metadata-reader.ts). One worker serves
+ * every DB layer of an export at once: each layer is a job that reads its (growing) work-dir file
+ * through metadata-tail.ts. The inflating itself runs on libuv's pool, so two layers inflate on
+ * two cores while this thread only parses tar headers; one worker instead of one per layer keeps
+ * the export's peak RSS down (each worker costs ~30 MiB).
  */
-import { parentPort, workerData } from 'node:worker_threads';
-import { createGunzip, type Gunzip } from 'node:zlib';
-import { DbMetadataExtractor, TrivyError, type DbKind } from '@trivy-airgap/trivy';
+import { parentPort } from 'node:worker_threads';
+import { TrivyError, type DbKind } from '@trivy-airgap/trivy';
+import { GrowingFile, readGrowingLayerMetadata } from './metadata-tail.js';
 
-interface WorkerInput {
-  readonly kind: DbKind;
-  readonly processed: BigInt64Array;
-}
+export type WorkerRequest =
+  | { readonly type: 'start'; readonly id: number; readonly kind: DbKind; readonly fd: number }
+  | { readonly type: 'advance'; readonly id: number; readonly bytes: number }
+  | { readonly type: 'finish'; readonly id: number; readonly size: number }
+  | { readonly type: 'abort'; readonly id: number };
 
-const INFLATE_CHUNK = 1024 * 1024;
-
-const input = workerData as WorkerInput;
-const extractor = new DbMetadataExtractor(input.kind);
-const port = parentPort;
-
-/** Undecided until the first two bytes are seen: null = not gzip, feed the extractor directly. */
-let gunzip: Gunzip | null | undefined;
-let head: Uint8Array | undefined;
-let inflateError: Error | undefined;
-/** Resolves when the inflater has flushed everything into the extractor (or failed). */
-let inflated: Promise<void> = Promise.resolve();
-
-function acknowledge(bytes: number): void {
-  Atomics.add(input.processed, 0, BigInt(bytes));
-  Atomics.notify(input.processed, 0);
-}
-
-function startInflater(): Gunzip {
-  const stream = createGunzip({ chunkSize: INFLATE_CHUNK });
-  stream.on('data', (chunk: Buffer) => {
-    if (inflateError === undefined) extractor.write(chunk);
-  });
-  inflated = new Promise<void>((resolve) => {
-    stream.once('end', resolve);
-    stream.once('error', (error) => {
-      inflateError ??= error;
-      resolve();
-    });
-  });
-  return stream;
-}
-
-function feed(bytes: Uint8Array, count: number): void {
-  if (gunzip === undefined) {
-    const joined = head === undefined ? bytes : Buffer.concat([head, bytes]);
-    if (joined.byteLength < 2) {
-      head = joined;
-      acknowledge(count);
-      return;
+export type WorkerResult =
+  | {
+      readonly id: number;
+      readonly ok: true;
+      readonly metadata: unknown;
+      readonly bytes: Uint8Array;
+      readonly databaseFilePresent: boolean;
     }
-    head = undefined;
-    gunzip = joined[0] === 0x1f && joined[1] === 0x8b ? startInflater() : null;
-    bytes = joined;
-  }
-  if (gunzip === null) {
-    extractor.write(bytes);
-    acknowledge(count);
-    return;
-  }
-  if (inflateError !== undefined) {
-    acknowledge(count);
-    return;
-  }
-  // Counted as processed once the inflater has consumed it (its callback), which bounds the lag.
-  gunzip.write(bytes, () => acknowledge(count));
-}
+  | {
+      readonly id: number;
+      readonly ok: false;
+      readonly code: string;
+      readonly message: string;
+      readonly context: Record<string, string | number>;
+    };
 
-async function finish(): Promise<void> {
-  if (gunzip === undefined && head !== undefined) {
-    extractor.write(head);
-    head = undefined;
-  }
-  if (gunzip !== undefined && gunzip !== null) {
-    gunzip.end();
-    await inflated;
-  }
-}
+const port = parentPort;
+const jobs = new Map<number, GrowingFile>();
 
-function fail(error: unknown): void {
-  port?.postMessage({
-    ok: false,
-    code: error instanceof TrivyError ? error.code : 'LAYER_INVALID',
-    message: error instanceof Error ? error.message : String(error),
-    context: error instanceof TrivyError ? error.context : {},
-  });
-}
-
-port?.on('message', (message: Uint8Array | 'end') => {
-  if (message !== 'end') {
-    feed(message, message.byteLength);
-    return;
-  }
-  finish()
-    .then(async () => {
-      if (inflateError !== undefined) {
-        throw new TrivyError(
-          'LAYER_INVALID',
-          `${input.kind} layer is not a readable gzip tar: ${String(inflateError)}`,
-          { cause: inflateError, context: { kind: input.kind } },
-        );
-      }
-      return extractor.finish();
-    })
+function start(id: number, kind: DbKind, fd: number): void {
+  const file = new GrowingFile();
+  jobs.set(id, file);
+  void readGrowingLayerMetadata(kind, fd, file)
     .then(
-      (found) =>
-        port.postMessage({
-          ok: true,
-          metadata: found.metadata,
-          bytes: found.bytes,
-          databaseFilePresent: found.databaseFilePresent,
-        }),
-      fail,
-    );
+      (found): WorkerResult => ({
+        id,
+        ok: true,
+        metadata: found.metadata,
+        bytes: found.bytes,
+        databaseFilePresent: found.databaseFilePresent,
+      }),
+      (error: unknown): WorkerResult => ({
+        id,
+        ok: false,
+        code: error instanceof TrivyError ? error.code : 'LAYER_INVALID',
+        message: error instanceof Error ? error.message : String(error),
+        context: error instanceof TrivyError ? error.context : {},
+      }),
+    )
+    .then((result) => {
+      jobs.delete(id);
+      port?.postMessage(result);
+    });
+}
+
+port?.on('message', (message: WorkerRequest) => {
+  switch (message.type) {
+    case 'start':
+      start(message.id, message.kind, message.fd);
+      break;
+    case 'advance':
+      jobs.get(message.id)?.advance(message.bytes);
+      break;
+    case 'finish':
+      jobs.get(message.id)?.finish(message.size);
+      break;
+    case 'abort':
+      jobs.get(message.id)?.abort(new Error('aborted'));
+      break;
+  }
 });
