@@ -8,7 +8,8 @@ import { rollbackCommand } from './commands/rollback.js';
 import { statusCommand } from './commands/status.js';
 import { verifyCommand } from './commands/verify.js';
 import type { CommandContext } from './context.js';
-import { EXIT_OK, ReportedFailure, UsageError, exitCodeFor } from './exit-codes.js';
+import { ReportedFailure, UsageError } from './errors.js';
+import { EXIT_OK, exitCodeFor } from './exit-codes.js';
 import { Output, type CliIo } from './output.js';
 import { TOOL_NAME, toolVersion } from './version.js';
 
@@ -65,13 +66,11 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
 
 function reportError(out: Output, error: unknown): void {
   const known = error instanceof AirgapError ? (error as AirgapError) : undefined;
-  const code = known?.code ?? 'INTERNAL';
   const message = error instanceof Error ? error.message : String(error);
   const hint = known?.hint;
   if (out.json) {
-    out.io.stdout.write(
-      `${JSON.stringify({ error: { code, message, ...(hint === undefined ? {} : { hint }) } }, null, 2)}\n`,
-    );
+    const fields = known === undefined ? { code: 'INTERNAL' } : jsonFields(known);
+    out.io.stdout.write(`${JSON.stringify({ error: { ...fields, message, hint } }, null, 2)}\n`);
   } else {
     out.io.stderr.write(`${out.paint('31', 'error:')} ${message}\n`);
     if (hint !== undefined) out.io.stderr.write(`  ${hint}\n`);
@@ -83,7 +82,13 @@ function reportError(out: Output, error: unknown): void {
       current = current.cause;
       if (current !== undefined) out.io.stderr.write('caused by: ');
     }
-  } else if (!(error instanceof AirgapError)) {
+  } else if (known === undefined) {
     out.io.stderr.write('  this is a bug in trivy-airgap; run again with --debug and report the output\n');
   }
+}
+
+/** What a machine reading --json needs to act on an error (undefined fields are left out by JSON). */
+function jsonFields(error: AirgapError) {
+  const { code, category, path, subject, expected, found } = error;
+  return { code, category, path, subject, expected, found };
 }

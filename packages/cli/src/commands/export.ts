@@ -4,17 +4,17 @@ import { basename, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   exportBundle,
-  ExporterError,
   parseDuration,
   parseSize,
   parseVexRepositorySpecs,
   type ExportComponentKind,
   type ExportResult,
 } from '@trivy-airgap/exporter';
-import { AirgapError, loadSigningKey, type SigningKey } from '@trivy-airgap/format';
+import { loadSigningKey, type SignatureAlgorithm, type SigningKey } from '@trivy-airgap/format';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
-import { UsageError } from '../exit-codes.js';
+import { CliError, UsageError } from '../errors.js';
+import { gateCheckCommands } from '../gate-check.js';
 import { readPassphrase } from '../passphrase.js';
 import {
   readCaCert,
@@ -60,22 +60,6 @@ function singleFileTool(): string {
 
 const SOURCE_GROUP = 'Sources (default: what the targeted Trivy release uses):';
 
-/** Option values the exporter refuses (a bad size, duration or name) are usage errors (exit 2). */
-function usageFrom(error: unknown): unknown {
-  if (error instanceof ExporterError && error.code === 'INVALID_OPTION') {
-    return new UsageError(error.message, error.hint);
-  }
-  return error;
-}
-
-function asUsage<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (error) {
-    throw usageFrom(error);
-  }
-}
-
 async function readSigningKey(args: ExportArgs, context: CommandContext): Promise<SigningKey | null> {
   if (args.unsigned === true) return null;
   if (args.key === undefined) {
@@ -89,7 +73,7 @@ async function readSigningKey(args: ExportArgs, context: CommandContext): Promis
   try {
     pem = await readFile(path, 'utf8');
   } catch (error) {
-    throw new AirgapError('KEY_FILE', `cannot read the signing key ${path}`, {
+    throw new CliError('KEY_FILE', `cannot read the signing key ${path}`, {
       cause: error,
       hint: 'check the --key path (trivy-airgap keygen writes signing.key)',
     });
@@ -150,7 +134,13 @@ function jsonSummary(result: ExportResult) {
     },
     components: result.components,
     workDir: result.workDir,
+    gateCheck: gateCheckCommands(basename(bundle.checksumPath), signerAlgorithm(result)),
   };
+}
+
+/** The signer's algorithm, when the checksum file was signed. */
+function signerAlgorithm(result: ExportResult): SignatureAlgorithm | null {
+  return result.bundle.checksumSignaturePath === null ? null : (result.manifest.signer?.algorithm ?? null);
 }
 
 function humanSummary(result: ExportResult): string[] {
@@ -158,7 +148,12 @@ function humanSummary(result: ExportResult): string[] {
   const lines = result.components.map((component) => {
     const name = component.kind === 'vex' ? `vex/${component.name ?? ''}` : component.kind;
     const version = component.version === undefined ? '' : `, version ${component.version}`;
-    return `${name.padEnd(12)} ${formatBytes(component.size).padStart(9)}  ${shortDigest(component.layerDigest ?? component.digest)}  from ${component.servedBy}${version}${age(component.updatedAt, now)}`;
+    // Labelled: verify and import show the manifest digest; the layer digest is the one every mirror shares.
+    const digests =
+      component.layerDigest === undefined
+        ? `archive ${shortDigest(component.digest)}`
+        : `manifest ${shortDigest(component.digest)}  layer ${shortDigest(component.layerDigest)}`;
+    return `${name.padEnd(12)} ${formatBytes(component.size).padStart(9)}  ${digests}  from ${component.servedBy}${version}${age(component.updatedAt, now)}`;
   });
   const { bundle } = result;
   const checksumName = basename(bundle.checksumPath);
@@ -171,10 +166,10 @@ function humanSummary(result: ExportResult): string[] {
     ...bundle.companions.map((file) => `with         ${file.path} (listed in ${checksumName})`),
     `expires      ${result.manifest.expires}`,
     '',
-    'Carry the bundle with its .sha256 and .sha256.sig; before it enters the isolated network:',
     bundle.checksumSignaturePath === null
-      ? `  sha256sum -c ${checksumName}`
-      : `  openssl dgst -sha256 -verify signing.pub -signature ${checksumName}.sig ${checksumName} && sha256sum -c ${checksumName}`,
+      ? 'Carry the bundle with its .sha256; before it enters the isolated network:'
+      : 'Carry the bundle with its .sha256 and .sha256.sig; before it enters the isolated network:',
+    `  ${gateCheckCommands(checksumName, signerAlgorithm(result)).join(' && ')}`,
   );
   return lines;
 }
@@ -257,19 +252,17 @@ export function exportCommand(context: CommandContext) {
     handler: async (args: ExportArgs) => {
       const { io, out } = context;
       const components = selectedComponents(args);
-      const splitSize = args.split === undefined ? undefined : asUsage(() => parseSize(args.split ?? ''));
-      const expiresInMs = asUsage(() => parseDuration(args.expires));
+      const splitSize = args.split === undefined ? undefined : parseSize(args.split);
+      const expiresInMs = parseDuration(args.expires);
       const vexRepositories =
-        args['vex-repository'] === undefined
-          ? undefined
-          : asUsage(() => parseVexRepositorySpecs(args['vex-repository'] ?? []));
+        args['vex-repository'] === undefined ? undefined : parseVexRepositorySpecs(args['vex-repository']);
       const signingKey = await readSigningKey(args, context);
       const caCertPem = await readCaCert(context, args);
       let companions: string[] | undefined;
       if (args['with-tool']) {
         const tool = singleFileTool();
         if (!existsSync(tool)) {
-          throw new AirgapError('TOOL_MISSING', `the single-file build ${tool} is missing`, {
+          throw new CliError('TOOL_MISSING', `the single-file build ${tool} is missing`, {
             hint: 'run `pnpm build` first (it writes packages/cli/dist/trivy-airgap.mjs)',
           });
         }
@@ -309,8 +302,6 @@ export function exportCommand(context: CommandContext) {
           env: io.env,
           onProgress: renderer.listener,
           signal: controller.signal,
-        }).catch((error: unknown) => {
-          throw usageFrom(error);
         });
       } finally {
         process.off('SIGINT', onInterrupt);

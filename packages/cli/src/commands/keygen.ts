@@ -1,6 +1,7 @@
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { AirgapError, KEY_TYPES, generateKeyPair, type KeyType } from '@trivy-airgap/format';
+import { KEY_TYPES, generateKeyPair, type KeyType } from '@trivy-airgap/format';
+import { CliError } from '../errors.js';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
 import { readPassphrase } from '../passphrase.js';
@@ -78,7 +79,7 @@ async function writeNew(path: string, contents: string, mode: number): Promise<v
     await writeFile(path, contents, { flag: 'wx', mode });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new AirgapError('OUTPUT_EXISTS', `${path} already exists; keygen never overwrites a key`, {
+      throw new CliError('OUTPUT_EXISTS', `${path} already exists; keygen never overwrites a key`, {
         hint: 'choose another --out-dir, or move the old key away first',
       });
     }

@@ -4,7 +4,7 @@ import { defaultTrustDirs, verifyBundle, type TrustOptions } from '@trivy-airgap
 import { resolveCacheDirDetailed, resolveVexConfigPath, type ResolvedCacheDir } from '@trivy-airgap/trivy';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
-import { UsageError } from '../exit-codes.js';
+import { UsageError } from '../errors.js';
 import { ProgressRenderer, formatBytes, formatDuration } from '../progress.js';
 
 /** Options shared by the commands that read a bundle. */
@@ -140,7 +140,7 @@ export function verifyCommand(context: CommandContext) {
             ...result.manifest.components.map((component) =>
               component.kind === 'vex'
                 ? `vex         ${component.name} (${component.url}) ${age(component.updatedAt)}`
-                : `${component.kind.padEnd(11)} ${component.servedBy} ${component.manifest.digest.slice(0, 19)} ${age(component.metadata?.UpdatedAt)}`,
+                : `${component.kind.padEnd(11)} ${component.servedBy}  manifest ${component.manifest.digest.slice(0, 19)}  ${age(component.metadata?.UpdatedAt)}`,
             ),
           ],
         );
