@@ -23,9 +23,9 @@ import { createGzip } from 'node:zlib';
 import { startPacedLink, startRegistry } from './test-utils/dist/src/index.js';
 
 const root = new URL('..', import.meta.url).pathname;
-const cli = join(root, 'packages/cli/dist/src/main.js');
 const { values: args } = parseArgs({
   options: {
+    cli: { type: 'string' },
     'db-mib': { type: 'string', default: '600' },
     'java-mib': { type: 'string', default: '300' },
     'small-mib': { type: 'string', default: '200' },
@@ -53,10 +53,13 @@ if (args.help) {
   --small-mib/--large-mib N   bundle sizes of the RSS scaling check (default 200 / 2048)
   --skip-scaling      no RSS scaling check
   --strict            exit 1 when a target is missed (default: print the verdicts, exit 0)
+  --cli PATH          the CLI to measure (default: this tree's packages/cli/dist/src/main.js)
   --serve             seed the registry, start the links, print their hosts and wait (for profiling)
 `);
   process.exit(0);
 }
+// --cli: measure another build (e.g. main's) for a before/after table.
+const cli = args.cli ?? join(root, 'packages/cli/dist/src/main.js');
 const quick = args.quick;
 const randomData = args.random;
 const dbMiB = quick ? 48 : Number(args['db-mib']);

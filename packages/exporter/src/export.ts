@@ -24,7 +24,6 @@ import {
 import { TrivyError, defaultSources, trivyCapabilities, type DefaultSources } from '@trivy-airgap/trivy';
 import { assertOutputFree, writeBundle, type BundleEntry, type WrittenBundle } from './bundle-writer.js';
 import { ExporterError } from './errors.js';
-import { LayerInflater } from './metadata-reader.js';
 import { fetchOciComponent, verifyWithMirrors, type FetchedOciComponent } from './oci-component.js';
 import { creationTime, defaultWorkDir, type VexRepositorySpec } from './options.js';
 import { fetchVexRepository, type FetchedVexRepository } from './vex-component.js';
@@ -227,7 +226,6 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
 
   // One signal for the whole run: the first failing component aborts the others.
   const run = new AbortController();
-  const inflater = new LayerInflater();
   const abortRun = () => run.abort(options.signal?.reason);
   if (options.signal?.aborted === true) abortRun();
   options.signal?.addEventListener('abort', abortRun, { once: true });
@@ -239,7 +237,6 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
       onProgress,
       signal: run.signal,
       blobLocks: new Map<string, Promise<unknown>>(),
-      inflater,
     };
     const repositoriesFor: Record<OciComponentKind, readonly string[]> = {
       db: nonEmpty(options.dbRepositories) ?? sources.db,
@@ -369,7 +366,7 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
     return { bundle, manifest: bundle.manifest, components: summaries, workDir };
   } finally {
     options.signal?.removeEventListener('abort', abortRun);
-    await Promise.all([client.close(), http.close(), inflater.close()]).catch(() => undefined);
+    await Promise.all([client.close(), http.close()]).catch(() => undefined);
     await unlock();
   }
 }

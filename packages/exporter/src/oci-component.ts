@@ -34,7 +34,7 @@ import {
 } from '@trivy-airgap/trivy';
 import { ExporterError } from './errors.js';
 import { builtAgo } from './human.js';
-import { LayerInflater, type LayerMetadataReader } from './metadata-reader.js';
+import { createLayerMetadataReader, type LayerMetadataReader } from './metadata-reader.js';
 
 /** What an OCI component fetch needs: a registry client, the work dir's layout, where to report. */
 export interface OciFetchContext {
@@ -50,11 +50,6 @@ export interface OciFetchContext {
    * a blob (the 2-byte empty config), and two downloads into one partial file would clash.
    */
   readonly blobLocks?: Map<string, Promise<unknown>> | undefined;
-  /**
-   * Reads metadata.json out of DB layers while they download (one worker for all of them);
-   * absent: inline on the main thread.
-   */
-  readonly inflater?: LayerInflater | undefined;
 }
 
 /** Runs `work` once no other fetch of this context is storing the same digest. */
@@ -347,7 +342,6 @@ async function storeDbLayerNow(
     context.onProgress({ type: 'task-progress', task: kind, done, total: layer.size });
   let stored: StoredBlob;
   let fields: DbMetadataFields;
-  const inflater = context.inflater ?? new LayerInflater({ inline: true });
   try {
     if (await context.layout.hasBlob(layer)) {
       const cached = await readFile(cachePath).catch(() => undefined);
@@ -355,9 +349,7 @@ async function storeDbLayerNow(
         fields = parseDbMetadata(cached, `${kind} metadata.json (work dir cache)`);
       } else {
         const blob = context.layout.blobPath(layer.digest);
-        const found = await readMetadataFrom(inflater, kind, blob, 'r', (reader) =>
-          reader.finish(layer.size),
-        );
+        const found = await readMetadataFrom(kind, blob, 'r', (reader) => reader.finish(layer.size));
         requireDatabaseFile(kind, name, found.databaseFilePresent);
         await writeCache(context.metadataDir, cachePath, found.bytes);
         fields = found.metadata;
@@ -369,7 +361,7 @@ async function storeDbLayerNow(
       // missing) so it keeps reading the same file after the commit renames it.
       const partial = await context.layout.partialBlobPath(layer.digest);
       let downloaded: StoredBlob | undefined;
-      const found = await readMetadataFrom(inflater, kind, partial, 'a+', async (reader) => {
+      const found = await readMetadataFrom(kind, partial, 'a+', async (reader) => {
         downloaded = await storeBlob(context, ref, layer, (done) => {
           progress(done);
           reader.advance(done);
@@ -400,7 +392,6 @@ async function storeDbLayerNow(
 
 /** Opens `path` (creating it empty when missing), runs `use` with a reader of it, closes both. */
 async function readMetadataFrom(
-  inflater: LayerInflater,
   kind: 'db' | 'java-db',
   path: string,
   flags: 'r' | 'a+',
@@ -408,7 +399,7 @@ async function readMetadataFrom(
 ): Promise<DbLayerMetadata> {
   const file: FileHandle = await open(path, flags);
   try {
-    const reader = inflater.read(kind, file);
+    const reader = createLayerMetadataReader(kind, file);
     try {
       return await use(reader);
     } finally {
