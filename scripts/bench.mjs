@@ -48,7 +48,7 @@ if (args.help) {
   --db-mib N          unpacked size of the vulnerability DB (default 600)
   --java-mib N        unpacked size of the Java DB (default 300)
   --links A,B         paced link speeds in MiB/s for export (default 50,200; 0 = none)
-  --runs N            repetitions of each measurement, interleaved (default 3)
+  --runs N            repetitions of each measurement, interleaved (default 3, quick 2)
   --only LIST         any of export,import,verify,scaling
   --small-mib/--large-mib N   bundle sizes of the RSS scaling check (default 200 / 2048)
   --skip-scaling      no RSS scaling check
@@ -70,14 +70,15 @@ const links = (quick ? '50' : args.links)
   .split(',')
   .map(Number)
   .filter((mib) => mib > 0);
-const runs = Number(args.runs ?? 3);
+const runs = Number(args.runs ?? (quick ? 2 : 3));
 const only = new Set((args.only ?? 'export,import,verify,scaling').split(','));
 if (args['skip-scaling']) only.delete('scaling');
 const MiB = 1024 * 1024;
 
 const bench = join(root, '.bench');
 const data = join(bench, 'data');
-const scratch = join(bench, 'scratch');
+// Per process: a second bench (or --serve) must not remove the files of one already running.
+const scratch = join(bench, `scratch-${process.pid}`);
 mkdirSync(data, { recursive: true });
 rmSync(scratch, { recursive: true, force: true });
 mkdirSync(scratch, { recursive: true });
