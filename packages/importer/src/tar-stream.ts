@@ -34,6 +34,7 @@ export interface TarEntry {
 export class TarStream {
   private readonly queue: TarEntry[] = [];
   private readonly waiters: (() => void)[] = [];
+  private readonly failureListeners = new Set<(error: Error) => void>();
   private ended = false;
   private failure: Error | undefined;
   /** The entry handed out last: destroyed on failure so that a pending read ends at once. */
@@ -128,11 +129,39 @@ export class TarStream {
   fail(error: Error): void {
     if (this.failure !== undefined) return;
     this.failure = error;
-    // Ends a pending read of the current entry (no long-lived promise is raced against reads:
-    // Promise.race with one would keep every chunk alive until it settles).
     this.current?.readEntry.destroy();
     this.controller.abort();
     this.wake();
+    for (const listener of this.failureListeners) listener(error);
+    this.failureListeners.clear();
+  }
+
+  /**
+   * `promise`, or the stream's failure if that comes first. Each pending read registers its own
+   * short-lived listener (a long-lived promise raced against every read would keep every chunk
+   * alive until it settles). A destroyed entry is not enough: a read that starts after the
+   * destroy waits for an event that never comes, and the whole import would hang unsettled.
+   */
+  private untilFailure<T>(promise: Promise<T>): Promise<T> {
+    const failed = this.failure;
+    if (failed !== undefined) {
+      promise.catch(() => undefined);
+      return Promise.reject(failed);
+    }
+    return new Promise<T>((resolve, reject) => {
+      const onFailure = (error: Error): void => reject(error);
+      this.failureListeners.add(onFailure);
+      promise.then(
+        (value) => {
+          this.failureListeners.delete(onFailure);
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.failureListeners.delete(onFailure);
+          reject(error instanceof Error ? error : new Error(String(error)));
+        },
+      );
+    });
   }
 
   /** The next entry, or undefined at the end of the archive. */
@@ -156,16 +185,23 @@ export class TarStream {
 
   /** The bytes of an entry, as they arrive; throws the stream's failure instead of ending short. */
   async *chunks(entry: TarEntry): AsyncGenerator<Buffer> {
-    const before = this.failedWith();
-    if (before !== undefined) throw before;
+    const iterator = (entry.readEntry as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
     try {
-      for await (const chunk of entry.readEntry as AsyncIterable<Buffer>) {
-        if (this.failedWith() !== undefined) break;
-        yield chunk;
+      for (;;) {
+        const before = this.failedWith();
+        if (before !== undefined) throw before;
+        let result: IteratorResult<Buffer>;
+        try {
+          result = await this.untilFailure(iterator.next());
+        } catch (error) {
+          // A destroyed entry rejects with "stream destroyed": report why it was destroyed.
+          throw this.failedWith() ?? error;
+        }
+        if (result.done === true) break;
+        yield result.value;
       }
-    } catch (error) {
-      // A destroyed entry rejects with "stream destroyed": report why it was destroyed.
-      throw this.failedWith() ?? error;
+    } finally {
+      void iterator.return?.();
     }
     const after = this.failedWith();
     if (after !== undefined) throw after;
