@@ -14,7 +14,7 @@ import {
 } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { mergeRepositoryYaml, type ImportedVexRepository } from '@trivy-airgap/trivy';
-import type { ComponentKind } from '@trivy-airgap/format';
+import { isInside, resolveInside, type ComponentKind } from '@trivy-airgap/format';
 import { ImporterError } from './errors.js';
 
 /**
@@ -77,13 +77,19 @@ export function linkPathOf(key: ComponentKey): string {
   return key.startsWith('vex/') ? join('vex', 'repositories', key.slice(4)) : key;
 }
 
+/** Where Trivy reads a component (the link), contained in the cache dir. */
+export function linkOf(paths: CachePaths, key: ComponentKey): string {
+  return resolveInside(paths.cacheDir, linkPathOf(key).split(sep).join('/'), 'component link');
+}
+
+/** Keys come from bundles (VEX names) and state.json: checked before they become paths. */
 export function generationPathOf(paths: CachePaths, key: ComponentKey, generation: string): string {
-  return join(paths.generationsDir, ...key.split('/'), generation);
+  return resolveInside(paths.generationsDir, `${key}/${generation}`, 'component generation');
 }
 
 /** The symlink text for a link at `linkPath` (relative to the cache) pointing at a generation. */
 export function linkTargetOf(paths: CachePaths, key: ComponentKey, generation: string): string {
-  const link = join(paths.cacheDir, linkPathOf(key));
+  const link = linkOf(paths, key);
   return relative(dirname(link), generationPathOf(paths, key, generation));
 }
 
@@ -325,7 +331,7 @@ export type StepHook = (step: string) => void | Promise<void>;
 /** Carries out (or finishes) a committed journal. Idempotent: each step checks what is done. */
 export async function applyJournal(paths: CachePaths, journal: Journal, hook?: StepHook): Promise<void> {
   for (const link of journal.links) {
-    const linkPath = join(paths.cacheDir, linkPathOf(link.key));
+    const linkPath = linkOf(paths, link.key);
     const info = await lstat(linkPath).catch(() => undefined);
     if (info?.isDirectory() === true && link.migrateTo !== undefined) {
       await mkdir(dirname(link.migrateTo), { recursive: true });
@@ -364,11 +370,6 @@ export async function applyJournal(paths: CachePaths, journal: Journal, hook?: S
 /** Writes the journal atomically: from here on the operation completes, now or on the next run. */
 export async function commitJournal(paths: CachePaths, journal: Journal): Promise<void> {
   await writeFileAtomic(paths.journalFile, `${JSON.stringify(journal, null, 2)}\n`);
-}
-
-function isInside(root: string, path: string): boolean {
-  const rel = relative(root, path);
-  return rel !== '' && !rel.startsWith(`..${sep}`) && rel !== '..' && !rel.startsWith(sep);
 }
 
 /**

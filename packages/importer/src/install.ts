@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
   ignoreProgress,
+  resolveInside,
   type BundleManifest,
   type Component,
   type ComponentKind,
@@ -22,6 +23,7 @@ import {
   renderVexCacheJson,
   resolveVexConfigPath,
   TrivyError,
+  VEX_SPEC_VERSION,
 } from '@trivy-airgap/trivy';
 import {
   acquireLock,
@@ -32,7 +34,7 @@ import {
   fsyncDir,
   fsyncTree,
   generationPathOf,
-  linkPathOf,
+  linkOf,
   linkTargetOf,
   mkdirTracked,
   readState,
@@ -175,7 +177,7 @@ async function probeLiveDirectory(
   paths: CachePaths,
   key: ComponentKey,
 ): Promise<Pick<GenerationRecord, 'updatedAt'> | undefined> {
-  const base = join(paths.cacheDir, linkPathOf(key));
+  const base = linkOf(paths, key);
   const file =
     key === 'db' || key === 'java-db'
       ? join(base, 'metadata.json')
@@ -302,20 +304,20 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
         switch (role.kind) {
           case 'layer': {
             const key = keyOf(role.component);
-            const dest = role.component.kind === 'checks' ? join(stage, key, 'content') : join(stage, key);
+            const dest = resolveInside(stage, role.component.kind === 'checks' ? `${key}/content` : key);
             const unpacker = new LayerUnpacker(`${role.component.kind} layer`, file.size, dest);
             unpackers.set(key, unpacker);
             return unpacker;
           }
           case 'vex-manifest': {
-            const dir = join(stage, ...keyOf(role.component).split('/'));
+            const dir = resolveInside(stage, keyOf(role.component));
             await mkdir(dir, { recursive: true });
             return new FileSink(join(dir, 'vex-repository.json'));
           }
           case 'vex-archive': {
             const dir = join(stage, 'archives');
             await mkdir(dir, { recursive: true });
-            const path = join(dir, `${role.component.name}.${role.component.archiveType}`);
+            const path = resolveInside(dir, `${role.component.name}.${role.component.archiveType}`);
             vexArchives.set(role.component.name, path);
             return new FileSink(path);
           }
@@ -334,15 +336,17 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
     const installedAt = clock();
     for (const component of manifest.components) {
       const key = keyOf(component);
-      const dir = join(stage, ...key.split('/'));
+      const dir = resolveInside(stage, key);
       if (component.kind === 'vex') {
         const archive = vexArchives.get(component.name);
         if (archive === undefined) throw new Error(`internal: no archive staged for ${key}`);
+        requireSupportedSpecVersion(component);
+        // The directory name is Trivy's constant, never the manifest's string.
         const summary = await extractVexArchive(
           archive,
           component.archiveType,
           component.subdir,
-          join(dir, component.specVersion),
+          resolveInside(dir, VEX_SPEC_VERSION, 'VEX spec version'),
         ).catch((error: unknown) => {
           throw asBundleError(error, `VEX repository ${component.name}`);
         });
@@ -396,7 +400,7 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
       const generation = generationName(installedAt, manifest.bundleId);
       const generationPath = generationPathOf(paths, key, generation);
       await mkdirTracked(dirname(generationPath), created);
-      await rename(join(stage, ...key.split('/')), generationPath);
+      await rename(resolveInside(stage, key), generationPath);
       moved.push(generationPath);
       await fsyncDir(dirname(generationPath));
       const record: GenerationRecord = {
@@ -421,7 +425,7 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
         key,
         kind: component.kind,
         ...(component.kind === 'vex' ? { name: component.name } : {}),
-        path: join(paths.cacheDir, linkPathOf(key)),
+        path: linkOf(paths, key),
         generation,
         ...(record.updatedAt === undefined ? {} : { updatedAt: record.updatedAt }),
         ...(record.version === undefined ? {} : { version: record.version }),
@@ -486,6 +490,16 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
   }
 }
 
+/** Trivy reads one vex-repo-spec version; a repository for another one is not installable. */
+export function requireSupportedSpecVersion(component: VexComponent): void {
+  if (component.specVersion === VEX_SPEC_VERSION) return;
+  throw new ImporterError(
+    'BUNDLE_CONTENT_INVALID',
+    `VEX repository ${component.name}: spec version ${JSON.stringify(component.specVersion)} is not ${VEX_SPEC_VERSION}, the one Trivy reads`,
+    { hint: 'the bundle was made by a broken exporter or edited; export it again' },
+  );
+}
+
 /** A VEX archive problem is a problem of the bundle: reported with a bundle code (CLI exit 3). */
 function asBundleError(error: unknown, what: string): unknown {
   if (!(error instanceof TrivyError)) return error;
@@ -512,7 +526,7 @@ async function previousOf(
   key: ComponentKey,
   now: Date,
 ): Promise<{ previous?: GenerationRecord; migrateTo?: string }> {
-  const linkPath = join(paths.cacheDir, linkPathOf(key));
+  const linkPath = linkOf(paths, key);
   const info = await lstat(linkPath).catch(() => undefined);
   if (info === undefined) return recorded === undefined ? {} : { previous: recorded.current };
   if (info.isDirectory()) {

@@ -3,7 +3,7 @@ import {
   applyJournal,
   cachePaths,
   commitJournal,
-  linkPathOf,
+  linkOf,
   readState,
   recoverAndClean,
   type ComponentKey,
@@ -14,7 +14,7 @@ import {
 } from './cache.js';
 import { ImporterError, asWriteError } from './errors.js';
 import { lstat, stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 
 export interface RollbackOptions {
   readonly cacheDir: string;
@@ -83,7 +83,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
       );
     }
     for (const component of chosen) {
-      const link = join(paths.cacheDir, linkPathOf(component.key));
+      const link = linkOf(paths, component.key);
       const target = resolve(dirname(link), component.previous.target);
       if ((await stat(target).catch(() => undefined))?.isDirectory() !== true) {
         throw new ImporterError(
@@ -111,7 +111,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
       cacheDir: paths.cacheDir,
       rolledBack: chosen.map((component) => ({
         key: component.key,
-        path: join(paths.cacheDir, linkPathOf(component.key)),
+        path: linkOf(paths, component.key),
         restored: component.previous,
         replaced: component.current,
       })),

@@ -13,7 +13,7 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { ProgressListener, VexComponent } from '@trivy-airgap/format';
+import { resolveInside, type ProgressListener, type VexComponent } from '@trivy-airgap/format';
 import {
   VEX_SPEC_VERSION,
   WELL_KNOWN_VEX_MANIFEST,
@@ -96,7 +96,9 @@ export function parseVexBaseUrl(value: string): string {
           ? 'may not carry credentials (Trivy takes them from repository.yaml)'
           : url.hostname.toLowerCase() === 'github.com'
             ? 'may not be on github.com (Trivy reads GitHub repositories through its API, not .well-known)'
-            : undefined;
+            : url.pathname.includes('//')
+              ? 'may not hold "//" in its path (in a VEX location it starts the archive subdir)'
+              : undefined;
   if (problem !== undefined) {
     throw new PublishError('BASE_URL_INVALID', `--vex-base-url ${JSON.stringify(value)} ${problem}`, {
       hint: 'give the URL the web server serves --vex-serve-dir at, e.g. https://vex.internal.example/vex',
@@ -221,7 +223,11 @@ export class VexServeDirBuilder {
 
   /** Where the bundle pass writes a repository's archive (inside the new generation). */
   archivePath(component: VexComponent): string {
-    return join(this.generation, component.name, servedArchiveName(component));
+    return resolveInside(
+      this.generation,
+      `${component.name}/${servedArchiveName(component)}`,
+      'VEX repository',
+    );
   }
 
   /**
@@ -262,7 +268,11 @@ export class VexServeDirBuilder {
         throw new Error(`internal: served location ${location} does not describe the archive`);
       }
       await checkVexArchive(this.archivePath(component), component.archiveType, component.subdir);
-      const manifestPath = join(this.generation, component.name, ...WELL_KNOWN_VEX_MANIFEST.split('/'));
+      const manifestPath = resolveInside(
+        this.generation,
+        `${component.name}/${WELL_KNOWN_VEX_MANIFEST}`,
+        'VEX repository',
+      );
       await mkdir(dirname(manifestPath), { recursive: true, mode: 0o755 });
       await writeFile(manifestPath, servedRepositoryManifest(manifestBytes, location), { mode: 0o644 });
       served.push({
