@@ -24,7 +24,8 @@ export type ImporterErrorCode =
   | 'NOTHING_TO_ROLL_BACK'
   | 'CACHE_STATE_INVALID'
   | 'CACHE_WRITE_FAILED'
-  | 'CONTENT_TOO_OLD';
+  | 'CONTENT_TOO_OLD'
+  | 'ABORTED';
 
 export class ImporterError extends AirgapError<ImporterErrorCode> {
   /** The bundle entry (or cache path) concerned, when there is one. */
@@ -52,6 +53,18 @@ export class ImporterError extends AirgapError<ImporterErrorCode> {
 }
 
 export const TAMPERED_HINT = 'the bundle was altered, damaged or truncated in transit: copy it again';
+
+/** The caller's AbortSignal fired (Ctrl-C): the operation stopped and left nothing behind. */
+export function abortedError(): ImporterError {
+  return new ImporterError('ABORTED', 'cancelled; nothing was installed or changed', {
+    hint: 'run the command again to finish the job',
+  });
+}
+
+/** Throws ABORTED when the signal has fired: checked between entries and install steps. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted === true) throw abortedError();
+}
 
 /** File-system errors that are about the place we write to (not about the bundle). */
 const WRITE_ERRNOS = new Set(['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EIO', 'EMFILE', 'ENFILE']);

@@ -1,5 +1,5 @@
 import {
-  acquireLock,
+  acquireCacheLock,
   applyJournal,
   cachePaths,
   commitJournal,
@@ -57,7 +57,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
       hint: 'rollback restores what an import replaced; check --cache-dir',
     });
   }
-  const lock = await acquireLock(paths, 'rollback');
+  const lock = await acquireCacheLock(paths, 'rollback');
   try {
     const cleaned = await recoverAndClean(paths);
     const state = await readState(paths);

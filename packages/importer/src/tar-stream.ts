@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
+import { TarFramingAudit, storedGzipMember } from './bundle-framing.js';
 import { ImporterError, TAMPERED_HINT } from './errors.js';
 
 /**
@@ -13,6 +14,12 @@ import { ImporterError, TAMPERED_HINT } from './errors.js';
  */
 export interface TarStreamOptions {
   readonly gunzip: boolean;
+  /**
+   * A bundle: exactly one gzip member with the bundle header and nothing after it, and strict tar
+   * framing (zero padding, the end-of-archive marker, at most a record of zeros after it). See
+   * bundle-framing.ts. Layers (upstream bytes, pinned by digest) are read without it.
+   */
+  readonly strict?: boolean;
   /** Upper bound on the (inflated) tar bytes; read again for every chunk, so it may grow. */
   readonly limit: () => number;
   /** What to call the stream in errors ("bundle", "db layer"). */
@@ -83,6 +90,7 @@ export class TarStream {
   }
 
   private async pump(source: Readable | AsyncIterable<Buffer>, options: TarStreamOptions): Promise<void> {
+    const audit = options.strict === true ? new TarFramingAudit(options.label) : undefined;
     const feed = async (chunks: AsyncIterable<Buffer>): Promise<void> => {
       for await (const chunk of chunks) {
         this.bytes += chunk.length;
@@ -93,11 +101,13 @@ export class TarStream {
             { hint: TAMPERED_HINT, expected: options.limit(), found: this.bytes },
           );
         }
+        audit?.write(chunk);
         if (!this.parser.write(chunk)) {
           await once(this.parser, 'drain', { signal: this.controller.signal });
         }
         if (this.failure !== undefined) return;
       }
+      audit?.end();
       this.parser.end();
     };
     const countSource = async function* (this: TarStream, chunks: AsyncIterable<Buffer>) {
@@ -107,7 +117,13 @@ export class TarStream {
         yield chunk;
       }
     }.bind(this);
-    if (options.gunzip) {
+    if (options.gunzip && options.strict === true) {
+      // Stored blocks add 5 bytes per block (zlib's are 16-64 KiB): 1 % is a generous bound.
+      const maxCompressed = (): number => Math.ceil(options.limit() * 1.01) + (1 << 20);
+      await pipeline(source, countSource, storedGzipMember(options.label, maxCompressed), feed, {
+        signal: this.controller.signal,
+      });
+    } else if (options.gunzip) {
       await pipeline(source, countSource, createGunzip({ chunkSize: 1 << 18 }), feed, {
         signal: this.controller.signal,
       });
