@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { AirgapError } from '@trivy-airgap/format';
+import { CliError } from './errors.js';
 
 /** Reads a passphrase file: its first line, without the line ending. */
 export async function readPassphrase(path: string): Promise<string> {
@@ -7,11 +7,11 @@ export async function readPassphrase(path: string): Promise<string> {
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    throw new AirgapError('PASSPHRASE_FILE', `cannot read the passphrase file ${path}`, { cause: error });
+    throw new CliError('PASSPHRASE_FILE', `cannot read the passphrase file ${path}`, { cause: error });
   }
   const passphrase = text.split(/\r?\n/, 1)[0] ?? '';
   if (passphrase.length === 0) {
-    throw new AirgapError('PASSPHRASE_FILE', `the passphrase file ${path} is empty`);
+    throw new CliError('PASSPHRASE_FILE', `the passphrase file ${path} is empty`);
   }
   return passphrase;
 }

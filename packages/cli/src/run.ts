@@ -8,7 +8,9 @@ import { rollbackCommand } from './commands/rollback.js';
 import { statusCommand } from './commands/status.js';
 import { verifyCommand } from './commands/verify.js';
 import type { CommandContext } from './context.js';
-import { EXIT_OK, ReportedFailure, UsageError, exitCodeFor } from './exit-codes.js';
+import { ReportedFailure, UsageError } from './errors.js';
+import { EXIT_OK, exitCodeFor } from './exit-codes.js';
+import { examplesSection } from './help.js';
 import { Output, type CliIo } from './output.js';
 import { TOOL_NAME, toolVersion } from './version.js';
 
@@ -50,12 +52,23 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     .alias('help', 'h')
     .wrap(Math.min(110, io.stdout.isTTY === true ? process.stdout.columns : 110))
     .exitProcess(false)
+    // Flags are only known by their kebab-case names: an unknown-flag error then names what was
+    // typed (`cache-dri`), without a camelCase twin (`cacheDri`) nobody typed.
+    .parserConfiguration({ 'camel-case-expansion': false })
     .fail((message: string | undefined, error: Error | undefined) => {
-      throw error ?? new UsageError(message ?? 'invalid command line', 'see --help');
+      // yargs' own complaints (a flag without its value, …) arrive as a YError: a usage error.
+      if (error === undefined || error.name === 'YError') {
+        throw new UsageError(message ?? error?.message ?? 'invalid command line', 'see --help');
+      }
+      throw error;
     });
 
   try {
-    await parser.parseAsync();
+    const parsed = await parser.parseAsync();
+    if (parsed.help === true) {
+      const command = typeof parsed._[0] === 'string' ? parsed._[0] : '';
+      for (const line of examplesSection(command, TOOL_NAME)) io.stdout.write(`${line}\n`);
+    }
     return EXIT_OK;
   } catch (error) {
     if (!(error instanceof ReportedFailure)) reportError(out, error);
@@ -65,13 +78,11 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
 
 function reportError(out: Output, error: unknown): void {
   const known = error instanceof AirgapError ? (error as AirgapError) : undefined;
-  const code = known?.code ?? 'INTERNAL';
   const message = error instanceof Error ? error.message : String(error);
   const hint = known?.hint;
   if (out.json) {
-    out.io.stdout.write(
-      `${JSON.stringify({ error: { code, message, ...(hint === undefined ? {} : { hint }) } }, null, 2)}\n`,
-    );
+    const fields = known === undefined ? { code: 'INTERNAL' } : jsonFields(known);
+    out.io.stdout.write(`${JSON.stringify({ error: { ...fields, message, hint } }, null, 2)}\n`);
   } else {
     out.io.stderr.write(`${out.paint('31', 'error:')} ${message}\n`);
     if (hint !== undefined) out.io.stderr.write(`  ${hint}\n`);
@@ -83,7 +94,13 @@ function reportError(out: Output, error: unknown): void {
       current = current.cause;
       if (current !== undefined) out.io.stderr.write('caused by: ');
     }
-  } else if (!(error instanceof AirgapError)) {
+  } else if (known === undefined) {
     out.io.stderr.write('  this is a bug in trivy-airgap; run again with --debug and report the output\n');
   }
+}
+
+/** What a machine reading --json needs to act on an error (undefined fields are left out by JSON). */
+function jsonFields(error: AirgapError) {
+  const { code, category, path, subject, expected, found } = error;
+  return { code, category, path, subject, expected, found };
 }

@@ -15,6 +15,7 @@ import {
   ignoreProgress,
   parseManifest,
   serializeManifest,
+  signBytes,
   type BundleFile,
   type BundleManifest,
   type Digest,
@@ -22,7 +23,6 @@ import {
   type SigningKey,
   formatBytes,
 } from '@trivy-airgap/format';
-import { signReproducibly } from './deterministic-ecdsa.js';
 import { ExporterError } from './errors.js';
 import { OutputSink, partPath, type WrittenFile } from './output-sink.js';
 import { TAR_END, tarEntrySize, tarFileHeader, tarPadding } from './tar-writer.js';
@@ -284,8 +284,7 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WrittenB
   const manifestBytes = serializeManifest(manifest);
   // Never write a bundle our own importer would refuse: run the reader's validation on it.
   parseManifest(JSON.parse(manifestBytes.toString('utf8')));
-  const signature =
-    options.signingKey === null ? undefined : signReproducibly(manifestBytes, options.signingKey);
+  const signature = options.signingKey === null ? undefined : signBytes(manifestBytes, options.signingKey);
   const mtime = options.mtime ?? new Date(manifest.created);
   const sorted = [...options.entries].sort((a, b) => compareBundlePaths(a.path, b.path));
 
@@ -354,7 +353,7 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WrittenB
     let tempSig: string | undefined;
     if (checksumSignaturePath !== null && options.signingKey !== null) {
       tempSig = `${checksumSignaturePath}.tmp-${process.pid}`;
-      await writeFile(tempSig, signReproducibly(checksumText, options.signingKey), { mode: 0o644 });
+      await writeFile(tempSig, signBytes(checksumText, options.signingKey), { mode: 0o644 });
     }
     await sink.commit();
     for (const entry of copied) if (entry.temp !== undefined) await rename(entry.temp, entry.file.path);

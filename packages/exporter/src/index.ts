@@ -7,4 +7,3 @@ export { fetchOciComponent, verifyWithMirrors, COMPONENT_LABELS } from './oci-co
 export type { FetchedOciComponent, OciFetchContext, StoredBlob } from './oci-component.js';
 export { fetchVexRepository, vexBundlePaths, MAX_VEX_ARCHIVE_BYTES } from './vex-component.js';
 export type { FetchedVexRepository, VexFetchContext } from './vex-component.js';
-export { signReproducibly } from './deterministic-ecdsa.js';

@@ -1,39 +1,105 @@
 /**
- * Errors of the bundle format core. Every package has one error class like this one:
- * a string-union `code` that callers (and the CLI's exit-code table) switch on, the
- * original `cause`, and context fields. Messages are for people; tests assert codes.
+ * Errors of the bundle format core, and the base every package's errors build on.
+ *
+ * Each package has one errors.ts holding one table `CODE → category`; the package's code union
+ * is derived from that table, so a code cannot exist without a category and the CLI maps an
+ * error to its exit code by `error.category` alone (no list of codes anywhere else). Messages
+ * are for people; tests assert codes and categories.
  */
 
-/** Base of every error the project throws on purpose; the CLI maps `code` to an exit code. */
-export class AirgapError<Code extends string = string> extends Error {
-  readonly code: Code;
-  /** One line telling the user what to do about it, when there is something to do. */
-  readonly hint: string | undefined;
+/**
+ * What kind of failure an error is. The CLI's exit-code table (cli/src/exit-codes.ts, README
+ * "Exit codes") maps each category to an exit code.
+ */
+export type ErrorCategory =
+  /** The bundle, a signature or fetched content cannot be trusted: bad or missing signature,
+   * untrusted key, digest or size mismatch, unsafe or unlisted entry, expired bundle. */
+  | 'verification'
+  /** A rule said no and the user can decide otherwise: a downgrade, overwriting an existing file. */
+  | 'refused'
+  /** Anything else that went wrong: I/O, network, unreadable local files, bad local state. */
+  | 'failure'
+  /** The command line asks for something that cannot be done (a bad option value or combination). */
+  | 'usage'
+  /** The user cancelled the operation (Ctrl-C, an AbortSignal). */
+  | 'cancelled';
 
-  constructor(code: Code, message: string, options: { cause?: unknown; hint?: string } = {}) {
+/** A package's table of error codes: every code with its category. */
+export type ErrorCodeTable<Code extends string = string> = Readonly<Record<Code, ErrorCategory>>;
+
+/**
+ * Facts about what failed, shared by every error class so callers (and `--json`) read them the
+ * same way whichever package threw.
+ */
+export interface ErrorContext {
+  /** The file or directory concerned, as the user would find it. */
+  readonly path?: string | undefined;
+  /** The thing concerned in the user's words: a bundle entry, a reference, a component, a key. */
+  readonly subject?: string | undefined;
+  /** For integrity and rule failures: what was declared or required … */
+  readonly expected?: string | number | undefined;
+  /** … and what was actually there. */
+  readonly found?: string | number | undefined;
+}
+
+export interface AirgapErrorOptions extends ErrorContext {
+  readonly cause?: unknown;
+  /** One line telling the user what to do about it, when there is something to do. */
+  readonly hint?: string | undefined;
+}
+
+/**
+ * Base of every error the project throws on purpose. Abstract: each package throws its own
+ * subclass, whose constructor takes the category from the package's code table.
+ */
+export abstract class AirgapError<Code extends string = string> extends Error implements ErrorContext {
+  readonly code: Code;
+  readonly category: ErrorCategory;
+  readonly hint: string | undefined;
+  readonly path: string | undefined;
+  readonly subject: string | undefined;
+  readonly expected: string | number | undefined;
+  readonly found: string | number | undefined;
+
+  protected constructor(
+    code: Code,
+    category: ErrorCategory,
+    message: string,
+    options: AirgapErrorOptions = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
+    this.category = category;
     this.hint = options.hint;
+    this.path = options.path;
+    this.subject = options.subject;
+    this.expected = options.expected;
+    this.found = options.found;
   }
 }
 
-export type FormatErrorCode =
-  | 'DIGEST_INVALID'
-  | 'INTEGRITY_INVALID'
-  | 'PATH_UNSAFE'
-  | 'MANIFEST_NOT_JSON'
-  | 'MANIFEST_TOO_LARGE'
-  | 'MANIFEST_MEDIA_TYPE'
-  | 'MANIFEST_UNSUPPORTED_VERSION'
-  | 'MANIFEST_INVALID'
-  | 'KEY_INVALID'
-  | 'KEY_UNSUPPORTED'
-  | 'KEY_PASSPHRASE_REQUIRED'
-  | 'KEY_PASSPHRASE_WRONG'
-  | 'KEY_UNTRUSTED'
-  | 'NO_TRUSTED_KEYS'
-  | 'SIGNATURE_INVALID';
+export const FORMAT_ERROR_CODES = {
+  DIGEST_INVALID: 'verification',
+  INTEGRITY_INVALID: 'verification',
+  PATH_UNSAFE: 'verification',
+  MANIFEST_NOT_JSON: 'verification',
+  MANIFEST_TOO_LARGE: 'verification',
+  MANIFEST_MEDIA_TYPE: 'verification',
+  MANIFEST_UNSUPPORTED_VERSION: 'verification',
+  MANIFEST_INVALID: 'verification',
+  KEY_INVALID: 'failure',
+  KEY_UNSUPPORTED: 'failure',
+  KEY_PASSPHRASE_REQUIRED: 'failure',
+  KEY_PASSPHRASE_WRONG: 'failure',
+  KEY_UNTRUSTED: 'verification',
+  NO_TRUSTED_KEYS: 'verification',
+  SIGNATURE_INVALID: 'verification',
+  /** A signature could not be made deterministically, or did not verify (never replaced by another). */
+  SIGNING_FAILED: 'failure',
+} as const satisfies Record<string, ErrorCategory>;
+
+export type FormatErrorCode = keyof typeof FORMAT_ERROR_CODES;
 
 /** One invalid field of a parsed document: a JSON-path-like location and what is wrong with it. */
 export interface FieldIssue {
@@ -48,9 +114,9 @@ export class FormatError extends AirgapError<FormatErrorCode> {
   constructor(
     code: FormatErrorCode,
     message: string,
-    options: { cause?: unknown; hint?: string; issues?: readonly FieldIssue[] } = {},
+    options: AirgapErrorOptions & { issues?: readonly FieldIssue[] } = {},
   ) {
-    super(code, message, options);
+    super(code, FORMAT_ERROR_CODES[code], message, options);
     this.issues = options.issues ?? [];
   }
 }

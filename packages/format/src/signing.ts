@@ -1,3 +1,4 @@
+import { p256 } from '@noble/curves/nist.js';
 import {
   createHash,
   createPrivateKey,
@@ -84,6 +85,11 @@ export function loadSigningKey(
   options: { passphrase?: string; source?: string } = {},
 ): SigningKey {
   const source = options.source ?? 'private key';
+  if (/-----BEGIN PUBLIC KEY-----/.test(pem)) {
+    throw new FormatError('KEY_INVALID', `${source} is the public key; signing needs the private key`, {
+      hint: 'pass the signing.key that keygen wrote beside it (the .pub goes to the isolated hosts)',
+    });
+  }
   const encrypted = ENCRYPTED_PEM.test(pem);
   if (encrypted && options.passphrase === undefined) {
     throw new FormatError('KEY_PASSPHRASE_REQUIRED', `${source} is encrypted and no passphrase was given`, {
@@ -133,11 +139,106 @@ export function loadTrustedKey(pem: string, source = 'public key'): TrustedKey {
   return { algorithm: algorithmOf(publicKey, source), keyId: keyIdOf(publicKey), publicKey, source };
 }
 
-/** Signs exact bytes; ECDSA signatures are DER so stock openssl verifies them. */
+/**
+ * Signs exact bytes. The same bytes and key always give the same signature, so an export of the
+ * same inputs is the same bundle byte for byte: Ed25519 is deterministic by design (RFC 8032,
+ * through node:crypto); ECDSA P-256 takes its nonce from RFC 6979 (see signEcdsaP256), because
+ * Node's OpenSSL 3.0 signer draws a random one. ECDSA signatures are DER, which stock
+ * `openssl dgst -sha256 -verify` needs.
+ */
 export function signBytes(bytes: Uint8Array, key: SigningKey): Buffer {
-  return key.algorithm === 'ed25519'
-    ? sign(null, bytes, key.privateKey)
-    : sign('sha256', bytes, key.privateKey);
+  const signature =
+    key.algorithm === 'ed25519' ? sign(null, bytes, key.privateKey) : signEcdsaP256(bytes, key);
+  // A signature that does not verify is never handed out: a fault during deterministic ECDSA
+  // signing can leak the key through the bad signature, and a bundle signed wrongly is useless.
+  const publicKey = createPublicKey(key.privateKey);
+  if (!verify(key.algorithm === 'ed25519' ? null : 'sha256', bytes, publicKey, signature)) {
+    throw new FormatError('SIGNING_FAILED', 'the new signature did not verify with the signing key', {
+      hint: 'this machine computed a wrong signature; try again, and check its memory if it repeats',
+    });
+  }
+  return signature;
+}
+
+/**
+ * Deterministic ECDSA P-256/SHA-256 (RFC 6979, HMAC-SHA256 nonces) by @noble/curves, an audited
+ * library; signatures are byte-identical to the RFC's vectors (no low-s normalisation, which
+ * RFC 6979, OpenSSL and Node neither do nor require).
+ *
+ * What noble states: multiplying a point by a secret scalar (here the nonce times the base point)
+ * runs a fixed sequence of point operations (fixed-window tables scanned without branching on the
+ * secret) on a scalar blinded with a random multiple of the group order, checked with a
+ * statistical timing harness. What it does not claim, and JS cannot give: constant-time field and
+ * scalar arithmetic (BigInt; the JIT and garbage collector decide timing), and erasing secrets
+ * (BigInts cannot be wiped). So we keep the exposure short: the key stays a KeyObject (outside
+ * the JS heap), its scalar is copied out only inside this call into buffers zeroed before it
+ * returns, and nothing falls back to a random nonce. Signing runs a few times per export on the
+ * operator's machine and is never reachable from the network.
+ */
+function signEcdsaP256(bytes: Uint8Array, key: SigningKey): Buffer {
+  const scalar = new Uint8Array(P256_SCALAR_BYTES);
+  let sec1: Buffer | undefined;
+  try {
+    sec1 = key.privateKey.export({ type: 'sec1', format: 'der' });
+    copyScalarFromSec1(sec1, scalar);
+    return Buffer.from(
+      p256.sign(bytes, scalar, { prehash: true, lowS: false, format: 'der', extraEntropy: false }),
+    );
+  } catch (error) {
+    if (error instanceof FormatError) throw error;
+    throw new FormatError('SIGNING_FAILED', 'deterministic ECDSA P-256 signing failed', {
+      cause: error,
+      hint: 'check the key file, or use an Ed25519 key (trivy-airgap keygen --type ed25519)',
+    });
+  } finally {
+    sec1?.fill(0);
+    scalar.fill(0);
+  }
+}
+
+const P256_SCALAR_BYTES = 32;
+/** `INTEGER 1, OCTET STRING (32 bytes)`: the start of an ECPrivateKey body (RFC 5915) for P-256. */
+const EC_PRIVATE_KEY_PREFIX = Buffer.from([0x02, 0x01, 0x01, 0x04, P256_SCALAR_BYTES]);
+
+/** Copies the private scalar out of the SEC1 `ECPrivateKey` DER that Node exports. */
+function copyScalarFromSec1(der: Buffer, into: Uint8Array): void {
+  // SEQUENCE with a short (< 128) or one-byte long length: an ECPrivateKey of P-256 is ~121 bytes.
+  const bodyStart = der[0] !== 0x30 ? -1 : (der[1] ?? 0) < 0x80 ? 2 : der[1] === 0x81 ? 3 : -1;
+  const scalarStart = bodyStart + EC_PRIVATE_KEY_PREFIX.length;
+  if (
+    bodyStart < 0 ||
+    !der.subarray(bodyStart, scalarStart).equals(EC_PRIVATE_KEY_PREFIX) ||
+    der.length < scalarStart + P256_SCALAR_BYTES
+  ) {
+    throw new FormatError('SIGNING_FAILED', 'the ECDSA key is not a P-256 ECPrivateKey as expected', {
+      hint: 'create a key with trivy-airgap keygen',
+    });
+  }
+  into.set(der.subarray(scalarStart, scalarStart + P256_SCALAR_BYTES));
+}
+
+/**
+ * The stock openssl command (argv) that checks a detached signature of this algorithm, for people
+ * at the gate: `openssl dgst` cannot verify Ed25519 ("Key type not supported"), and
+ * `openssl pkeyutl -rawin` reads the whole file into memory (fine for the small signed files).
+ */
+export function opensslVerifyArgs(
+  algorithm: SignatureAlgorithm,
+  files: { readonly publicKey: string; readonly signature: string; readonly signed: string },
+): string[] {
+  return algorithm === 'ed25519'
+    ? [
+        'openssl',
+        'pkeyutl',
+        '-verify',
+        '-pubin',
+        '-inkey',
+        files.publicKey,
+        '-rawin',
+        '-in',
+        files.signed,
+      ].concat(['-sigfile', files.signature])
+    : ['openssl', 'dgst', '-sha256', '-verify', files.publicKey, '-signature', files.signature, files.signed];
 }
 
 function verifyWith(bytes: Uint8Array, signature: Uint8Array, key: TrustedKey): boolean {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -122,6 +123,93 @@ for (const type of ['ecdsa-p256', 'ed25519'] as const) {
       );
     });
   });
+}
+
+describe('deterministic signatures (reproducible bundles)', () => {
+  // RFC 6979 appendix A.2.5: ECDSA, 256 bits (prime field), SHA-256. The expected signatures are
+  // the RFC's (r, s) written out as DER by hand: SEQUENCE { INTEGER r, INTEGER s }, with a 0x00
+  // before an integer whose top bit is set.
+  const rfcKey = createPrivateKey({
+    format: 'jwk',
+    key: {
+      kty: 'EC',
+      crv: 'P-256',
+      d: Buffer.from('c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721', 'hex').toString(
+        'base64url',
+      ),
+      x: Buffer.from('60fed4ba255a9d31c961eb74c6356d68c049b8923b61fa6ce669622e60f29fb6', 'hex').toString(
+        'base64url',
+      ),
+      y: Buffer.from('7903fe1008b8bc99a41ae9e95628bc64f2f1b20c2d7e9f5177a3c294d4462299', 'hex').toString(
+        'base64url',
+      ),
+    },
+  });
+  const rfcSigning = loadSigningKey(rfcKey.export({ type: 'pkcs8', format: 'pem' }).toString(), {
+    source: 'rfc6979.key',
+  });
+  const rfcVectors = [
+    [
+      'sample',
+      '3046' +
+        '022100efd48b2aacb6a8fd1140dd9cd45e81d69d2c877b56aaf991c34d0ea84eaf3716' +
+        '022100f7cb1c942d657c41d436c7a1b6e29f65f3e900dbb9aff4064dc4ab2f843acda8',
+    ],
+    [
+      'test',
+      '3045' +
+        '022100f1abb023518351cd71d881567b1ea663ed3efcf6c5132b354f28d3b0b7d38367' +
+        '0220019f4113742a2b14bd25926b49c649155f267e60d3814b4c0cc84250e46f0083',
+    ],
+  ] as const;
+
+  it('ECDSA P-256 signs the RFC 6979 A.2.5 vectors byte for byte, and openssl verifies them', () => {
+    const rfcPublicPem = createPublicKeyPem(rfcKey);
+    for (const [message, der] of rfcVectors) {
+      const signature = signBytes(Buffer.from(message), rfcSigning);
+      assert.equal(signature.toString('hex'), der, message);
+      assert.equal(opensslVerifies('ecdsa-p256', rfcPublicPem, Buffer.from(message), signature), true);
+    }
+  });
+
+  for (const type of ['ecdsa-p256', 'ed25519'] as const) {
+    it(`${type}: the same bytes give the same signature, other bytes another`, () => {
+      const key = loadSigningKey(generateKeyPair(type).privateKeyPem);
+      for (let i = 0; i < 10; i++) {
+        const message = Buffer.from(`manifest ${i} ${'x'.repeat(i * 37)}`);
+        assert.deepEqual(signBytes(message, key), signBytes(message, key));
+        assert.notDeepEqual(
+          signBytes(message, key),
+          signBytes(Buffer.concat([message, Buffer.from('!')]), key),
+        );
+      }
+    });
+  }
+
+  it('a key openssl made (SEC1 "EC PRIVATE KEY" PEM) signs deterministically and openssl verifies', () => {
+    const dir = mkdtempSync(join(work, 'sec1-'));
+    const key = join(dir, 'key.pem');
+    assert.ok(openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key]).ok);
+    const pem = readFileSync(key, 'utf8');
+    assert.match(pem, /BEGIN EC PRIVATE KEY/);
+    const signing = loadSigningKey(pem);
+    const signature = signBytes(MANIFEST, signing);
+    assert.deepEqual(signBytes(MANIFEST, signing), signature);
+    assert.equal(opensslVerifies('ecdsa-p256', signing.publicKeyPem, MANIFEST, signature), true);
+  });
+
+  it('never falls back to a random nonce: a key that cannot sign deterministically is SIGNING_FAILED', () => {
+    const ed25519 = loadSigningKey(generateKeyPair('ed25519').privateKeyPem);
+    const mislabelled = { ...ed25519, algorithm: 'ecdsa-p256-sha256' as const };
+    assert.throws(
+      () => signBytes(MANIFEST, mislabelled),
+      (error: FormatError) => error.code === 'SIGNING_FAILED' && error.category === 'failure',
+    );
+  });
+});
+
+function createPublicKeyPem(privateKey: ReturnType<typeof createPrivateKey>): string {
+  return createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }).toString();
 }
 
 describe('trusted key sets', () => {

@@ -1,54 +1,44 @@
-import { AirgapError } from '@trivy-airgap/format';
+import { AirgapError, type AirgapErrorOptions, type ErrorCategory } from '@trivy-airgap/format';
 
 /**
- * Errors of the importer. Bundle codes (BUNDLE_*) mean the bundle cannot be trusted and map to
- * exit code 3 in the CLI; the others are policy or local-state problems.
+ * Errors of the importer, each code with its category (format/errors.ts): BUNDLE_* mean the
+ * bundle cannot be trusted (verification, exit 3); the others are policy or local-state problems.
  */
-export type ImporterErrorCode =
-  | 'BUNDLE_NOT_FOUND'
-  | 'TRUSTED_KEY_UNREADABLE'
-  | 'BUNDLE_CORRUPT'
-  | 'BUNDLE_ENTRY_UNLISTED'
-  | 'BUNDLE_ENTRY_DUPLICATE'
-  | 'BUNDLE_ENTRY_MISSING'
-  | 'BUNDLE_ENTRY_UNSAFE'
-  | 'BUNDLE_ENTRY_ORDER'
-  | 'BUNDLE_SIZE_MISMATCH'
-  | 'BUNDLE_DIGEST_MISMATCH'
-  | 'BUNDLE_CONTENT_INVALID'
-  | 'BUNDLE_UNSIGNED'
-  | 'BUNDLE_EXPIRED'
-  | 'BUNDLE_FROM_FUTURE'
-  | 'DOWNGRADE_REFUSED'
-  | 'LOCKED'
-  | 'NOTHING_TO_ROLL_BACK'
-  | 'CACHE_STATE_INVALID'
-  | 'CACHE_WRITE_FAILED'
-  | 'CONTENT_TOO_OLD'
-  | 'ABORTED';
+export const IMPORTER_ERROR_CODES = {
+  BUNDLE_NOT_FOUND: 'failure',
+  /** The bundle path names a directory, a device, …: not a file (nor a named pipe). */
+  BUNDLE_NOT_A_FILE: 'failure',
+  /** A split part between the first and the last one is missing. */
+  BUNDLE_PART_MISSING: 'failure',
+  TRUSTED_KEY_UNREADABLE: 'failure',
+  BUNDLE_CORRUPT: 'verification',
+  BUNDLE_ENTRY_UNLISTED: 'verification',
+  BUNDLE_ENTRY_DUPLICATE: 'verification',
+  BUNDLE_ENTRY_MISSING: 'verification',
+  BUNDLE_ENTRY_UNSAFE: 'verification',
+  BUNDLE_ENTRY_ORDER: 'verification',
+  BUNDLE_SIZE_MISMATCH: 'verification',
+  BUNDLE_DIGEST_MISMATCH: 'verification',
+  BUNDLE_CONTENT_INVALID: 'verification',
+  BUNDLE_UNSIGNED: 'verification',
+  BUNDLE_EXPIRED: 'verification',
+  BUNDLE_FROM_FUTURE: 'verification',
+  /** The bundle is older than what is installed (anti-rollback); --allow-downgrade overrides. */
+  DOWNGRADE_REFUSED: 'refused',
+  LOCKED: 'failure',
+  NOTHING_TO_ROLL_BACK: 'failure',
+  CACHE_STATE_INVALID: 'failure',
+  CACHE_WRITE_FAILED: 'failure',
+  /** The caller's AbortSignal fired (Ctrl-C) before the commit point; nothing was changed. */
+  ABORTED: 'cancelled',
+} as const satisfies Record<string, ErrorCategory>;
 
+export type ImporterErrorCode = keyof typeof IMPORTER_ERROR_CODES;
+
+/** `path` is the bundle entry or cache path concerned; `expected`/`found` what the manifest says and what the bundle had. */
 export class ImporterError extends AirgapError<ImporterErrorCode> {
-  /** The bundle entry (or cache path) concerned, when there is one. */
-  readonly path: string | undefined;
-  /** For integrity failures: what the manifest says and what the bundle had. */
-  readonly expected: string | number | undefined;
-  readonly found: string | number | undefined;
-
-  constructor(
-    code: ImporterErrorCode,
-    message: string,
-    options: {
-      cause?: unknown;
-      hint?: string;
-      path?: string;
-      expected?: string | number;
-      found?: string | number;
-    } = {},
-  ) {
-    super(code, message, options);
-    this.path = options.path;
-    this.expected = options.expected;
-    this.found = options.found;
+  constructor(code: ImporterErrorCode, message: string, options: AirgapErrorOptions = {}) {
+    super(code, IMPORTER_ERROR_CODES[code], message, options);
   }
 }
 

@@ -14,7 +14,12 @@ import {
   type VerifiedSignature,
   type VexComponent,
 } from '@trivy-airgap/format';
-import { VEX_SPEC_VERSION, mergeRepositoryYaml, resolveVexConfigPath } from '@trivy-airgap/trivy';
+import {
+  VEX_SPEC_VERSION,
+  mergeRepositoryYaml,
+  parseVexIndex,
+  resolveVexConfigPath,
+} from '@trivy-airgap/trivy';
 import { fsyncDir, syncTree } from '@trivy-airgap/durable';
 import {
   acquireCacheLock,
@@ -85,6 +90,8 @@ export interface InstalledComponent {
 export interface ImportBundleResult {
   readonly bundleId: string;
   readonly manifestDigest: Digest;
+  /** The Trivy releases the bundle targets (its manifest's range): what the offline flags are for. */
+  readonly trivyVersions: string;
   readonly signature: VerifiedSignature | null;
   readonly warnings: readonly string[];
   readonly cacheDir: string;
@@ -179,8 +186,11 @@ async function probeLiveDirectory(
         : undefined;
   if (file === undefined) return undefined;
   try {
-    const parsed = JSON.parse(await readFile(file, 'utf8')) as { UpdatedAt?: unknown; updated_at?: unknown };
-    const updatedAt = parsed.UpdatedAt ?? parsed.updated_at;
+    const bytes = await readFile(file);
+    // index.json is read the way Trivy reads it (case-insensitive keys, updated_at optional).
+    const updatedAt = key.startsWith('vex/')
+      ? parseVexIndex(bytes).updatedAt
+      : (JSON.parse(bytes.toString('utf8')) as { UpdatedAt?: unknown }).UpdatedAt;
     return typeof updatedAt === 'string' ? { updatedAt } : undefined;
   } catch {
     return undefined;
@@ -367,6 +377,7 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
         version: 1,
         updatedAt: installedAt.toISOString(),
         lastBundleId: manifest.bundleId,
+        trivyVersions: manifest.trivyVersions,
         components,
       },
       ...(vexConfigPath === undefined || vexComponents.length === 0
@@ -386,11 +397,14 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
     stage = undefined;
     cleaned = [...cleaned, ...(await recoverAndClean(paths))];
     for (const component of installed) {
-      onProgress({ type: 'task-done', task: component.key, summary: summaryOf(component) });
+      // Named as help and status name components: checks, not the cache folder `policy`.
+      const task = component.kind === 'vex' ? component.key : component.kind;
+      onProgress({ type: 'task-done', task, summary: summaryOf(component) });
     }
     return {
       bundleId: manifest.bundleId,
       manifestDigest: prepared.manifestDigest,
+      trivyVersions: manifest.trivyVersions,
       signature: prepared.signature,
       warnings: prepared.warnings,
       cacheDir: paths.cacheDir,
@@ -415,7 +429,7 @@ function summaryOf(component: InstalledComponent): string {
   const parts = [`installed ${component.generation}`];
   if (component.version !== undefined) parts.push(`version ${component.version}`);
   if (component.updatedAt !== undefined) parts.push(`built ${component.updatedAt}`);
-  if (component.digest !== undefined) parts.push(component.digest.slice(0, 19));
+  if (component.digest !== undefined) parts.push(`manifest ${component.digest.slice(0, 19)}`);
   if (component.downgrade) parts.push('DOWNGRADE');
   return parts.join(', ');
 }

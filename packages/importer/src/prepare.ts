@@ -250,11 +250,11 @@ async function prepareVex(
   // Anti-rollback compares the manifest's updatedAt: it must be what index.json says.
   if (
     component.updatedAt !== undefined &&
-    Date.parse(component.updatedAt) !== Date.parse(summary.index.updatedAt)
+    Date.parse(component.updatedAt) !== Date.parse(summary.index.updatedAt ?? '')
   ) {
     throw new ImporterError(
       'BUNDLE_CONTENT_INVALID',
-      `VEX repository ${component.name}: index.json updated_at is ${summary.index.updatedAt}, the signed manifest says ${component.updatedAt}`,
+      `VEX repository ${component.name}: index.json updated_at is ${summary.index.updatedAt ?? 'absent'}, the signed manifest says ${component.updatedAt}`,
       { hint: 'the bundle was made by a broken exporter or edited; export it again' },
     );
   }
@@ -273,6 +273,6 @@ async function prepareVex(
     check: 'vex-archive',
     subject: component.name,
     ok: true,
-    detail: `${summary.files.length} files below ${component.subdir === '' ? 'the root' : component.subdir}/, index.json lists ${summary.index.packages.length} packages (updated ${summary.index.updatedAt})`,
+    detail: `${summary.files.length} files below ${component.subdir === '' ? 'the root' : component.subdir}/, index.json lists ${summary.index.packages.length} packages (updated ${summary.index.updatedAt ?? 'at an unknown time'})`,
   };
 }

@@ -8,3 +8,4 @@ export * from './http-servers.js';
 export * from './proxy.js';
 export * from './seed.js';
 export * from './fs-tree.js';
+export * from './paced-link.js';

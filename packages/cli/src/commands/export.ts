@@ -11,10 +11,12 @@ import {
   type ExportComponentKind,
   type ExportResult,
 } from '@trivy-airgap/exporter';
-import { AirgapError, loadSigningKey, type SigningKey } from '@trivy-airgap/format';
+import { loadSigningKey, type SignatureAlgorithm, type SigningKey } from '@trivy-airgap/format';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
-import { UsageError } from '../exit-codes.js';
+import { setExamples } from '../help.js';
+import { CliError, UsageError } from '../errors.js';
+import { gateCheckCommands } from '../gate-check.js';
 import { readPassphrase } from '../passphrase.js';
 import {
   readCaCert,
@@ -60,19 +62,15 @@ function singleFileTool(): string {
 
 const SOURCE_GROUP = 'Sources (default: what the targeted Trivy release uses):';
 
-/** Option values the exporter refuses (a bad size, duration or name) are usage errors (exit 2). */
-function usageFrom(error: unknown): unknown {
-  if (error instanceof ExporterError && error.code === 'INVALID_OPTION') {
-    return new UsageError(error.message, error.hint);
-  }
-  return error;
-}
-
-function asUsage<T>(parse: () => T): T {
+/** A value the exporter refuses is a usage error that names the flag it came from. */
+function forFlag<T>(flag: string, parse: () => T): T {
   try {
     return parse();
   } catch (error) {
-    throw usageFrom(error);
+    if (error instanceof ExporterError && error.code === 'INVALID_OPTION') {
+      throw new UsageError(`${flag}: ${error.message}`, error.hint);
+    }
+    throw error;
   }
 }
 
@@ -89,7 +87,7 @@ async function readSigningKey(args: ExportArgs, context: CommandContext): Promis
   try {
     pem = await readFile(path, 'utf8');
   } catch (error) {
-    throw new AirgapError('KEY_FILE', `cannot read the signing key ${path}`, {
+    throw new CliError('KEY_FILE', `cannot read the signing key ${path}`, {
       cause: error,
       hint: 'check the --key path (trivy-airgap keygen writes signing.key)',
     });
@@ -150,7 +148,13 @@ function jsonSummary(result: ExportResult) {
     },
     components: result.components,
     workDir: result.workDir,
+    gateCheck: gateCheckCommands(basename(bundle.checksumPath), signerAlgorithm(result)),
   };
+}
+
+/** The signer's algorithm, when the checksum file was signed. */
+function signerAlgorithm(result: ExportResult): SignatureAlgorithm | null {
+  return result.bundle.checksumSignaturePath === null ? null : (result.manifest.signer?.algorithm ?? null);
 }
 
 function humanSummary(result: ExportResult): string[] {
@@ -158,7 +162,12 @@ function humanSummary(result: ExportResult): string[] {
   const lines = result.components.map((component) => {
     const name = component.kind === 'vex' ? `vex/${component.name ?? ''}` : component.kind;
     const version = component.version === undefined ? '' : `, version ${component.version}`;
-    return `${name.padEnd(12)} ${formatBytes(component.size).padStart(9)}  ${shortDigest(component.layerDigest ?? component.digest)}  from ${component.servedBy}${version}${age(component.updatedAt, now)}`;
+    // Labelled: verify and import show the manifest digest; the layer digest is the one every mirror shares.
+    const digests =
+      component.layerDigest === undefined
+        ? `archive ${shortDigest(component.digest)}`
+        : `manifest ${shortDigest(component.digest)}  layer ${shortDigest(component.layerDigest)}`;
+    return `${name.padEnd(12)} ${formatBytes(component.size).padStart(9)}  ${digests}  from ${component.servedBy}${version}${age(component.updatedAt, now)}`;
   });
   const { bundle } = result;
   const checksumName = basename(bundle.checksumPath);
@@ -171,10 +180,10 @@ function humanSummary(result: ExportResult): string[] {
     ...bundle.companions.map((file) => `with         ${file.path} (listed in ${checksumName})`),
     `expires      ${result.manifest.expires}`,
     '',
-    'Carry the bundle with its .sha256 and .sha256.sig; before it enters the isolated network:',
     bundle.checksumSignaturePath === null
-      ? `  sha256sum -c ${checksumName}`
-      : `  openssl dgst -sha256 -verify signing.pub -signature ${checksumName}.sig ${checksumName} && sha256sum -c ${checksumName}`,
+      ? 'Carry the bundle with its .sha256; before it enters the isolated network:'
+      : 'Carry the bundle with its .sha256 and .sha256.sig; before it enters the isolated network:',
+    `  ${gateCheckCommands(checksumName, signerAlgorithm(result)).join(' && ')}`,
   );
   return lines;
 }
@@ -183,8 +192,23 @@ export function exportCommand(context: CommandContext) {
   return {
     command: 'export',
     describe: "Download Trivy's DB, Java DB, checks bundle and VEX repositories into one signed bundle",
-    builder: (yargs: Argv) =>
-      registryAccessOptions(yargs)
+    builder: (yargs: Argv) => {
+      setExamples('export', [
+        ['$0 export --all --key signing.key -o trivy-bundle.tgz', 'everything, signed'],
+        [
+          '$0 export --db --checks --trivy-version 0.57.1 --key signing.key -o old-trivy.tgz',
+          'content an older Trivy accepts (ghcr.io DBs, checks :1)',
+        ],
+        [
+          '$0 export --all --key signing.key --split 700M -o bundle.tgz',
+          'parts of at most 700 MiB (bundle.tgz.part-000, …)',
+        ],
+        [
+          '$0 export --vex --vex-repository internal=https://vex.example.com --unsigned -o vex.tgz',
+          'one extra VEX repository, unsigned',
+        ],
+      ]);
+      return registryAccessOptions(yargs)
         .option('all', { type: 'boolean', default: false, describe: 'export every component' })
         .option('db', { type: 'boolean', default: false, describe: 'the vulnerability DB' })
         .option('java-db', { type: 'boolean', default: false, describe: 'the Java DB' })
@@ -197,7 +221,10 @@ export function exportCommand(context: CommandContext) {
           // no default: yargs would count `false` as given and trip the --key conflict
           describe: 'export without a signature (explicit)',
         })
-        .option('passphrase-file', { type: 'string', describe: 'passphrase of an encrypted --key' })
+        .option('passphrase-file', {
+          type: 'string',
+          describe: 'passphrase of an encrypted --key, first line of this file (or TRIVY_AIRGAP_PASSPHRASE)',
+        })
         .option('split', { type: 'string', describe: 'cut the bundle into parts of SIZE (4G, 700M, …)' })
         .option('expires', { type: 'string', default: '30d', describe: 'validity (30d, 12h, 2w, …)' })
         .option('force', { type: 'boolean', default: false, describe: 'replace an existing bundle' })
@@ -240,36 +267,26 @@ export function exportCommand(context: CommandContext) {
           default: false,
           describe: 'write the single-file trivy-airgap.mjs beside the bundle, listed in the checksum file',
         })
-        .conflicts('key', 'unsigned')
-        .example('$0 export --all --key signing.key -o trivy-bundle.tgz', 'everything, signed')
-        .example(
-          '$0 export --db --checks --trivy-version 0.57.1 --key signing.key -o old-trivy.tgz',
-          'content an older Trivy accepts (ghcr.io DBs, checks :1)',
-        )
-        .example(
-          '$0 export --all --key signing.key --split 700M -o bundle.tgz',
-          'parts of at most 700 MiB (bundle.tgz.part-000, …)',
-        )
-        .example(
-          '$0 export --vex --vex-repository internal=https://vex.example.com --unsigned -o vex.tgz',
-          'one extra VEX repository, unsigned',
-        ),
+        .conflicts('key', 'unsigned');
+    },
     handler: async (args: ExportArgs) => {
       const { io, out } = context;
       const components = selectedComponents(args);
-      const splitSize = args.split === undefined ? undefined : asUsage(() => parseSize(args.split ?? ''));
-      const expiresInMs = asUsage(() => parseDuration(args.expires));
+      const split = args.split;
+      const splitSize = split === undefined ? undefined : forFlag('--split', () => parseSize(split));
+      const expiresInMs = forFlag('--expires', () => parseDuration(args.expires));
+      const vexSpecs = args['vex-repository'];
       const vexRepositories =
-        args['vex-repository'] === undefined
+        vexSpecs === undefined
           ? undefined
-          : asUsage(() => parseVexRepositorySpecs(args['vex-repository'] ?? []));
+          : forFlag('--vex-repository', () => parseVexRepositorySpecs(vexSpecs));
       const signingKey = await readSigningKey(args, context);
       const caCertPem = await readCaCert(context, args);
       let companions: string[] | undefined;
       if (args['with-tool']) {
         const tool = singleFileTool();
         if (!existsSync(tool)) {
-          throw new AirgapError('TOOL_MISSING', `the single-file build ${tool} is missing`, {
+          throw new CliError('TOOL_MISSING', `the single-file build ${tool} is missing`, {
             hint: 'run `pnpm build` first (it writes packages/cli/dist/trivy-airgap.mjs)',
           });
         }
@@ -309,8 +326,6 @@ export function exportCommand(context: CommandContext) {
           env: io.env,
           onProgress: renderer.listener,
           signal: controller.signal,
-        }).catch((error: unknown) => {
-          throw usageFrom(error);
         });
       } finally {
         process.off('SIGINT', onInterrupt);

@@ -4,7 +4,7 @@ import type { OciEvent } from '@trivy-airgap/oci';
 import { shellQuote } from '@trivy-airgap/trivy';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
-import { UsageError } from '../exit-codes.js';
+import { UsageError } from '../errors.js';
 import { ProgressRenderer } from '../progress.js';
 import {
   registryAccessOptions,

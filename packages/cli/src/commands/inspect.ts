@@ -1,11 +1,13 @@
 import { inspectBundle } from '@trivy-airgap/importer';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
-import { age, bundlePath, formatBytes, trustOptions } from './verify.js';
+import { setExamples } from '../help.js';
+import { checksumNameOf, gateCheckCommands } from '../gate-check.js';
+import { age, bundlePath, formatBytes, trustOption, trustOptions } from './verify.js';
 
 interface InspectArgs {
   bundle: string;
-  trust: string[] | undefined;
+  trust: string | string[] | undefined;
 }
 
 const SIGNATURE_TEXT: Record<string, string> = {
@@ -20,27 +22,34 @@ export function inspectCommand(context: CommandContext) {
   return {
     command: 'inspect <bundle>',
     describe: 'Show what a bundle holds (components, sources, digests, ages, expiry, signer); no key needed',
-    builder: (yargs: Argv) =>
-      yargs
+    builder: (yargs: Argv) => {
+      setExamples('inspect', [
+        ['$0 inspect trivy-bundle.tgz', 'what is inside and how old it is'],
+        ['$0 inspect trivy-bundle.tgz --json | jq .components', 'as JSON'],
+      ]);
+      return yargs
         .positional('bundle', {
           type: 'string',
           demandOption: true,
           describe: 'the bundle (.tgz), its first split part, or - for standard input',
         })
-        .option('trust', {
-          type: 'string',
-          array: true,
-          describe: 'public keys to report the signature status against (optional)',
-        })
-        .example('$0 inspect trivy-bundle.tgz', 'what is inside and how old it is')
-        .example('$0 inspect trivy-bundle.tgz --json | jq .components', 'as JSON'),
+        .option(
+          'trust',
+          trustOption('a public key to report the signature status against (repeatable; optional)'),
+        );
+    },
     handler: async (args: InspectArgs) => {
+      const bundle = bundlePath(context, args.bundle);
       const result = await inspectBundle({
-        bundle: bundlePath(context, args.bundle),
+        bundle,
         stdin: process.stdin,
         ...trustOptions(context, args.trust),
       });
-      const summary: Record<string, unknown> = { ...result };
+      const gateCheck = gateCheckCommands(
+        bundle === '-' ? '<bundle>.sha256' : checksumNameOf(bundle),
+        result.signer?.algorithm ?? null,
+      );
+      const summary: Record<string, unknown> = { ...result, gateCheck };
       delete summary.manifest;
       context.out.result(summary, [
         `bundle      ${result.bundleId}${result.size === undefined ? '' : ` (${formatBytes(result.size)})`}`,
@@ -65,6 +74,8 @@ export function inspectCommand(context: CommandContext) {
             : [`  updated     ${component.updatedAt} (${age(component.updatedAt)})`]),
         ]),
         '',
+        'check it with stock tools where it lies with its .sha256 files:',
+        `  ${gateCheck.join(' && ')}`,
         'inspect reads only the manifest: run `trivy-airgap verify` to check the content.',
       ]);
     },

@@ -1,32 +1,33 @@
-import { AirgapError } from '@trivy-airgap/format';
+import { AirgapError, type AirgapErrorOptions, type ErrorCategory } from '@trivy-airgap/format';
 
 /**
  * Errors of the scale-out paths (push to a site registry, VEX serve dir). Bundle problems keep
  * their ImporterError / FormatError codes; these are about the destination.
  */
-export type PublishErrorCode =
+export const PUBLISH_ERROR_CODES = {
   /** `--to-registry` is not HOST[:PORT][/PREFIX] (or names something Trivy would read otherwise). */
-  | 'TARGET_INVALID'
+  TARGET_INVALID: 'failure',
   /** The registry refused the credentials (HTTP 401, also from its token server). */
-  | 'REGISTRY_UNAUTHORIZED'
+  REGISTRY_UNAUTHORIZED: 'failure',
   /** The credentials are valid but may not push to the repository (HTTP 403 / DENIED). */
-  | 'REGISTRY_DENIED'
+  REGISTRY_DENIED: 'failure',
   /** The registry refused a manifest, typically for its config, layer or artifact media type. */
-  | 'MEDIA_TYPE_REJECTED'
+  MEDIA_TYPE_REJECTED: 'failure',
   /** A tag names newer content than the bundle brings (anti-rollback); --allow-downgrade moves it. */
-  | 'DOWNGRADE_REFUSED'
+  DOWNGRADE_REFUSED: 'refused',
   /** Any other registry or network failure while pushing. */
-  | 'PUSH_FAILED'
+  PUSH_FAILED: 'failure',
   /** `--vex-base-url` is not an http(s) URL Trivy can use. */
-  | 'BASE_URL_INVALID'
+  BASE_URL_INVALID: 'failure',
   /** `--vex-serve-dir` exists and is not a tree this tool manages (it is never overwritten). */
-  | 'SERVE_DIR_INVALID'
+  SERVE_DIR_INVALID: 'refused',
   /** The bundle holds nothing for the requested destination (no OCI artifact, no VEX repository). */
-  | 'NOTHING_TO_PUBLISH';
+  NOTHING_TO_PUBLISH: 'failure',
+} as const satisfies Record<string, ErrorCategory>;
+
+export type PublishErrorCode = keyof typeof PUBLISH_ERROR_CODES;
 
 export class PublishError extends AirgapError<PublishErrorCode> {
-  /** The reference or path concerned. */
-  readonly subject: string | undefined;
   /** HTTP status of the registry's answer, when there was one. */
   readonly status: number | undefined;
   /** The registry's own words (`errors[].code` + `message`), when it gave any. */
@@ -37,17 +38,13 @@ export class PublishError extends AirgapError<PublishErrorCode> {
   constructor(
     code: PublishErrorCode,
     message: string,
-    options: {
-      cause?: unknown;
-      hint?: string;
-      subject?: string;
+    options: AirgapErrorOptions & {
       status?: number;
       registryAnswer?: string;
       mediaTypes?: readonly string[];
     } = {},
   ) {
-    super(code, message, options);
-    this.subject = options.subject;
+    super(code, PUBLISH_ERROR_CODES[code], message, options);
     this.status = options.status;
     this.registryAnswer = options.registryAnswer;
     this.mediaTypes = options.mediaTypes ?? [];

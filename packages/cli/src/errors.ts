@@ -1,0 +1,44 @@
+import { AirgapError, type AirgapErrorOptions, type ErrorCategory } from '@trivy-airgap/format';
+
+/** Errors the CLI itself raises (the command line, files it reads for a command), each with its category. */
+export const CLI_ERROR_CODES = {
+  /** The command line is wrong: an unknown flag, a missing argument, flags that do not go together. */
+  USAGE: 'usage',
+  /** The --key file cannot be read. */
+  KEY_FILE: 'failure',
+  /** The --passphrase-file cannot be read or is empty. */
+  PASSPHRASE_FILE: 'failure',
+  /** The --ca-cert file cannot be read. */
+  CA_CERT_FILE: 'failure',
+  /** --with-tool asks for the single-file build, which was not built. */
+  TOOL_MISSING: 'failure',
+  /** keygen would overwrite an existing key. */
+  OUTPUT_EXISTS: 'refused',
+  /** A command printed its full result and still fails (e.g. `status` on stale content). */
+  REPORTED_FAILURE: 'failure',
+} as const satisfies Record<string, ErrorCategory>;
+
+export type CliErrorCode = keyof typeof CLI_ERROR_CODES;
+
+export class CliError extends AirgapError<CliErrorCode> {
+  constructor(code: CliErrorCode, message: string, options: AirgapErrorOptions = {}) {
+    super(code, CLI_ERROR_CODES[code], message, options);
+  }
+}
+
+/** Thrown by commands for argument combinations yargs cannot express. */
+export class UsageError extends CliError {
+  constructor(message: string, hint?: string) {
+    super('USAGE', message, { hint });
+  }
+}
+
+/**
+ * Thrown by a command that already printed its full result but must still exit non-zero
+ * (e.g. `status --max-age` on stale content): run() reports nothing more.
+ */
+export class ReportedFailure extends CliError {
+  constructor(message: string) {
+    super('REPORTED_FAILURE', message);
+  }
+}
