@@ -64,8 +64,8 @@ async function stalledImport(cache: string, extra: string[] = []) {
   );
   const exit = collect(child);
   // The rest of this write is pending when the child goes away: its EPIPE is expected here.
-  child.stdin?.on('error', () => undefined);
-  child.stdin?.write(big.bytes.subarray(0, Math.floor(big.bytes.length / 2)));
+  child.stdin.on('error', () => undefined);
+  child.stdin.write(big.bytes.subarray(0, Math.floor(big.bytes.length / 2)));
   const staging = join(cache, '.trivy-airgap', 'staging');
   await until('the staging dir', () => existsSync(staging) && readdirSync(staging).length > 0);
   return { child, exit };
