@@ -6,7 +6,6 @@ import { AirgapError, type AirgapErrorOptions, type ErrorCategory } from '@trivy
  */
 export const IMPORTER_ERROR_CODES = {
   BUNDLE_NOT_FOUND: 'failure',
-  TRUSTED_KEY_UNREADABLE: 'failure',
   BUNDLE_CORRUPT: 'verification',
   BUNDLE_ENTRY_UNLISTED: 'verification',
   BUNDLE_ENTRY_DUPLICATE: 'verification',
@@ -24,7 +23,6 @@ export const IMPORTER_ERROR_CODES = {
   LOCKED: 'failure',
   NOTHING_TO_ROLL_BACK: 'failure',
   CACHE_STATE_INVALID: 'failure',
-  CACHE_WRITE_FAILED: 'failure',
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ImporterErrorCode = keyof typeof IMPORTER_ERROR_CODES;
@@ -37,28 +35,3 @@ export class ImporterError extends AirgapError<ImporterErrorCode> {
 }
 
 export const TAMPERED_HINT = 'the bundle was altered, damaged or truncated in transit: copy it again';
-
-/** File-system errors that are about the place we write to (not about the bundle). */
-const WRITE_ERRNOS = new Set(['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EIO', 'EMFILE', 'ENFILE']);
-
-/** Turns "no space", "permission denied" and the like into one clear error naming the path. */
-export function asWriteError(error: unknown, where: string): unknown {
-  const errno = error as NodeJS.ErrnoException;
-  if (error instanceof AirgapError || typeof errno.code !== 'string' || !WRITE_ERRNOS.has(errno.code))
-    return error;
-  const reason: Record<string, string> = {
-    ENOSPC: 'no space left on the device',
-    EDQUOT: 'disk quota exceeded',
-    EACCES: 'permission denied',
-    EPERM: 'operation not permitted',
-    EROFS: 'read-only file system',
-  };
-  return new ImporterError(
-    'CACHE_WRITE_FAILED',
-    `cannot write ${errno.path ?? where}: ${reason[errno.code] ?? errno.code}`,
-    {
-      cause: error,
-      hint: `make room or fix the permissions of ${where}, then run the command again`,
-    },
-  );
-}

@@ -4,6 +4,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
+  asFileSystemError,
   ignoreProgress,
   type BundleManifest,
   type Component,
@@ -49,7 +50,7 @@ import {
   type StepHook,
 } from './cache.js';
 import { FileSink, checkLayerContent } from './content.js';
-import { ImporterError, asWriteError } from './errors.js';
+import { ImporterError } from './errors.js';
 import { LayerUnpacker } from './layer.js';
 import { readBundle, type PolicyOptions, type TrustedBundle, type VerificationCheck } from './reader.js';
 import type { BundleInput } from './source.js';
@@ -478,7 +479,7 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
     if (!committed) {
       for (const path of moved) await rm(path, { recursive: true, force: true });
     }
-    throw asWriteError(error, paths.cacheDir);
+    throw asFileSystemError(error, { where: paths.cacheDir });
   } finally {
     if (stage !== undefined) await rm(stage, { recursive: true, force: true });
     await lock?.release();

@@ -12,7 +12,8 @@ import {
   type Journal,
   type StepHook,
 } from './cache.js';
-import { ImporterError, asWriteError } from './errors.js';
+import { asFileSystemError } from '@trivy-airgap/format';
+import { ImporterError } from './errors.js';
 import { lstat, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 
@@ -57,7 +58,9 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
       hint: 'rollback restores what an import replaced; check --cache-dir',
     });
   }
-  const lock = await acquireLock(paths, 'rollback');
+  const lock = await acquireLock(paths, 'rollback').catch((error: unknown) => {
+    throw asFileSystemError(error, { where: paths.cacheDir });
+  });
   try {
     const cleaned = await recoverAndClean(paths);
     const state = await readState(paths);
@@ -118,7 +121,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
       cleaned: [...cleaned, ...(await recoverAndClean(paths))],
     };
   } catch (error) {
-    throw asWriteError(error, paths.cacheDir);
+    throw asFileSystemError(error, { where: paths.cacheDir });
   } finally {
     await lock.release();
   }

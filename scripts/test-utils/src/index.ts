@@ -7,3 +7,4 @@ export * from './registry.js';
 export * from './http-servers.js';
 export * from './proxy.js';
 export * from './seed.js';
+export * from './mounts.js';
