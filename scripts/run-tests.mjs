@@ -23,6 +23,7 @@ const roots = [
   ...readdirSync(join(root, 'packages')).map((name) => join(root, 'packages', name, 'dist', 'test')),
   join(root, 'scripts', 'test-utils', 'dist', 'test'),
   join(root, 'test', 'dist', 'src'),
+  join(root, 'test', 'trivy-conformance', 'dist', 'src'),
 ];
 const filters = process.argv.slice(2);
 const files = roots

@@ -23,7 +23,7 @@ import {
   type RetryOptions,
   type TransportOptions,
 } from '@trivy-airgap/oci';
-import { TrivyError, defaultSources, type DefaultSources } from '@trivy-airgap/trivy';
+import { TrivyError, defaultSources, trivyCapabilities, type DefaultSources } from '@trivy-airgap/trivy';
 import { assertOutputFree, writeBundle, type BundleEntry, type WrittenBundle } from './bundle-writer.js';
 import { ExporterError } from './errors.js';
 import { fetchOciComponent, verifyWithMirrors, type FetchedOciComponent } from './oci-component.js';
@@ -176,6 +176,14 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
       });
     }
     throw error;
+  }
+  if (kinds.includes('vex') && !trivyCapabilities(sources.trivyVersions).vexRepositories) {
+    // Before 0.54, --vex takes only a file path: a VEX repository in the bundle would be dead weight.
+    throw new ExporterError(
+      'INVALID_OPTION',
+      `Trivy ${options.trivyVersion ?? sources.trivyVersions} cannot read VEX repositories (Trivy 0.54 and later can)`,
+      { hint: 'leave out --vex (use --db --java-db --checks instead of --all), or target a newer Trivy' },
+    );
   }
   const { created, reproducible } = creationTime(env, options.now ?? new Date());
   const expiresInMs = options.expiresInMs ?? DEFAULT_EXPIRY_MS;

@@ -29,6 +29,7 @@ import {
   checksMajorVersion,
   normalizeRepository,
   parseDbMetadata,
+  trivyFallsBack,
   type CheckedArtifact,
   type DbMetadataFields,
 } from '@trivy-airgap/trivy';
@@ -114,7 +115,7 @@ function describeError(error: unknown): string {
 /**
  * Fetches one of Trivy's OCI artifacts from the first repository of `repositories` that serves it,
  * with Trivy's rules: the tag rule for tagless references, fallback to the next repository ONLY
- * on a temporary error (OciError.temporary), the artifact checks (one layer, exact media type,
+ * when Trivy would (`trivyFallsBack`), the artifact checks (one layer, exact media type,
  * title), and the upstream metadata.json read from the layer stream while it downloads.
  */
 export async function fetchOciComponent(
@@ -154,9 +155,9 @@ export async function fetchOciComponent(
         throw new ExporterError('ABORTED', 'the export was cancelled', { cause: error });
       }
       const next = references[index + 1];
-      if (error instanceof OciError && error.temporary && next !== undefined) {
-        // Exactly Trivy's rule: a temporary error (408/429/5xx, TOOMANYREQUESTS, UNAVAILABLE,
-        // UNKNOWN, BLOB_UNKNOWN) moves on to the next repository; anything else stops here.
+      if (error instanceof OciError && trivyFallsBack(error) && next !== undefined) {
+        // Exactly Trivy's rule: only a failure Trivy treats as temporary moves on to the next
+        // repository; anything else (a bare 404 on a blob included) stops here.
         failures.push(`${name}: ${error.message}`);
         context.onProgress({
           type: 'warning',
@@ -167,7 +168,7 @@ export async function fetchOciComponent(
       context.onProgress({ type: 'task-fail', task, reason: describeError(error) });
       if (error instanceof ExporterError) throw error;
       if (error instanceof OciError) {
-        if (error.temporary) {
+        if (trivyFallsBack(error)) {
           failures.push(`${name}: ${error.message}`);
           throw new ExporterError(
             'SOURCES_EXHAUSTED',

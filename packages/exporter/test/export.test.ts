@@ -392,6 +392,38 @@ describe('exportBundle', () => {
     }
   });
 
+  it('does not fall back on a bare 404 for the blob (no error body: not temporary for Trivy)', async () => {
+    const halfMirror = await startRouteServer([
+      {
+        name: 'manifest',
+        method: 'GET',
+        path: '/v2/aquasec/trivy-db/manifests/2',
+        handle: respond(
+          200,
+          { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+          db.manifest.toString(),
+        ),
+      },
+      { name: 'blob', method: 'GET', path: /\/blobs\//, handle: respond(404, {}, '') },
+    ]);
+    const second = await startRouteServer([]);
+    try {
+      await assertExporterError(
+        exportBundle({
+          ...options('bare-404-blob.tgz'),
+          components: ['db'],
+          dbRepositories: [`${halfMirror.host}/aquasec/trivy-db:2`, `${second.host}/aquasec/trivy-db:2`],
+        }),
+        'SOURCE_FAILED',
+      );
+      assert.ok(halfMirror.hits('blob') >= 1);
+      assert.equal(second.requests.length, 0);
+    } finally {
+      await halfMirror.close();
+      await second.close();
+    }
+  });
+
   it('does not fall back on 404: the error names the repository, the second mirror is never asked', async () => {
     const missing = await startRouteServer([
       {
@@ -510,7 +542,7 @@ describe('exportBundle', () => {
       components: ['db'],
       trivyVersion: '0.60.2',
     });
-    assert.equal(older.manifest.trivyVersions, '>=0.58.0 <0.69.0');
+    assert.equal(older.manifest.trivyVersions, '>=0.58.0 <0.63.0');
     const error = await assertExporterError(
       exportBundle({ ...options('trivy-0.57.tgz'), components: ['checks'], trivyVersion: '0.57.1' }),
       'METADATA_INVALID',
@@ -520,6 +552,14 @@ describe('exportBundle', () => {
       exportBundle({ ...options('trivy-bad.tgz'), trivyVersion: 'latest' }),
       'INVALID_OPTION',
     );
+  });
+
+  it('refuses VEX for a Trivy older than 0.54 (it reads VEX only from files), before any download', async () => {
+    await assertExporterError(
+      exportBundle({ ...options('trivy-0.53.tgz'), components: ['db', 'vex'], trivyVersion: '0.53.0' }),
+      'INVALID_OPTION',
+    );
+    assert.equal(existsSync(join(work, 'trivy-0.53.tgz')), false);
   });
 
   it('--verify-mirrors: accepts when a second registry serves the same layer, refuses when it differs', async () => {

@@ -212,6 +212,30 @@ function copyScalarFromSec1(der: Buffer, into: Uint8Array): void {
   into.set(der.subarray(scalarStart, scalarStart + P256_SCALAR_BYTES));
 }
 
+/**
+ * The stock openssl command (argv) that checks a detached signature of this algorithm, for people
+ * at the gate: `openssl dgst` cannot verify Ed25519 ("Key type not supported"), and
+ * `openssl pkeyutl -rawin` reads the whole file into memory (fine for the small signed files).
+ */
+export function opensslVerifyArgs(
+  algorithm: SignatureAlgorithm,
+  files: { readonly publicKey: string; readonly signature: string; readonly signed: string },
+): string[] {
+  return algorithm === 'ed25519'
+    ? [
+        'openssl',
+        'pkeyutl',
+        '-verify',
+        '-pubin',
+        '-inkey',
+        files.publicKey,
+        '-rawin',
+        '-in',
+        files.signed,
+      ].concat(['-sigfile', files.signature])
+    : ['openssl', 'dgst', '-sha256', '-verify', files.publicKey, '-signature', files.signature, files.signed];
+}
+
 function verifyWith(bytes: Uint8Array, signature: Uint8Array, key: TrustedKey): boolean {
   try {
     return key.algorithm === 'ed25519'

@@ -122,6 +122,8 @@ export interface InstallState {
   readonly version: 1;
   readonly updatedAt: string;
   readonly lastBundleId?: string;
+  /** `trivyVersions` of the last imported bundle: the Trivy releases `status` prints flags for. */
+  readonly trivyVersions?: string;
   readonly components: Readonly<Record<ComponentKey, ComponentState>>;
 }
 

@@ -18,6 +18,7 @@ import {
   checksMajorVersion,
   extractVexArchive,
   mergeRepositoryYaml,
+  parseVexIndex,
   renderDbMetadata,
   renderPolicyMetadata,
   renderVexCacheJson,
@@ -91,6 +92,8 @@ export interface InstalledComponent {
 export interface ImportBundleResult {
   readonly bundleId: string;
   readonly manifestDigest: Digest;
+  /** The Trivy releases the bundle targets (its manifest's range): what the offline flags are for. */
+  readonly trivyVersions: string;
   readonly signature: VerifiedSignature | null;
   readonly warnings: readonly string[];
   readonly cacheDir: string;
@@ -185,8 +188,11 @@ async function probeLiveDirectory(
         : undefined;
   if (file === undefined) return undefined;
   try {
-    const parsed = JSON.parse(await readFile(file, 'utf8')) as { UpdatedAt?: unknown; updated_at?: unknown };
-    const updatedAt = parsed.UpdatedAt ?? parsed.updated_at;
+    const bytes = await readFile(file);
+    // index.json is read the way Trivy reads it (case-insensitive keys, updated_at optional).
+    const updatedAt = key.startsWith('vex/')
+      ? parseVexIndex(bytes).updatedAt
+      : (JSON.parse(bytes.toString('utf8')) as { UpdatedAt?: unknown }).UpdatedAt;
     return typeof updatedAt === 'string' ? { updatedAt } : undefined;
   } catch {
     return undefined;
@@ -350,11 +356,11 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
         // Anti-rollback compares the manifest's updatedAt: it must be what index.json says.
         if (
           component.updatedAt !== undefined &&
-          Date.parse(component.updatedAt) !== Date.parse(summary.index.updatedAt)
+          Date.parse(component.updatedAt) !== Date.parse(summary.index.updatedAt ?? '')
         ) {
           throw new ImporterError(
             'BUNDLE_CONTENT_INVALID',
-            `VEX repository ${component.name}: index.json updated_at is ${summary.index.updatedAt}, the signed manifest says ${component.updatedAt}`,
+            `VEX repository ${component.name}: index.json updated_at is ${summary.index.updatedAt ?? 'absent'}, the signed manifest says ${component.updatedAt}`,
             { hint: 'the bundle was made by a broken exporter or edited; export it again' },
           );
         }
@@ -443,6 +449,7 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
         version: 1,
         updatedAt: installedAt.toISOString(),
         lastBundleId: manifest.bundleId,
+        trivyVersions: manifest.trivyVersions,
         components,
       },
       ...(vexConfigPath === undefined || vexComponents.length === 0
@@ -467,6 +474,7 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
     return {
       bundleId: manifest.bundleId,
       manifestDigest: verified.manifestDigest,
+      trivyVersions: manifest.trivyVersions,
       signature: verified.signature,
       warnings: verified.warnings,
       cacheDir: paths.cacheDir,

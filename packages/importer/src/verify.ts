@@ -66,7 +66,7 @@ export async function verifyBundle(options: VerifyBundleOptions): Promise<Verify
                 check: 'vex-archive',
                 subject: component.name,
                 ok: true,
-                detail: `${summary.files.length} files below ${component.subdir === '' ? 'the root' : component.subdir}/, index.json lists ${summary.index.packages.length} packages (updated ${summary.index.updatedAt})`,
+                detail: `${summary.files.length} files below ${component.subdir === '' ? 'the root' : component.subdir}/, index.json lists ${summary.index.packages.length} packages (updated ${summary.index.updatedAt ?? 'at an unknown time'})`,
               };
             },
           });

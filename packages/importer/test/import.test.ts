@@ -110,7 +110,7 @@ describe('import round trip into an empty cache: every rule of trivy-facts.md "C
         UpdatedAt: upstream.UpdatedAt,
         DownloadedAt: '2026-11-25T12:00:00.5Z',
         Future: 'kept',
-      }),
+      }) + '\n', // Go's json.Encoder, as Trivy writes it
     );
   });
 
@@ -140,7 +140,7 @@ describe('import round trip into an empty cache: every rule of trivy-facts.md "C
         Digest: checks.manifestDigest,
         DownloadedAt: '2026-11-25T12:00:00.5Z',
         MajorVersion: 2,
-      }),
+      }) + '\n',
     );
     assert.notEqual(checks.manifestDigest, checks.layerDigest);
   });
@@ -157,7 +157,7 @@ describe('import round trip into an empty cache: every rule of trivy-facts.md "C
     const vex = built.vex.get('default')!;
     assert.equal(
       readFileSync(join(cache, 'vex', 'repositories', 'default', 'cache.json'), 'utf8'),
-      JSON.stringify({ UpdatedAt: '2026-11-25T12:00:00.5Z', ETags: { [vex.location]: '"abc123"' } }),
+      JSON.stringify({ UpdatedAt: '2026-11-25T12:00:00.5Z', ETags: { [vex.location]: '"abc123"' } }) + '\n',
     );
     assert.match(vex.location, /\/\/vexhub-main$/);
   });

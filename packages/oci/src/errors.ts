@@ -1,9 +1,9 @@
 import { AirgapError, type AirgapErrorOptions, type ErrorCategory } from '@trivy-airgap/format';
 
 /**
- * Errors of the OCI client and layout store. `code` is what callers switch on; `temporary`
- * says whether Trivy would fall back to the next repository on this error (trivy-facts.md,
- * "fallback only on a temporary error"), so the exporter can mirror Trivy's behaviour.
+ * Errors of the OCI client and layout store. `code` is what callers switch on; `status` and
+ * `registryCodes` report what the registry answered, so callers can apply their own policy (whether
+ * Trivy would fall back to the next repository is decided in @trivy-airgap/trivy, not here).
  */
 export const OCI_ERROR_CODES = {
   INVALID_REFERENCE: 'failure',
@@ -52,10 +52,6 @@ export interface OciErrorOptions extends AirgapErrorOptions {
   readonly side?: IntegritySide;
 }
 
-// Trivy (through go-containerregistry) treats exactly these as temporary.
-const TEMPORARY_STATUSES = new Set([408, 429, 500, 502, 503, 504]);
-const TEMPORARY_REGISTRY_CODES = new Set(['TOOMANYREQUESTS', 'UNAVAILABLE', 'UNKNOWN', 'BLOB_UNKNOWN']);
-
 export class OciError extends AirgapError<OciErrorCode> {
   readonly status: number | undefined;
   readonly registryCodes: readonly string[];
@@ -64,8 +60,6 @@ export class OciError extends AirgapError<OciErrorCode> {
   declare readonly expected: string | undefined;
   declare readonly found: string | undefined;
   readonly side: IntegritySide | undefined;
-  /** True when Trivy would try the next repository after this error (408/429/5xx, TOOMANYREQUESTS, UNAVAILABLE, UNKNOWN, BLOB_UNKNOWN). */
-  readonly temporary: boolean;
 
   constructor(code: OciErrorCode, message: string, options: OciErrorOptions = {}) {
     super(code, OCI_ERROR_CODES[code], message, options);
@@ -74,19 +68,7 @@ export class OciError extends AirgapError<OciErrorCode> {
     this.registryMessage = options.registryMessage;
     this.url = options.url;
     this.side = options.side;
-    this.temporary = isTemporary(code, options.status, this.registryCodes);
   }
-}
-
-export function isTemporary(
-  code: OciErrorCode,
-  status: number | undefined,
-  registryCodes: readonly string[],
-): boolean {
-  if (status !== undefined && TEMPORARY_STATUSES.has(status)) return true;
-  if (registryCodes.some((c) => TEMPORARY_REGISTRY_CODES.has(c))) return true;
-  // A blob the registry reports missing (with or without an error body) is what Trivy retries elsewhere.
-  return code === 'BLOB_UNKNOWN';
 }
 
 /** `https://host/path` of a URL, without query, fragment or userinfo: safe for messages and events. */

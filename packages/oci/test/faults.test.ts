@@ -280,7 +280,7 @@ describe('retries and classification', () => {
     assert.equal(retry?.type === 'retry' ? retry.delayMs : undefined, 1000);
   });
 
-  it('a Retry-After beyond the budget is not waited for: TOO_MANY_REQUESTS, temporary', async () => {
+  it('a Retry-After beyond the budget is not waited for: TOO_MANY_REQUESTS with status and code reported', async () => {
     const s = await server([
       {
         name: 'manifest',
@@ -289,7 +289,8 @@ describe('retries and classification', () => {
       },
     ]);
     const error = await expectOciError(client(s).getManifest(ref(s)), 'TOO_MANY_REQUESTS');
-    assert.equal(error.temporary, true);
+    assert.equal(error.status, 429);
+    assert.deepEqual(error.registryCodes, ['TOOMANYREQUESTS']);
     assert.equal(s.hits('manifest'), 1);
   });
 
@@ -305,7 +306,7 @@ describe('retries and classification', () => {
     assert.equal(s.hits('manifest'), 2);
   });
 
-  it('a registry that stays 503 gives up after maxAttempts with a temporary UNAVAILABLE', async () => {
+  it('a registry that stays 503 gives up after maxAttempts with UNAVAILABLE, status and code reported', async () => {
     const s = await server([
       { name: 'manifest', path: MANIFEST_PATH, handle: registryError(503, 'UNAVAILABLE') },
     ]);
@@ -313,12 +314,12 @@ describe('retries and classification', () => {
       client(s, { retry: { maxAttempts: 3, baseDelayMs: 1 } }).getManifest(ref(s)),
       'UNAVAILABLE',
     );
-    assert.equal(error.temporary, true);
+    assert.equal(error.status, 503);
     assert.deepEqual(error.registryCodes, ['UNAVAILABLE']);
     assert.equal(s.hits('manifest'), 3);
   });
 
-  it('classifies like Trivy: 404/MANIFEST_UNKNOWN and 401 permanent; registry code UNKNOWN temporary', async () => {
+  it("reports what the registry said: status and every code of the error body (the fallback policy is @trivy-airgap/trivy's)", async () => {
     const s = await server([
       {
         name: 'manifest',
@@ -335,9 +336,12 @@ describe('retries and classification', () => {
       },
     ]);
     const c = client(s, { retry: { maxAttempts: 1 } });
-    assert.equal((await expectOciError(c.getManifest(ref(s)), 'MANIFEST_UNKNOWN')).temporary, false);
-    assert.equal((await expectOciError(c.getManifest(ref(s)), 'UNAUTHORIZED')).temporary, false);
-    assert.equal((await expectOciError(c.getManifest(ref(s)), 'UNEXPECTED_STATUS')).temporary, true);
+    const notFound = await expectOciError(c.getManifest(ref(s)), 'MANIFEST_UNKNOWN');
+    assert.deepEqual([notFound.status, notFound.registryCodes], [404, ['MANIFEST_UNKNOWN']]);
+    const unauthorized = await expectOciError(c.getManifest(ref(s)), 'UNAUTHORIZED');
+    assert.deepEqual([unauthorized.status, unauthorized.registryCodes], [401, ['UNAUTHORIZED']]);
+    const odd = await expectOciError(c.getManifest(ref(s)), 'UNEXPECTED_STATUS');
+    assert.deepEqual([odd.status, odd.registryCodes], [400, ['UNKNOWN']]);
   });
 
   it('a server that never answers times out (bounded), retried maxAttempts times', async () => {
@@ -357,7 +361,7 @@ describe('retries and classification', () => {
     servers.splice(servers.indexOf(s), 1);
     const c = client(s, { retry: { maxAttempts: 2, baseDelayMs: 1 } });
     const error = await expectOciError(c.getManifest(ref(s)), 'NETWORK');
-    assert.equal(error.temporary, false);
+    assert.deepEqual([error.status, error.registryCodes], [undefined, []]);
   });
 });
 

@@ -7,7 +7,6 @@ import { digestOfBytes } from '@trivy-airgap/format';
 import {
   OciError,
   formatReference,
-  isTemporary,
   parseAuthChallenge,
   parseImageManifest,
   parseReference,
@@ -105,22 +104,7 @@ describe('WWW-Authenticate challenges', () => {
   });
 });
 
-describe('temporary errors (Trivy falls back to the next repository only on these)', () => {
-  it('follows trivy-facts.md exactly', () => {
-    for (const status of [408, 429, 500, 502, 503, 504])
-      assert.equal(isTemporary('UNEXPECTED_STATUS', status, []), true, String(status));
-    for (const status of [400, 401, 403, 404, 501])
-      assert.equal(isTemporary('UNEXPECTED_STATUS', status, []), false, String(status));
-    for (const code of ['TOOMANYREQUESTS', 'UNAVAILABLE', 'UNKNOWN', 'BLOB_UNKNOWN']) {
-      assert.equal(isTemporary('UNEXPECTED_STATUS', 400, [code]), true, code);
-    }
-    for (const code of ['MANIFEST_UNKNOWN', 'UNAUTHORIZED', 'DENIED', 'NAME_UNKNOWN']) {
-      assert.equal(isTemporary('UNEXPECTED_STATUS', 404, [code]), false, code);
-    }
-    assert.equal(new OciError('NETWORK', 'x').temporary, false);
-    assert.equal(new OciError('BLOB_UNKNOWN', 'x', { status: 404 }).temporary, true);
-  });
-
+describe('Retry-After', () => {
   it('reads Retry-After as seconds or an HTTP date', () => {
     assert.equal(parseRetryAfter('7'), 7000);
     assert.equal(

@@ -246,7 +246,7 @@ describe('auth against real registries', () => {
       ),
       'UNAUTHORIZED',
     );
-    assert.equal(error.temporary, false);
+    assert.equal(error.status, 401);
     assert.ok(error.hint !== undefined, 'the error tells the user how to authenticate');
   });
 
@@ -350,24 +350,25 @@ describe('auth against real registries', () => {
 });
 
 describe('registry errors', () => {
-  it('a missing tag is MANIFEST_UNKNOWN and permanent (Trivy does not fall back on it)', async () => {
+  it("a missing tag is MANIFEST_UNKNOWN with the registry's status and code", async () => {
     const reg = registry('plain');
     const error = await assertOciError(
       client(reg).getManifest(`${reg.host}/nothing/here:2`),
       'MANIFEST_UNKNOWN',
     );
-    assert.equal(error.temporary, false);
     assert.equal(error.status, 404);
+    assert.deepEqual(error.registryCodes, ['MANIFEST_UNKNOWN']);
   });
 
-  it('a missing blob is BLOB_UNKNOWN and temporary', async () => {
+  it("a missing blob is BLOB_UNKNOWN with the registry's code", async () => {
     const reg = registry('plain');
     const missing = { mediaType: 'application/octet-stream', digest: digestOfBytes('missing'), size: 7 };
     const error = await assertOciError(
       client(reg).downloadBlob(`${reg.host}/nothing/here`, missing, join(work, 'missing')),
       'BLOB_UNKNOWN',
     );
-    assert.equal(error.temporary, true);
+    assert.equal(error.status, 404);
+    assert.deepEqual(error.registryCodes, ['BLOB_UNKNOWN']);
   });
 
   it('a push whose source bytes do not match the descriptor fails as DIGEST_MISMATCH and stores nothing', async () => {

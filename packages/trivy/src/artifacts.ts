@@ -77,33 +77,69 @@ export const DEFAULT_VEX_REPOSITORY = {
 
 /** Repositories per artifact, in Trivy's order (fallback order), for one range of Trivy releases. */
 export interface DefaultSources {
-  /** The Trivy releases this choice targets, as a semver range (`>=0.69.0`, `<0.56.0`, …). */
+  /**
+   * The Trivy releases this choice targets, as a semver range (`>=0.69.0`, `>=0.58.0 <0.63.0`, …).
+   * Ranges break at every release where a default source OR an offline flag changed, so the
+   * lowest release of the range tells which flags all of them accept (`trivyCapabilities`).
+   */
   readonly trivyVersions: string;
   readonly db: readonly string[];
   readonly 'java-db': readonly string[];
   readonly checks: readonly string[];
+  /** Empty before Trivy 0.54, which reads VEX only from files (`--vex PATH`), never from repositories. */
   readonly vex: readonly { readonly name: string; readonly url: string }[];
 }
 
-interface TrivyVersion {
+/** A Trivy release as `major.minor.patch` (pre-release and build suffixes are ignored). */
+export interface TrivyVersion {
   readonly major: number;
   readonly minor: number;
+  readonly patch: number;
 }
 
 const VERSION_PATTERN = /^v?(\d+)\.(\d+)(?:\.(\d+))?(?:[-+][0-9A-Za-z.+-]*)?$/;
 
-function parseTrivyVersion(value: string): TrivyVersion {
+/** `0.57.1`, `v0.57`, `0.58.0-rc1` → a TrivyVersion; anything else is TRIVY_VERSION_INVALID. */
+export function parseTrivyVersion(value: string): TrivyVersion {
   const match = VERSION_PATTERN.exec(value.trim());
   if (match === null) {
     throw new TrivyError('TRIVY_VERSION_INVALID', `not a Trivy version: ${JSON.stringify(value)}`, {
       hint: 'give it as X.Y.Z, e.g. --trivy-version 0.57.1 (see `trivy --version`)',
     });
   }
-  return { major: Number(match[1]), minor: Number(match[2]) };
+  return { major: Number(match[1]), minor: Number(match[2]), patch: Number(match[3] ?? 0) };
 }
 
-function atLeast(version: TrivyVersion, minor: number): boolean {
-  return version.major > 0 || version.minor >= minor;
+function compareVersions(a: TrivyVersion, b: TrivyVersion): number {
+  return a.major - b.major || a.minor - b.minor || a.patch - b.patch;
+}
+
+/** True when `version` is `0.<minor>.0` or later. */
+export function trivyAtLeast(version: TrivyVersion, minor: number): boolean {
+  return compareVersions(version, { major: 0, minor, patch: 0 }) >= 0;
+}
+
+/** The oldest release we know anything about: what an open lower end of a range means. */
+const OLDEST: TrivyVersion = { major: 0, minor: 0, patch: 0 };
+
+/**
+ * The lowest Trivy release a target names: the release itself (`0.57.1`), or the lower bound of a
+ * range as bundle manifests record it (`>=0.58.0 <0.63.0` → 0.58.0; `<0.51.0` → the oldest).
+ * Flags computed for it are accepted by every release of the range, since Trivy only adds them.
+ */
+export function lowestTrivyVersion(target: string): TrivyVersion {
+  const clauses = target.trim().split(/\s+/);
+  if (clauses.length === 1 && !/^[<>=]/.test(clauses[0] ?? '')) return parseTrivyVersion(target);
+  let lowest = OLDEST;
+  for (const clause of clauses) {
+    const match = /^(>=|>|<=|<|=)?(.+)$/.exec(clause);
+    const operator = match?.[1];
+    const version = parseTrivyVersion(match?.[2] ?? clause);
+    if (operator === undefined || operator === '=' || operator === '>=' || operator === '>') {
+      if (compareVersions(version, lowest) > 0) lowest = version;
+    }
+  }
+  return lowest;
 }
 
 const GHCR_DB = 'ghcr.io/aquasecurity/trivy-db:2';
@@ -112,53 +148,56 @@ const MIRROR_DB = 'mirror.gcr.io/aquasec/trivy-db:2';
 const MIRROR_JAVA_DB = 'mirror.gcr.io/aquasec/trivy-java-db:1';
 
 /**
- * The repositories Trivy of a given release pulls from (trivy-facts.md: checks tag history; ghcr.io
- * only for the DBs before 0.58). Without a version: the latest behaviour (0.69+).
+ * Trivy's defaults by release, newest first: `from` is the first release of each row. Rows break
+ * where a default source changed (trivy-facts.md: checks tag history; ghcr.io-only DBs before
+ * 0.58; trivy-policies before 0.51) and where an offline flag appeared (0.51 --skip-check-update,
+ * 0.54 VEX repositories, 0.63 --skip-version-check/--disable-telemetry; see flags.ts).
+ */
+const RELEASE_DEFAULTS: readonly {
+  readonly from: number;
+  readonly mirrors: boolean;
+  readonly checks: string;
+  readonly vex: boolean;
+}[] = [
+  { from: 69, mirrors: true, checks: 'mirror.gcr.io/aquasec/trivy-checks:2', vex: true },
+  { from: 63, mirrors: true, checks: 'mirror.gcr.io/aquasec/trivy-checks:1', vex: true },
+  { from: 58, mirrors: true, checks: 'mirror.gcr.io/aquasec/trivy-checks:1', vex: true },
+  { from: 56, mirrors: false, checks: 'ghcr.io/aquasecurity/trivy-checks:1', vex: true },
+  { from: 54, mirrors: false, checks: 'ghcr.io/aquasecurity/trivy-checks:0', vex: true },
+  { from: 51, mirrors: false, checks: 'ghcr.io/aquasecurity/trivy-checks:0', vex: false },
+  { from: 0, mirrors: false, checks: 'ghcr.io/aquasecurity/trivy-policies:0', vex: false },
+];
+
+/**
+ * The repositories Trivy of a given release pulls from. Without a version: the latest behaviour.
  */
 export function defaultSources(trivyVersion?: string): DefaultSources {
   const version = trivyVersion === undefined ? undefined : parseTrivyVersion(trivyVersion);
-  const vex = [{ ...DEFAULT_VEX_REPOSITORY }];
-  if (version === undefined || atLeast(version, 69)) {
-    return {
-      trivyVersions: '>=0.69.0',
-      db: [MIRROR_DB, GHCR_DB],
-      'java-db': [MIRROR_JAVA_DB, GHCR_JAVA_DB],
-      checks: ['mirror.gcr.io/aquasec/trivy-checks:2'],
-      vex,
-    };
-  }
-  if (atLeast(version, 58)) {
-    return {
-      trivyVersions: '>=0.58.0 <0.69.0',
-      db: [MIRROR_DB, GHCR_DB],
-      'java-db': [MIRROR_JAVA_DB, GHCR_JAVA_DB],
-      checks: ['mirror.gcr.io/aquasec/trivy-checks:1'],
-      vex,
-    };
-  }
-  if (atLeast(version, 56)) {
-    return {
-      trivyVersions: '>=0.56.0 <0.58.0',
-      db: [GHCR_DB],
-      'java-db': [GHCR_JAVA_DB],
-      checks: ['ghcr.io/aquasecurity/trivy-checks:1'],
-      vex,
-    };
-  }
+  const index =
+    version === undefined ? 0 : RELEASE_DEFAULTS.findIndex((row) => trivyAtLeast(version, row.from));
+  // The last row starts at 0.0.0, so findIndex always finds one.
+  const row = RELEASE_DEFAULTS[index] ?? { from: 0, mirrors: false, checks: '', vex: false };
+  const upper = index > 0 ? RELEASE_DEFAULTS[index - 1]?.from : undefined;
+  const lower = row.from === 0 ? undefined : `>=0.${row.from}.0`;
+  const trivyVersions = [lower, upper === undefined ? undefined : `<0.${upper}.0`]
+    .filter((part) => part !== undefined)
+    .join(' ');
   return {
-    trivyVersions: '<0.56.0',
-    db: [GHCR_DB],
-    'java-db': [GHCR_JAVA_DB],
-    checks: ['ghcr.io/aquasecurity/trivy-checks:0'],
-    vex,
+    trivyVersions,
+    db: row.mirrors ? [MIRROR_DB, GHCR_DB] : [GHCR_DB],
+    'java-db': row.mirrors ? [MIRROR_JAVA_DB, GHCR_JAVA_DB] : [GHCR_JAVA_DB],
+    checks: [row.checks],
+    vex: row.vex ? [{ ...DEFAULT_VEX_REPOSITORY }] : [],
   };
 }
 
 /**
  * Trivy's tag rule for a repository flag: a reference without tag or digest gets `:2` (db),
- * `:1` (java-db) or `:latest` (checks). A colon in the registry host (`localhost:5000/x`) is not a tag.
+ * `:1` (java-db) or `:latest` (checks). A colon in the registry host (`localhost:5000/x`) is not
+ * a tag — except for the DBs in Trivy 0.50 and older, which appended the schema tag only when the
+ * string had no `:` at all, so `host:5000/trivy-db` meant `:latest` there (pass `trivyVersion`).
  */
-export function normalizeRepository(kind: ArtifactKind, ref: string): string {
+export function normalizeRepository(kind: ArtifactKind, ref: string, trivyVersion?: string): string {
   const trimmed = ref.trim();
   if (trimmed === '' || /\s/.test(trimmed)) {
     throw new TrivyError('REPOSITORY_INVALID', `not a repository reference: ${JSON.stringify(ref)}`);
@@ -167,6 +206,9 @@ export function normalizeRepository(kind: ArtifactKind, ref: string): string {
   const lastSlash = trimmed.lastIndexOf('/');
   const lastSegment = trimmed.slice(lastSlash + 1);
   if (lastSegment.includes(':')) return trimmed;
+  const legacyTagRule =
+    kind !== 'checks' && trivyVersion !== undefined && !trivyAtLeast(lowestTrivyVersion(trivyVersion), 51);
+  if (legacyTagRule && trimmed.includes(':')) return `${trimmed}:latest`;
   return `${trimmed}:${ARTIFACTS[kind].taglessTag}`;
 }
 

@@ -16,6 +16,12 @@ export interface ComponentDiagnosis {
   /** VEX repository name (vex only). */
   readonly name?: string;
   readonly present: boolean;
+  /**
+   * The cache holds what this component's offline flag looks for (db: trivy.db + metadata.json;
+   * java-db: metadata.json; checks: a non-empty policy/content; vex: a cached repository that
+   * repository.yaml enables), so that flag belongs in the Trivy command (see offlineComponents).
+   */
+  readonly installed: boolean;
   /** Cache paths looked at (absolute). */
   readonly paths: readonly string[];
   /** metadata.json Version (db, java-db) or MajorVersion (checks). */
@@ -42,7 +48,10 @@ export interface CacheDiagnosis {
   readonly vexConfigPath?: string;
   /** db, java-db, checks, then one entry per VEX repository (enabled in repository.yaml or cached). */
   readonly components: readonly ComponentDiagnosis[];
-  /** The worst verdict of the components that are present ('fail' when nothing is present). */
+  /**
+   * Whether Trivy can scan offline: the worst verdict of the vulnerability DB (required: without it
+   * no scan runs offline) and of every other component that is present.
+   */
   readonly verdict: Verdict;
 }
 
@@ -143,6 +152,7 @@ async function diagnoseDb(cacheDir: string, now: Date): Promise<ComponentDiagnos
     return {
       ...base,
       present: hasDb || metadataBytes !== undefined,
+      installed: false,
       verdict: 'fail',
       summary: `--skip-db-update will fail: ${missing} missing ("--skip-db-update cannot be specified on the first run")`,
       reasons: [`${missing} missing`],
@@ -155,6 +165,7 @@ async function diagnoseDb(cacheDir: string, now: Date): Promise<ComponentDiagnos
     return {
       ...base,
       present: true,
+      installed: true,
       verdict: 'fail',
       summary: `Trivy will fail: db/metadata.json ${problem ?? 'cannot be read'}`,
       reasons: [`db/metadata.json ${problem ?? 'cannot be read'}`],
@@ -193,6 +204,7 @@ async function diagnoseDb(cacheDir: string, now: Date): Promise<ComponentDiagnos
   return {
     ...base,
     present: true,
+    installed: true,
     version,
     ...timing,
     ...(downloadedAt === undefined ? {} : { downloadedAt }),
@@ -213,6 +225,7 @@ async function diagnoseJavaDb(cacheDir: string, now: Date): Promise<ComponentDia
     return {
       ...base,
       present: hasDb,
+      installed: false,
       verdict: 'warning',
       summary:
         'not installed: scans that meet JAR files fail offline (--skip-java-db-update needs java-db/metadata.json)',
@@ -226,6 +239,7 @@ async function diagnoseJavaDb(cacheDir: string, now: Date): Promise<ComponentDia
     return {
       ...base,
       present: true,
+      installed: true,
       verdict: 'fail',
       summary: `Trivy will fail even with --skip-java-db-update: java-db/metadata.json ${problem ?? 'cannot be read'}`,
       reasons: [`java-db/metadata.json ${problem ?? 'cannot be read'}`],
@@ -252,6 +266,7 @@ async function diagnoseJavaDb(cacheDir: string, now: Date): Promise<ComponentDia
   return {
     ...base,
     present: true,
+    installed: true,
     version,
     ...timing,
     ...(downloadedAt === undefined ? {} : { downloadedAt }),
@@ -280,6 +295,7 @@ async function diagnoseChecks(cacheDir: string, now: Date): Promise<ComponentDia
     return {
       ...base,
       present: metadataBytes !== undefined,
+      installed: false,
       verdict: 'warning',
       summary: 'not installed: Trivy uses the checks embedded in its binary (possibly older)',
       reasons: ['policy/content missing', ...reasons],
@@ -326,6 +342,9 @@ async function diagnoseChecks(cacheDir: string, now: Date): Promise<ComponentDia
   return {
     ...base,
     present: true,
+    // An empty content/ with --skip-check-update runs zero checks; without the flag Trivy falls back
+    // to its embedded checks, so the flag only belongs in the command when there are files.
+    installed: files > 0,
     ...(majorVersion === undefined ? {} : { version: majorVersion }),
     ...(downloadedAt === undefined ? {} : { downloadedAt }),
     ...(digest === undefined ? {} : { digest }),
@@ -357,7 +376,9 @@ async function diagnoseVexRepository(
   let enabledProblem: string | undefined;
   if (configChecked) {
     if (configured === undefined) enabledProblem = 'not listed in repository.yaml: --vex repo ignores it';
-    else if (!configured.enabled) enabledProblem = 'disabled in repository.yaml: --vex repo ignores it';
+    else if (!configured.enabled)
+      enabledProblem =
+        'disabled in repository.yaml (enabled: false): --vex repo ignores it until it is enabled';
     else reasons.push('enabled in repository.yaml');
   } else {
     reasons.push('repository.yaml not checked');
@@ -366,6 +387,7 @@ async function diagnoseVexRepository(
     return {
       ...base,
       present: false,
+      installed: false,
       verdict: 'warning',
       summary: 'enabled in repository.yaml but not in the cache: Trivy has no VEX data for it offline',
       reasons: [...reasons, `${repoDir} missing`],
@@ -376,6 +398,7 @@ async function diagnoseVexRepository(
     return {
       ...base,
       present: true,
+      installed: false,
       verdict: 'fail',
       summary: '--vex repo --skip-vex-repo-update will fail: 0.1/index.json missing',
       reasons: [...reasons, '0.1/index.json missing'],
@@ -388,6 +411,7 @@ async function diagnoseVexRepository(
     return {
       ...base,
       present: true,
+      installed: false,
       verdict: 'fail',
       summary: `--vex repo --skip-vex-repo-update will fail: ${error instanceof TrivyError ? error.message : String(error)}`,
       reasons,
@@ -424,6 +448,7 @@ async function diagnoseVexRepository(
   return {
     ...base,
     present: true,
+    installed: enabledProblem === undefined,
     ...timing,
     ...(downloadedAt === undefined ? {} : { downloadedAt }),
     verdict,
@@ -456,6 +481,7 @@ async function diagnoseVex(cacheDir: string, options: DiagnoseOptions): Promise<
           {
             kind: 'vex',
             present: cached.length > 0,
+            installed: false,
             paths: [options.vexConfigPath],
             flags: VEX_FLAGS,
             verdict: 'fail',
@@ -500,15 +526,29 @@ export async function diagnoseCache(cacheDir: string, options: DiagnoseOptions):
     await diagnoseChecks(cacheDir, options.now),
     ...(await diagnoseVex(cacheDir, options)),
   ];
-  const present = components.filter((component) => component.present);
-  const verdict =
-    present.length === 0
-      ? 'fail'
-      : present.reduce<Verdict>((worst, c) => (RANK[c.verdict] > RANK[worst] ? c.verdict : worst), 'ok');
+  // The vulnerability DB always counts: a cache with only checks or VEX cannot scan offline.
+  const counted = components.filter((component) => component.kind === 'db' || component.present);
+  const verdict = counted.reduce<Verdict>(
+    (worst, c) => (RANK[c.verdict] > RANK[worst] ? c.verdict : worst),
+    'ok',
+  );
   return {
     cacheDir,
     ...(options.vexConfigPath === undefined ? {} : { vexConfigPath: options.vexConfigPath }),
     components,
     verdict,
   };
+}
+
+/**
+ * The components whose offline flags belong in the Trivy command for this cache, in the order
+ * offlineTrivyFlags expects them: what is installed now, whichever bundle (or Trivy) put it there.
+ * The one answer to "what is installed" for both `import` and `status`.
+ */
+export function offlineComponents(diagnosis: CacheDiagnosis): ComponentKind[] {
+  const kinds: ComponentKind[] = [];
+  for (const component of diagnosis.components) {
+    if (component.installed && !kinds.includes(component.kind)) kinds.push(component.kind);
+  }
+  return kinds;
 }

@@ -7,5 +7,6 @@ export * from './repository-yaml.js';
 export * from './vex.js';
 export * from './vex-archive.js';
 export * from './doctor.js';
+export * from './fallback.js';
 export * from './flags.js';
 export * from './layout.js';

@@ -20,6 +20,15 @@ export type DbMetadataFields = UpstreamDbMetadata & Readonly<Record<string, unkn
 const KNOWN_DB_KEYS = ['Version', 'NextUpdate', 'UpdatedAt', 'DownloadedAt'] as const;
 
 /**
+ * JSON as Go's json.Encoder writes it, which is how Trivy writes every file we render here:
+ * compact, then a newline (measured: the conformance suite's differential test compares our
+ * files with those the real Trivy writes, byte for byte).
+ */
+function goEncoderBytes(value: unknown): Buffer {
+  return Buffer.from(`${JSON.stringify(value)}\n`, 'utf8');
+}
+
+/**
  * `db/metadata.json` / `java-db/metadata.json` exactly as Trivy leaves them after a download
  * (trivy-facts.md: compact JSON, keys Version (omitted when 0), NextUpdate, UpdatedAt, DownloadedAt;
  * an installer MUST write a real DownloadedAt, keeping every other field as published).
@@ -34,7 +43,7 @@ export function renderDbMetadata(upstream: DbMetadataFields, downloadedAt: Date)
   for (const [key, value] of Object.entries(upstream)) {
     if (!(KNOWN_DB_KEYS as readonly string[]).includes(key)) out[key] = value;
   }
-  return Buffer.from(JSON.stringify(out), 'utf8');
+  return goEncoderBytes(out);
 }
 
 export interface PolicyMetadataInput {
@@ -56,7 +65,7 @@ export function renderPolicyMetadata(input: PolicyMetadataInput): Buffer {
     MajorVersion: input.version.MajorVersion,
   };
   if (input.version.CustomBuild === true) out.CustomBuild = true;
-  return Buffer.from(JSON.stringify(out), 'utf8');
+  return goEncoderBytes(out);
 }
 
 export interface VexCacheInput {
@@ -67,8 +76,5 @@ export interface VexCacheInput {
 
 /** `vex/repositories/<name>/cache.json` (trivy-facts.md: `{"UpdatedAt":…,"ETags":{…}}`). */
 export function renderVexCacheJson(input: VexCacheInput): Buffer {
-  return Buffer.from(
-    JSON.stringify({ UpdatedAt: formatGoTime(input.updatedAt), ETags: { ...input.etags } }),
-    'utf8',
-  );
+  return goEncoderBytes({ UpdatedAt: formatGoTime(input.updatedAt), ETags: { ...input.etags } });
 }

@@ -97,10 +97,13 @@ export function readRepositoryYaml(text: string, what = 'repository.yaml'): VexR
 }
 
 /**
- * repository.yaml after an import: created in Trivy's default shape when missing; otherwise the
- * user's file with its other repositories, their order, settings and comments kept, and every
- * imported repository enabled (appended when missing). An entry that already exists keeps its
- * URL and credentials: the name is what ties it to `vex/repositories/<name>/`.
+ * repository.yaml after an import. A missing file is created with the imported repositories only:
+ * Trivy's own default (VEX Hub) entry is written only when the bundle carried VEX Hub, because an
+ * enabled entry without content makes every offline scan warn about it. An existing file keeps its
+ * other repositories, their order, settings and comments; an imported repository that is not
+ * listed is appended, enabled. A listed one keeps its URL and credentials (the name is what ties it
+ * to `vex/repositories/<name>/`) and is enabled unless the user wrote `enabled: false`: that choice
+ * is theirs, and `status` reports the repository as cached but disabled.
  * Throws REPOSITORY_YAML_INVALID instead of clobbering a file it cannot read.
  */
 export function mergeRepositoryYaml(
@@ -116,7 +119,7 @@ export function mergeRepositoryYaml(
       );
     }
   }
-  const document = parseRepositoryDocument(existingText ?? defaultRepositoryYaml(), what);
+  const document = parseRepositoryDocument(existingText ?? 'repositories: []\n', what);
   if (!isMap(document.contents)) {
     document.contents = document.createNode({}) as unknown as typeof document.contents;
   }
@@ -149,7 +152,7 @@ export function mergeRepositoryYaml(
         }),
       );
       changed = true;
-    } else if (existing.get('enabled') !== true) {
+    } else if (existing.get('enabled') !== true && existing.get('enabled') !== false) {
       existing.set('enabled', true);
       changed = true;
     }

@@ -41,7 +41,8 @@ export interface VexIndexPackage {
 }
 
 export interface VexIndex {
-  readonly updatedAt: string;
+  /** `updated_at`, when the repository gives one (Trivy does not require it). */
+  readonly updatedAt?: string;
   readonly packages: readonly VexIndexPackage[];
 }
 
@@ -205,27 +206,56 @@ export function indexLocationProblem(location: string): string | undefined {
   return undefined;
 }
 
+/** Go's case folding of a JSON key (encoding/json matches struct fields case-insensitively). */
+function foldKey(key: string): string {
+  // The only non-ASCII letters Go folds onto ASCII ones: KELVIN SIGN → k, LATIN SMALL LONG S → s.
+  return key
+    .replace(/\u212a/g, 'k')
+    .replace(/\u017f/g, 's')
+    .toLowerCase();
+}
+
 /**
- * Parses a repository's index.json (trivy-facts.md: `updated_at`, `packages[].id/location/format`;
- * format absent = openvex; location relative and inside the repository directory).
+ * The value Go's encoding/json would decode into the field tagged `name`: every key equal to it
+ * under case folding decodes into that field, in document order, so the last one wins. JSON null
+ * counts as absent (Go leaves the field at its zero value).
+ */
+export function goJsonField(object: Record<string, unknown>, name: string): unknown {
+  let value: unknown;
+  const want = foldKey(name);
+  // Object.entries keeps document order (except integer-like keys, which never fold onto ours).
+  for (const [key, entry] of Object.entries(object)) if (foldKey(key) === want) value = entry;
+  return value === null ? undefined : value;
+}
+
+/**
+ * Parses a repository's index.json as Trivy reads it (pkg/vex/repo RawIndex through Go's
+ * encoding/json): keys match case-insensitively (`ID`, `Location`, `Updated_At` are fine),
+ * `updated_at` is optional, `format` absent or "" means openvex. Stricter than Trivy on purpose:
+ * every `location` must stay inside the repository directory (we install these files).
  */
 export function parseVexIndex(bytes: Uint8Array, what = 'index.json'): VexIndex {
   const object = parseJsonObject(bytes, MAX_VEX_INDEX_BYTES, 'VEX_ARCHIVE_INVALID', what);
   const problems: string[] = [];
-  const updatedAt = object.updated_at;
-  if (!isRfc3339(updatedAt)) problems.push('updated_at must be an RFC 3339 timestamp');
+  const updatedAt = goJsonField(object, 'updated_at');
+  if (updatedAt !== undefined && !isRfc3339(updatedAt)) {
+    problems.push('updated_at must be an RFC 3339 timestamp when present');
+  }
   const packages: VexIndexPackage[] = [];
-  if (!Array.isArray(object.packages)) {
+  const list = goJsonField(object, 'packages');
+  if (list !== undefined && !Array.isArray(list)) {
     problems.push('packages must be an array');
   } else {
-    (object.packages as unknown[]).forEach((entry, i) => {
+    ((list ?? []) as unknown[]).forEach((entry, i) => {
       const field = `packages[${i}]`;
-      if (typeof entry !== 'object' || entry === null) {
+      if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
         problems.push(`${field} must be an object`);
         return;
       }
       const item = entry as Record<string, unknown>;
-      const { id, location, format } = item;
+      const id = goJsonField(item, 'id');
+      const location = goJsonField(item, 'location');
+      const format = goJsonField(item, 'format');
       if (typeof id !== 'string' || id === '') problems.push(`${field}.id must be a non-empty string`);
       let normalized = '';
       if (typeof location !== 'string') {
@@ -235,7 +265,7 @@ export function parseVexIndex(bytes: Uint8Array, what = 'index.json'): VexIndex 
         if (problem === undefined) normalized = posix.normalize(location);
         else problems.push(`${field}.location ${JSON.stringify(location)} ${problem}`);
       }
-      if (format !== undefined && format !== 'openvex' && format !== 'csaf') {
+      if (format !== undefined && format !== '' && format !== 'openvex' && format !== 'csaf') {
         problems.push(`${field}.format must be "openvex" or "csaf"`);
       }
       packages.push({
@@ -250,7 +280,7 @@ export function parseVexIndex(bytes: Uint8Array, what = 'index.json'): VexIndex 
     const more = problems.length > 10 ? ` (and ${problems.length - 10} more)` : '';
     throw new TrivyError('VEX_ARCHIVE_INVALID', `invalid ${what}: ${shown}${more}`);
   }
-  return { updatedAt: updatedAt as string, packages };
+  return { ...(typeof updatedAt === 'string' ? { updatedAt } : {}), packages };
 }
 
 function parseHttpUrl(value: string, what: string): URL {

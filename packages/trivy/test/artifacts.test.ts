@@ -6,6 +6,7 @@ import {
   checkArtifactManifest,
   checksMajorVersion,
   defaultSources,
+  lowestTrivyVersion,
   normalizeRepository,
 } from '../src/index.js';
 import { throwsCode } from './helpers.js';
@@ -32,87 +33,43 @@ describe('artifact facts (trivy-facts: "The three OCI artifacts" table)', () => 
   });
 });
 
-describe('defaultSources (trivy-facts: checks tag history; ghcr.io-only DBs before 0.58)', () => {
-  const table: [string | undefined, string, string[], string[], string][] = [
-    [
-      undefined,
-      '>=0.69.0',
-      ['mirror.gcr.io/aquasec/trivy-db:2', 'ghcr.io/aquasecurity/trivy-db:2'],
-      ['mirror.gcr.io/aquasec/trivy-java-db:1', 'ghcr.io/aquasecurity/trivy-java-db:1'],
-      'mirror.gcr.io/aquasec/trivy-checks:2',
-    ],
-    [
-      '0.74.0',
-      '>=0.69.0',
-      ['mirror.gcr.io/aquasec/trivy-db:2', 'ghcr.io/aquasecurity/trivy-db:2'],
-      ['mirror.gcr.io/aquasec/trivy-java-db:1', 'ghcr.io/aquasecurity/trivy-java-db:1'],
-      'mirror.gcr.io/aquasec/trivy-checks:2',
-    ],
-    [
-      '0.69.0',
-      '>=0.69.0',
-      ['mirror.gcr.io/aquasec/trivy-db:2', 'ghcr.io/aquasecurity/trivy-db:2'],
-      ['mirror.gcr.io/aquasec/trivy-java-db:1', 'ghcr.io/aquasecurity/trivy-java-db:1'],
-      'mirror.gcr.io/aquasec/trivy-checks:2',
-    ],
-    [
-      '1.0.0',
-      '>=0.69.0',
-      ['mirror.gcr.io/aquasec/trivy-db:2', 'ghcr.io/aquasecurity/trivy-db:2'],
-      ['mirror.gcr.io/aquasec/trivy-java-db:1', 'ghcr.io/aquasecurity/trivy-java-db:1'],
-      'mirror.gcr.io/aquasec/trivy-checks:2',
-    ],
-    [
-      '0.68.2',
-      '>=0.58.0 <0.69.0',
-      ['mirror.gcr.io/aquasec/trivy-db:2', 'ghcr.io/aquasecurity/trivy-db:2'],
-      ['mirror.gcr.io/aquasec/trivy-java-db:1', 'ghcr.io/aquasecurity/trivy-java-db:1'],
-      'mirror.gcr.io/aquasec/trivy-checks:1',
-    ],
-    [
-      'v0.58.0',
-      '>=0.58.0 <0.69.0',
-      ['mirror.gcr.io/aquasec/trivy-db:2', 'ghcr.io/aquasecurity/trivy-db:2'],
-      ['mirror.gcr.io/aquasec/trivy-java-db:1', 'ghcr.io/aquasecurity/trivy-java-db:1'],
-      'mirror.gcr.io/aquasec/trivy-checks:1',
-    ],
-    [
-      '0.57.1',
-      '>=0.56.0 <0.58.0',
-      ['ghcr.io/aquasecurity/trivy-db:2'],
-      ['ghcr.io/aquasecurity/trivy-java-db:1'],
-      'ghcr.io/aquasecurity/trivy-checks:1',
-    ],
-    [
-      '0.56',
-      '>=0.56.0 <0.58.0',
-      ['ghcr.io/aquasecurity/trivy-db:2'],
-      ['ghcr.io/aquasecurity/trivy-java-db:1'],
-      'ghcr.io/aquasecurity/trivy-checks:1',
-    ],
-    [
-      '0.55.2',
-      '<0.56.0',
-      ['ghcr.io/aquasecurity/trivy-db:2'],
-      ['ghcr.io/aquasecurity/trivy-java-db:1'],
-      'ghcr.io/aquasecurity/trivy-checks:0',
-    ],
-    [
-      '0.45.0-rc1',
-      '<0.56.0',
-      ['ghcr.io/aquasecurity/trivy-db:2'],
-      ['ghcr.io/aquasecurity/trivy-java-db:1'],
-      'ghcr.io/aquasecurity/trivy-checks:0',
-    ],
+describe('defaultSources (trivy-facts: checks tag history; ghcr.io-only DBs before 0.58; trivy-policies before 0.51)', () => {
+  const MIRRORS_DB = ['mirror.gcr.io/aquasec/trivy-db:2', 'ghcr.io/aquasecurity/trivy-db:2'];
+  const MIRRORS_JAVA = ['mirror.gcr.io/aquasec/trivy-java-db:1', 'ghcr.io/aquasecurity/trivy-java-db:1'];
+  const GHCR_DB = ['ghcr.io/aquasecurity/trivy-db:2'];
+  const GHCR_JAVA = ['ghcr.io/aquasecurity/trivy-java-db:1'];
+  // version, range recorded in the bundle, db, java-db, checks, VEX repositories usable
+  const table: [string | undefined, string, string[], string[], string, boolean][] = [
+    [undefined, '>=0.69.0', MIRRORS_DB, MIRRORS_JAVA, 'mirror.gcr.io/aquasec/trivy-checks:2', true],
+    ['0.76.0', '>=0.69.0', MIRRORS_DB, MIRRORS_JAVA, 'mirror.gcr.io/aquasec/trivy-checks:2', true],
+    ['0.69.0', '>=0.69.0', MIRRORS_DB, MIRRORS_JAVA, 'mirror.gcr.io/aquasec/trivy-checks:2', true],
+    ['1.0.0', '>=0.69.0', MIRRORS_DB, MIRRORS_JAVA, 'mirror.gcr.io/aquasec/trivy-checks:2', true],
+    ['0.68.2', '>=0.63.0 <0.69.0', MIRRORS_DB, MIRRORS_JAVA, 'mirror.gcr.io/aquasec/trivy-checks:1', true],
+    ['0.63.0', '>=0.63.0 <0.69.0', MIRRORS_DB, MIRRORS_JAVA, 'mirror.gcr.io/aquasec/trivy-checks:1', true],
+    ['0.62.1', '>=0.58.0 <0.63.0', MIRRORS_DB, MIRRORS_JAVA, 'mirror.gcr.io/aquasec/trivy-checks:1', true],
+    ['v0.58.0', '>=0.58.0 <0.63.0', MIRRORS_DB, MIRRORS_JAVA, 'mirror.gcr.io/aquasec/trivy-checks:1', true],
+    ['0.57.1', '>=0.56.0 <0.58.0', GHCR_DB, GHCR_JAVA, 'ghcr.io/aquasecurity/trivy-checks:1', true],
+    ['0.56', '>=0.56.0 <0.58.0', GHCR_DB, GHCR_JAVA, 'ghcr.io/aquasecurity/trivy-checks:1', true],
+    ['0.55.2', '>=0.54.0 <0.56.0', GHCR_DB, GHCR_JAVA, 'ghcr.io/aquasecurity/trivy-checks:0', true],
+    ['0.54.0', '>=0.54.0 <0.56.0', GHCR_DB, GHCR_JAVA, 'ghcr.io/aquasecurity/trivy-checks:0', true],
+    ['0.53.0', '>=0.51.0 <0.54.0', GHCR_DB, GHCR_JAVA, 'ghcr.io/aquasecurity/trivy-checks:0', false],
+    ['0.51.0', '>=0.51.0 <0.54.0', GHCR_DB, GHCR_JAVA, 'ghcr.io/aquasecurity/trivy-checks:0', false],
+    ['0.50.4', '<0.51.0', GHCR_DB, GHCR_JAVA, 'ghcr.io/aquasecurity/trivy-policies:0', false],
+    ['0.45.0-rc1', '<0.51.0', GHCR_DB, GHCR_JAVA, 'ghcr.io/aquasecurity/trivy-policies:0', false],
   ];
-  for (const [version, range, db, javaDb, checks] of table) {
-    it(`Trivy ${version ?? '(latest)'} → ${range}: ${checks}`, () => {
+  for (const [version, range, db, javaDb, checks, vex] of table) {
+    it(`Trivy ${version ?? '(latest)'} → ${range}: ${checks}${vex ? '' : ', no VEX repositories'}`, () => {
       const sources = defaultSources(version);
       assert.equal(sources.trivyVersions, range);
       assert.deepEqual(sources.db, db);
       assert.deepEqual(sources['java-db'], javaDb);
       assert.deepEqual(sources.checks, [checks]);
-      assert.deepEqual(sources.vex, [{ name: 'default', url: 'https://github.com/aquasecurity/vexhub' }]);
+      assert.deepEqual(
+        sources.vex,
+        vex ? [{ name: 'default', url: 'https://github.com/aquasecurity/vexhub' }] : [],
+      );
+      // The range a bundle records names the release row it was made for.
+      assert.deepEqual(defaultSources(version === undefined ? undefined : version), sources);
     });
   }
   for (const bad of ['latest', '', '0', 'x.y.z', '0.57.1.2']) {
@@ -120,6 +77,24 @@ describe('defaultSources (trivy-facts: checks tag history; ghcr.io-only DBs befo
       throwsCode(() => defaultSources(bad), 'TRIVY_VERSION_INVALID');
     });
   }
+});
+
+describe('lowestTrivyVersion (a release, or a bundle manifest range → its oldest release)', () => {
+  const table: [string, [number, number, number]][] = [
+    ['0.57.1', [0, 57, 1]],
+    ['v0.58', [0, 58, 0]],
+    ['>=0.69.0', [0, 69, 0]],
+    ['>=0.58.0 <0.63.0', [0, 58, 0]],
+    ['<0.51.0', [0, 0, 0]],
+  ];
+  for (const [target, [major, minor, patch]] of table) {
+    it(`${target} → ${major}.${minor}.${patch}`, () => {
+      assert.deepEqual(lowestTrivyVersion(target), { major, minor, patch });
+    });
+  }
+  it('refuses a range with a clause that is not a version', () => {
+    throwsCode(() => lowestTrivyVersion('>=latest'), 'TRIVY_VERSION_INVALID');
+  });
 });
 
 describe('normalizeRepository (trivy-facts: a tagless repo flag gets :2 / :1 / :latest)', () => {
@@ -138,6 +113,20 @@ describe('normalizeRepository (trivy-facts: a tagless repo flag gets :2 / :1 / :
   ];
   for (const [kind, input, expected] of table) {
     it(`${kind}: ${input} → ${expected}`, () => assert.equal(normalizeRepository(kind, input), expected));
+  }
+  // Trivy 0.50 and older appended the DB schema tag only when the string had no ':' at all
+  // (pkg/db NewClient, pkg/javadb); 0.51 parses the reference. Checks always get :latest.
+  const legacy: [Parameters<typeof normalizeRepository>[0], string, string, string][] = [
+    ['db', 'localhost:5000/aquasec/trivy-db', '0.50.4', 'localhost:5000/aquasec/trivy-db:latest'],
+    ['java-db', 'localhost:5000/trivy-java-db', '<0.51.0', 'localhost:5000/trivy-java-db:latest'],
+    ['db', 'internal.example/trivy-db', '0.50.4', 'internal.example/trivy-db:2'],
+    ['db', 'localhost:5000/aquasec/trivy-db', '0.51.0', 'localhost:5000/aquasec/trivy-db:2'],
+    ['db', 'localhost:5000/aquasec/trivy-db', '>=0.51.0 <0.54.0', 'localhost:5000/aquasec/trivy-db:2'],
+    ['checks', 'localhost:5000/trivy-checks', '0.50.4', 'localhost:5000/trivy-checks:latest'],
+  ];
+  for (const [kind, input, version, expected] of legacy) {
+    it(`Trivy ${version}, ${kind}: ${input} → ${expected}`, () =>
+      assert.equal(normalizeRepository(kind, input, version), expected));
   }
   it('refuses an empty reference', () => {
     throwsCode(() => normalizeRepository('db', ' '), 'REPOSITORY_INVALID');

@@ -4,15 +4,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { parseDigest } from '@trivy-airgap/format';
-import { parse } from 'yaml';
 import {
   diagnoseCache,
+  offlineComponents,
   mergeRepositoryYaml,
-  offlineTrivyFlags,
   renderDbMetadata,
   renderPolicyMetadata,
   renderVexCacheJson,
-  trivyConfigYaml,
   type CacheDiagnosis,
   type ComponentDiagnosis,
 } from '../src/index.js';
@@ -247,6 +245,34 @@ describe('diagnoseCache replays Trivy offline rules (trivy-facts.md)', () => {
     assert.equal(component(diagnosis, 'vex').verdict, 'fail');
   });
 
+  it('checks and VEX without the DB → fail overall: no scan runs offline without the vulnerability DB', async () => {
+    const { cacheDir, vexConfigPath } = healthyCache();
+    rmSync(join(cacheDir, 'db'), { recursive: true });
+    rmSync(join(cacheDir, 'java-db'), { recursive: true });
+    const diagnosis = await diagnoseCache(cacheDir, { vexConfigPath, now: NOW });
+    assert.equal(component(diagnosis, 'checks').verdict, 'ok');
+    assert.equal(diagnosis.verdict, 'fail');
+    assert.deepEqual(offlineComponents(diagnosis), ['checks', 'vex']);
+  });
+
+  it('offlineComponents: what the skip flags need is there (an empty policy/content and a disabled VEX repository are not)', async () => {
+    const { cacheDir, vexConfigPath } = healthyCache();
+    assert.deepEqual(offlineComponents(await diagnoseCache(cacheDir, { vexConfigPath, now: NOW })), [
+      'db',
+      'java-db',
+      'checks',
+      'vex',
+    ]);
+    rmSync(join(cacheDir, 'policy', 'content'), { recursive: true });
+    mkdirSync(join(cacheDir, 'policy', 'content'));
+    rmSync(join(cacheDir, 'java-db', 'metadata.json'));
+    write(
+      vexConfigPath,
+      'repositories:\n  - name: default\n    url: https://github.com/aquasecurity/vexhub\n    enabled: false\n',
+    );
+    assert.deepEqual(offlineComponents(await diagnoseCache(cacheDir, { vexConfigPath, now: NOW })), ['db']);
+  });
+
   it('an empty cache dir → fail overall, nothing present', async () => {
     counter += 1;
     const cacheDir = join(root, `empty-${counter}`);
@@ -254,57 +280,5 @@ describe('diagnoseCache replays Trivy offline rules (trivy-facts.md)', () => {
     const diagnosis = await diagnoseCache(cacheDir, { now: NOW });
     assert.equal(diagnosis.verdict, 'fail');
     assert.ok(diagnosis.components.every((c) => !c.present));
-  });
-});
-
-describe('offline flags (trivy-facts: "Trivy flags an offline host needs")', () => {
-  it('every component, custom cache dir', () => {
-    assert.deepEqual(
-      offlineTrivyFlags({
-        cacheDir: '/srv/trivy',
-        defaultCacheDir: '/root/.cache/trivy',
-        components: ['db', 'java-db', 'checks', 'vex'],
-      }),
-      [
-        '--skip-db-update',
-        '--skip-java-db-update',
-        '--skip-check-update',
-        '--offline-scan',
-        '--vex',
-        'repo',
-        '--skip-vex-repo-update',
-        '--cache-dir',
-        '/srv/trivy',
-        '--skip-version-check',
-        '--disable-telemetry',
-      ],
-    );
-  });
-  it('no --cache-dir when it is the default; no VEX flags without VEX', () => {
-    assert.deepEqual(
-      offlineTrivyFlags({
-        cacheDir: '/root/.cache/trivy',
-        defaultCacheDir: '/root/.cache/trivy',
-        components: ['db'],
-      }),
-      ['--skip-db-update', '--offline-scan', '--skip-version-check', '--disable-telemetry'],
-    );
-  });
-  it('trivy.yaml keys: db.skip-update, db.java-skip-update, skip-check-update, vulnerability.skip-vex-repo-update, cache.dir', () => {
-    const config = parse(
-      trivyConfigYaml({
-        cacheDir: '/srv/trivy',
-        defaultCacheDir: '/root/.cache/trivy',
-        components: ['db', 'java-db', 'checks', 'vex'],
-      }),
-    ) as Record<string, Record<string, unknown>>;
-    assert.deepEqual(config.cache, { dir: '/srv/trivy' });
-    assert.deepEqual(config.db, { 'skip-update': true, 'java-skip-update': true });
-    assert.deepEqual(config.misconfiguration, { 'skip-check-update': true });
-    assert.deepEqual(config.rego, { 'skip-check-update': true });
-    assert.deepEqual(config.vulnerability, { vex: ['repo'], 'skip-vex-repo-update': true });
-    assert.deepEqual(config.scan, { offline: true });
-    assert.equal(config['skip-version-check'], true);
-    assert.equal(config['disable-telemetry'], true);
   });
 });

@@ -29,7 +29,7 @@ describe('renderDbMetadata (trivy-facts: metadata.json)', () => {
     const bytes = renderDbMetadata(published, new Date('2026-08-21T09:00:00.5Z'));
     assert.equal(
       bytes.toString('utf8'),
-      '{"Version":2,"NextUpdate":"2026-08-22T06:12:01.123456789Z","UpdatedAt":"2026-08-21T06:12:01.123456789Z","DownloadedAt":"2026-08-21T09:00:00.5Z"}',
+      '{"Version":2,"NextUpdate":"2026-08-22T06:12:01.123456789Z","UpdatedAt":"2026-08-21T06:12:01.123456789Z","DownloadedAt":"2026-08-21T09:00:00.5Z"}\n',
     );
   });
   it('compact JSON, keys exactly Version, NextUpdate, UpdatedAt, DownloadedAt in that order (trivy-facts example)', () => {
@@ -46,7 +46,8 @@ describe('renderDbMetadata (trivy-facts: metadata.json)', () => {
       'UpdatedAt',
       'DownloadedAt',
     ]);
-    assert.ok(!text.includes(' ') && !text.includes('\n'));
+    // Go's json.Encoder: compact, one newline at the end (what Trivy itself writes).
+    assert.ok(!text.includes(' ') && text.indexOf('\n') === text.length - 1);
   });
   it('Version is omitted when 0 or absent (trivy-facts: "omitted when 0")', () => {
     for (const Version of [0, undefined]) {
@@ -59,7 +60,7 @@ describe('renderDbMetadata (trivy-facts: metadata.json)', () => {
       { ...published, Extra: { a: 1 } },
       new Date('2026-08-21T09:00:00Z'),
     ).toString();
-    assert.ok(text.endsWith(',"Extra":{"a":1}}'), text);
+    assert.ok(text.endsWith(',"Extra":{"a":1}}\n'), text);
   });
 });
 
@@ -70,7 +71,7 @@ describe('renderPolicyMetadata (trivy-facts: policy/metadata.json)', () => {
       downloadedAt: new Date('2026-08-21T13:04:05.123Z'),
       version: { MajorVersion: 2 },
     }).toString();
-    assert.equal(text, `{"Digest":"${DIGEST}","DownloadedAt":"2026-08-21T13:04:05.123Z","MajorVersion":2}`);
+    assert.equal(text, `{"Digest":"${DIGEST}","DownloadedAt":"2026-08-21T13:04:05.123Z","MajorVersion":2}\n`);
     const explicitFalse = renderPolicyMetadata({
       digest: DIGEST,
       downloadedAt: new Date('2026-08-21T13:04:05Z'),
@@ -86,7 +87,7 @@ describe('renderPolicyMetadata (trivy-facts: policy/metadata.json)', () => {
     }).toString();
     assert.equal(
       text,
-      `{"Digest":"${DIGEST}","DownloadedAt":"2026-08-21T13:04:05Z","MajorVersion":0,"CustomBuild":true}`,
+      `{"Digest":"${DIGEST}","DownloadedAt":"2026-08-21T13:04:05Z","MajorVersion":0,"CustomBuild":true}\n`,
     );
   });
 });
@@ -99,13 +100,13 @@ describe('renderVexCacheJson (trivy-facts: cache.json)', () => {
         updatedAt: new Date('2026-08-21T09:00:00Z'),
         etags: { [location]: 'W/"abc"' },
       }).toString(),
-      `{"UpdatedAt":"2026-08-21T09:00:00Z","ETags":{"${location}":"W/\\"abc\\""}}`,
+      `{"UpdatedAt":"2026-08-21T09:00:00Z","ETags":{"${location}":"W/\\"abc\\""}}\n`,
     );
   });
   it('ETags may be {}', () => {
     assert.equal(
       renderVexCacheJson({ updatedAt: new Date('2026-08-21T09:00:00Z'), etags: {} }).toString(),
-      '{"UpdatedAt":"2026-08-21T09:00:00Z","ETags":{}}',
+      '{"UpdatedAt":"2026-08-21T09:00:00Z","ETags":{}}\n',
     );
   });
 });

@@ -25,14 +25,11 @@ describe('repository.yaml (trivy-facts: "VEX repositories (VEX Hub)")', () => {
     });
   });
 
-  it('a missing file plus another repository: the default entry first, then the imported one', () => {
+  it('a missing file and a bundle without VEX Hub: only the imported repository, no enabled default entry without content', () => {
     const text = mergeRepositoryYaml(undefined, [{ name: 'internal', url: 'https://vex.internal.example' }]);
     assert.deepEqual(
       readRepositoryYaml(text).map((entry) => [entry.name, entry.enabled]),
-      [
-        ['default', true],
-        ['internal', true],
-      ],
+      [['internal', true]],
     );
   });
 
@@ -59,14 +56,14 @@ repositories:
     insecure: true
 `;
 
-  it("keeps a user's two custom repositories, their order, settings and comments, and enables the imported one", () => {
-    const text = mergeRepositoryYaml(userFile, [VEXHUB]);
+  it("keeps a user's two custom repositories, their order, settings and comments, and never flips their enabled: false", () => {
+    const text = mergeRepositoryYaml(userFile, [VEXHUB, { name: 'lab', url: 'http://vex.lab.example' }]);
     const entries = readRepositoryYaml(text);
     assert.deepEqual(
       entries.map((entry) => [entry.name, entry.enabled]),
       [
         ['corp', true],
-        ['default', true],
+        ['default', false],
         ['lab', false],
       ],
     );
@@ -78,8 +75,19 @@ repositories:
     assert.ok(text.includes('# Managed by the platform team'));
     assert.ok(text.includes('# our own advisories come first'));
     assert.ok(text.includes('# rotated monthly'));
-    // Only the one value changed.
-    assert.equal(text, userFile.replace('vexhub\n    enabled: false', 'vexhub\n    enabled: true'));
+    // The user disabled default and lab on purpose: the file is left exactly as it was.
+    assert.equal(text, userFile);
+  });
+
+  it('enables a listed imported repository that has no enabled setting (Trivy reads that as disabled)', () => {
+    const text = mergeRepositoryYaml(
+      'repositories:\n  - name: default\n    url: https://github.com/aquasecurity/vexhub\n',
+      [VEXHUB],
+    );
+    assert.deepEqual(
+      readRepositoryYaml(text).map((entry) => [entry.name, entry.enabled]),
+      [['default', true]],
+    );
   });
 
   it('appends a repository that is not listed yet, after the user entries', () => {

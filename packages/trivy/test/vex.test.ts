@@ -200,6 +200,40 @@ describe('parseVexIndex (trivy-facts: index.json; location relative and inside t
       ],
     );
   });
+  it("Trivy's own fixture shape: ID/Location keys, no updated_at (Go decodes JSON keys case-insensitively)", () => {
+    const index = parseVexIndex(
+      Buffer.from(
+        JSON.stringify({ Packages: [{ ID: 'pkg:apk/alpine/musl', Location: 'musl.json', Format: '' }] }),
+      ),
+    );
+    assert.equal(index.updatedAt, undefined);
+    assert.deepEqual(index.packages, [
+      { id: 'pkg:apk/alpine/musl', location: 'musl.json', format: 'openvex' },
+    ]);
+  });
+  it('every key that folds onto a field decodes into it, the last one wins (as in Go); null counts as absent; the Kelvin sign folds onto k', () => {
+    const index = parseVexIndex(
+      Buffer.from(
+        '{"updated_at":null,"PACKAGES":[{"id":"exact","Id":"folded","location":"a.json"}],' +
+          '"pac\u212aages":[{"id":"kelvin","location":"k.json"}]}',
+      ),
+    );
+    assert.equal(index.updatedAt, undefined);
+    // Both PACKAGES and pacKages (Kelvin) match; the last one decoded wins, as in Go.
+    assert.deepEqual(index.packages, [{ id: 'kelvin', location: 'k.json', format: 'openvex' }]);
+    const twice = parseVexIndex(Buffer.from('{"packages":[{"id":"first","Id":"last","location":"a.json"}]}'));
+    assert.equal(twice.packages[0]?.id, 'last');
+  });
+  it('Updated_At is read; a present but invalid timestamp is refused', () => {
+    assert.equal(
+      parseVexIndex(Buffer.from('{"Updated_At":"2026-11-25T01:00:00Z","packages":[]}')).updatedAt,
+      '2026-11-25T01:00:00Z',
+    );
+    throwsCode(
+      () => parseVexIndex(Buffer.from('{"updated_at":"yesterday","packages":[]}')),
+      'VEX_ARCHIVE_INVALID',
+    );
+  });
   for (const location of ['../outside.json', '/etc/passwd', 'a/../../b.json', 'a\\b.json', 'C:/x.json']) {
     it(`refuses location ${JSON.stringify(location)} with VEX_ARCHIVE_INVALID`, () => {
       throwsCode(

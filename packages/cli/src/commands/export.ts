@@ -10,10 +10,16 @@ import {
   type ExportComponentKind,
   type ExportResult,
 } from '@trivy-airgap/exporter';
-import { asFileSystemError, loadSigningKey, type SigningKey } from '@trivy-airgap/format';
+import {
+  asFileSystemError,
+  loadSigningKey,
+  type SignatureAlgorithm,
+  type SigningKey,
+} from '@trivy-airgap/format';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
 import { CliError, UsageError } from '../errors.js';
+import { gateCheckCommands } from '../gate-check.js';
 import { readPassphrase } from '../passphrase.js';
 import {
   readCaCert,
@@ -130,7 +136,13 @@ function jsonSummary(result: ExportResult) {
     },
     components: result.components,
     workDir: result.workDir,
+    gateCheck: gateCheckCommands(basename(bundle.checksumPath), signerAlgorithm(result)),
   };
+}
+
+/** The signer's algorithm, when the checksum file was signed. */
+function signerAlgorithm(result: ExportResult): SignatureAlgorithm | null {
+  return result.bundle.checksumSignaturePath === null ? null : (result.manifest.signer?.algorithm ?? null);
 }
 
 function humanSummary(result: ExportResult): string[] {
@@ -138,7 +150,12 @@ function humanSummary(result: ExportResult): string[] {
   const lines = result.components.map((component) => {
     const name = component.kind === 'vex' ? `vex/${component.name ?? ''}` : component.kind;
     const version = component.version === undefined ? '' : `, version ${component.version}`;
-    return `${name.padEnd(12)} ${formatBytes(component.size).padStart(9)}  ${shortDigest(component.layerDigest ?? component.digest)}  from ${component.servedBy}${version}${age(component.updatedAt, now)}`;
+    // Labelled: verify and import show the manifest digest; the layer digest is the one every mirror shares.
+    const digests =
+      component.layerDigest === undefined
+        ? `archive ${shortDigest(component.digest)}`
+        : `manifest ${shortDigest(component.digest)}  layer ${shortDigest(component.layerDigest)}`;
+    return `${name.padEnd(12)} ${formatBytes(component.size).padStart(9)}  ${digests}  from ${component.servedBy}${version}${age(component.updatedAt, now)}`;
   });
   const { bundle } = result;
   const checksumName = basename(bundle.checksumPath);
@@ -151,10 +168,10 @@ function humanSummary(result: ExportResult): string[] {
     ...bundle.companions.map((file) => `with         ${file.path} (listed in ${checksumName})`),
     `expires      ${result.manifest.expires}`,
     '',
-    'Carry the bundle with its .sha256 and .sha256.sig; before it enters the isolated network:',
     bundle.checksumSignaturePath === null
-      ? `  sha256sum -c ${checksumName}`
-      : `  openssl dgst -sha256 -verify signing.pub -signature ${checksumName}.sig ${checksumName} && sha256sum -c ${checksumName}`,
+      ? 'Carry the bundle with its .sha256; before it enters the isolated network:'
+      : 'Carry the bundle with its .sha256 and .sha256.sig; before it enters the isolated network:',
+    `  ${gateCheckCommands(checksumName, signerAlgorithm(result)).join(' && ')}`,
   );
   return lines;
 }

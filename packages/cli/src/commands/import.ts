@@ -1,10 +1,17 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { importBundle } from '@trivy-airgap/importer';
-import { offlineTrivyFlags, shellQuote, trivyConfigYaml } from '@trivy-airgap/trivy';
+import { cacheStatus, importBundle } from '@trivy-airgap/importer';
+import { shellQuote } from '@trivy-airgap/trivy';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
 import { ProgressRenderer } from '../progress.js';
+import {
+  checkTrivyVersion,
+  failingComponents,
+  importedProblems,
+  offlineCommand,
+  TRIVY_VERSION_OPTION,
+} from '../trivy-command.js';
 import { checkPublishArgs, publishOptions, runPublish, type PublishArgs } from './import-publish.js';
 import {
   age,
@@ -20,6 +27,12 @@ interface ImportArgs extends BundleArgs, PublishArgs {
   'vex-config': string | undefined;
   'allow-downgrade': boolean;
   'write-trivy-config': string | undefined;
+  'trivy-version': string | undefined;
+}
+
+/** The names help and status use: `checks`, not the cache folder `policy`. */
+function componentLabel(component: { kind: string; name?: string }): string {
+  return component.name === undefined ? component.kind : `${component.kind}/${component.name}`;
 }
 
 export function importCommand(context: CommandContext) {
@@ -47,6 +60,7 @@ export function importCommand(context: CommandContext) {
           type: 'string',
           describe: 'also write the offline settings as a trivy.yaml (trivy --config FILE)',
         })
+        .option('trivy-version', TRIVY_VERSION_OPTION)
         .example('$0 import trivy-bundle.tgz --trust signing.pub', "into Trivy's default cache")
         .example(
           'cat trivy-bundle.tgz.part-* | $0 import - --trust signing.pub --cache-dir /srv/trivy',
@@ -61,6 +75,7 @@ export function importCommand(context: CommandContext) {
           'publish for the whole site: registry + VEX web server',
         ),
     handler: async (args: ImportArgs) => {
+      checkTrivyVersion(args['trivy-version']);
       const publishing = checkPublishArgs(args);
       if (!args.cache) {
         const { result, output } = await runPublish(context, args);
@@ -95,17 +110,15 @@ export function importCommand(context: CommandContext) {
       } finally {
         progress.stop();
       }
-      const flagsInput = {
-        cacheDir: result.cacheDir,
-        defaultCacheDir: cache.defaultPath,
-        components: result.installed.map((component) => component.kind),
-      };
-      const flags = offlineTrivyFlags(flagsInput);
+      // The command follows what is installed now (this bundle and earlier ones), as `status` does.
+      const status = await cacheStatus({ cacheDir: result.cacheDir, vexConfigPath });
+      const command = offlineCommand(status, cache.defaultPath, args['trivy-version']);
+      for (const line of importedProblems(status, result.installed)) context.out.warn(line);
       let trivyConfig: string | undefined;
       if (args['write-trivy-config'] !== undefined) {
         trivyConfig = resolve(context.io.cwd, args['write-trivy-config']);
         await mkdir(dirname(trivyConfig), { recursive: true });
-        await writeFile(trivyConfig, trivyConfigYaml(flagsInput));
+        await writeFile(trivyConfig, command.trivyYaml);
       }
       const published = publishing ? (await runPublish(context, args)).output : undefined;
       const signer =
@@ -123,7 +136,8 @@ export function importCommand(context: CommandContext) {
           vexConfigPath: result.vexConfigPath ?? null,
           installed: result.installed,
           cleaned: result.cleaned,
-          trivyFlags: flags,
+          trivyFlags: command.flags,
+          trivyCommandWorks: command.works,
           trivyConfig: trivyConfig ?? null,
           ...published?.json,
         },
@@ -131,12 +145,12 @@ export function importCommand(context: CommandContext) {
           `imported bundle ${result.bundleId} (signed by ${signer}) into ${result.cacheDir}`,
           ...result.installed.map(
             (component) =>
-              `  ${component.key.padEnd(14)} ${[
+              `  ${componentLabel(component).padEnd(14)} ${[
                 component.version,
                 component.updatedAt === undefined
                   ? undefined
                   : `built ${component.updatedAt} (${age(component.updatedAt)})`,
-                component.digest?.slice(0, 19),
+                component.digest === undefined ? undefined : `manifest ${component.digest.slice(0, 19)}`,
                 component.downgrade ? 'DOWNGRADE' : undefined,
               ]
                 .filter((part) => part !== undefined)
@@ -144,10 +158,16 @@ export function importCommand(context: CommandContext) {
           ),
           ...(result.vexConfigPath === undefined
             ? []
-            : [`VEX repositories enabled in ${result.vexConfigPath}`]),
+            : [`VEX repositories listed in ${result.vexConfigPath}`]),
           '',
-          'Run Trivy offline with:',
-          `  trivy image ${shellQuote(flags)} IMAGE`,
+          ...(command.works
+            ? ['Run Trivy offline with:']
+            : [
+                'Trivy cannot scan offline with this cache yet:',
+                ...failingComponents(status).map((line) => `  ${line}`),
+                'Once that is fixed (`trivy-airgap status` checks it), run Trivy offline with:',
+              ]),
+          `  ${command.line}`,
           ...(trivyConfig === undefined
             ? []
             : [`or: trivy image --config ${shellQuote([trivyConfig])} IMAGE`]),

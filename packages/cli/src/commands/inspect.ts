@@ -1,6 +1,7 @@
 import { inspectBundle } from '@trivy-airgap/importer';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
+import { checksumNameOf, gateCheckCommands } from '../gate-check.js';
 import { age, bundlePath, formatBytes, trustOptions } from './verify.js';
 
 interface InspectArgs {
@@ -35,12 +36,17 @@ export function inspectCommand(context: CommandContext) {
         .example('$0 inspect trivy-bundle.tgz', 'what is inside and how old it is')
         .example('$0 inspect trivy-bundle.tgz --json | jq .components', 'as JSON'),
     handler: async (args: InspectArgs) => {
+      const bundle = bundlePath(context, args.bundle);
       const result = await inspectBundle({
-        bundle: bundlePath(context, args.bundle),
+        bundle,
         stdin: process.stdin,
         ...trustOptions(context, args.trust),
       });
-      const summary: Record<string, unknown> = { ...result };
+      const gateCheck = gateCheckCommands(
+        bundle === '-' ? '<bundle>.sha256' : checksumNameOf(bundle),
+        result.signer?.algorithm ?? null,
+      );
+      const summary: Record<string, unknown> = { ...result, gateCheck };
       delete summary.manifest;
       context.out.result(summary, [
         `bundle      ${result.bundleId}${result.size === undefined ? '' : ` (${formatBytes(result.size)})`}`,
@@ -65,6 +71,8 @@ export function inspectCommand(context: CommandContext) {
             : [`  updated     ${component.updatedAt} (${age(component.updatedAt)})`]),
         ]),
         '',
+        'check it with stock tools where it lies with its .sha256 files:',
+        `  ${gateCheck.join(' && ')}`,
         'inspect reads only the manifest: run `trivy-airgap verify` to check the content.',
       ]);
     },

@@ -1,15 +1,16 @@
 import { cacheStatus, parseDuration } from '@trivy-airgap/importer';
-import { offlineTrivyFlags, shellQuote } from '@trivy-airgap/trivy';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
 import { ReportedFailure, UsageError } from '../errors.js';
 import { formatDuration } from '../progress.js';
+import { checkTrivyVersion, offlineCommand, TRIVY_VERSION_OPTION } from '../trivy-command.js';
 import { resolveCache, resolveVexConfig } from './verify.js';
 
 interface StatusArgs {
   'cache-dir': string | undefined;
   'vex-config': string | undefined;
   'max-age': string | undefined;
+  'trivy-version': string | undefined;
 }
 
 export function statusCommand(context: CommandContext) {
@@ -24,9 +25,11 @@ export function statusCommand(context: CommandContext) {
           type: 'string',
           describe: 'exit 1 when any content was built longer ago than this (36h, 7d, …): for monitoring',
         })
+        .option('trivy-version', TRIVY_VERSION_OPTION)
         .example('$0 status', "Trivy's default cache")
         .example('$0 status --cache-dir /srv/trivy --max-age 7d --json', 'for a monitoring check'),
     handler: async (args: StatusArgs) => {
+      checkTrivyVersion(args['trivy-version']);
       let maxAgeMs: number | undefined;
       if (args['max-age'] !== undefined) {
         maxAgeMs = parseDuration(args['max-age']);
@@ -73,25 +76,19 @@ export function statusCommand(context: CommandContext) {
           `TOO OLD: ${stale.kind}${stale.name === undefined ? '' : ` ${stale.name}`} built ${stale.updatedAt}, ${formatDuration(stale.ageMs)} ago`,
         );
       }
-      lines.push(
-        status.diagnosis.verdict === 'fail'
-          ? 'verdict: Trivy will FAIL offline with this cache (see above)'
-          : `verdict: Trivy will run offline${status.diagnosis.verdict === 'warning' ? ' (with warnings)' : ''}`,
-      );
-      const trivyFlags = offlineTrivyFlags({
-        cacheDir: status.cacheDir,
-        defaultCacheDir: cache.defaultPath,
-        components: status.diagnosis.components
-          .filter((component) => component.present)
-          .map((component) => component.kind),
-      });
-      lines.push(`run Trivy offline with: trivy image ${shellQuote(trivyFlags)} IMAGE`);
-      context.out.result({ ...status, trivyFlags }, lines);
+      const command = offlineCommand(status, cache.defaultPath, args['trivy-version']);
+      if (command.works) {
+        lines.push(
+          `verdict: Trivy will run offline${status.diagnosis.verdict === 'warning' ? ' (with warnings)' : ''}`,
+          `run Trivy offline with: ${command.line}`,
+        );
+      } else {
+        lines.push('verdict: Trivy CANNOT scan offline with this cache (FAIL above)');
+      }
+      context.out.result({ ...status, trivyFlags: command.flags }, lines);
       if (!status.healthy) {
         throw new ReportedFailure(
-          status.stale.length > 0
-            ? 'content is older than --max-age'
-            : 'Trivy would fail offline with this cache',
+          command.works ? 'content is older than --max-age' : 'Trivy cannot scan offline with this cache',
         );
       }
     },

@@ -169,6 +169,7 @@ export async function publishBundle(options: PublishBundleOptions): Promise<Publ
             insecure: transport.insecure,
             caCert: transport.caCertPem !== undefined,
             authenticated: credentials?.username !== undefined || credentials?.registryToken !== undefined,
+            trivyVersion: verified.manifest.trivyVersions,
           }),
         };
       } finally {

@@ -1,5 +1,6 @@
 import type { OciComponent, OciComponentKind } from '@trivy-airgap/format';
 import { parseReference, type ImageReference } from '@trivy-airgap/oci';
+import { trivyCapabilities } from '@trivy-airgap/trivy';
 import { PublishError } from './errors.js';
 
 /** Where `--to-registry HOST[:PORT][/PREFIX]` points: the registry and a repository prefix. */
@@ -94,17 +95,13 @@ export interface TrivyRegistrySettings {
   readonly notes: readonly string[];
 }
 
-const FLAGS: Readonly<Record<OciComponentKind, string>> = {
-  db: '--db-repository',
-  'java-db': '--java-db-repository',
-  checks: '--checks-bundle-repository',
-};
-
 export interface ClientAccess {
   readonly plainHttp?: boolean | undefined;
   readonly insecure?: boolean | undefined;
   readonly caCert?: boolean | undefined;
   readonly authenticated?: boolean | undefined;
+  /** The Trivy the settings are for (release or the bundle's `trivyVersions`): flag names changed. */
+  readonly trivyVersion?: string | undefined;
 }
 
 /**
@@ -117,8 +114,9 @@ export function trivyRegistrySettings(
   access: ClientAccess = {},
 ): TrivyRegistrySettings {
   const kinds = (['db', 'java-db', 'checks'] as const).filter((kind) => refs[kind] !== undefined);
+  const can = trivyCapabilities(access.trivyVersion);
   const flags: string[] = [];
-  for (const kind of kinds) flags.push(FLAGS[kind], refs[kind] ?? '');
+  for (const kind of kinds) flags.push(can.repositoryFlags[kind], refs[kind] ?? '');
   const notes: string[] = [];
   if (access.plainHttp === true) {
     flags.push('--insecure');
@@ -142,7 +140,8 @@ export function trivyRegistrySettings(
     if (refs['java-db'] !== undefined) lines.push(`  java-repository: ${refs['java-db']}`);
   }
   if (refs.checks !== undefined) {
-    lines.push('misconfiguration:', `  checks-bundle-repository: ${refs.checks}`);
+    const key = can.repositoryKeys.checks.split('.')[1] ?? '';
+    lines.push('misconfiguration:', `  ${key}: ${refs.checks}`);
   }
   if (access.plainHttp === true) lines.push('insecure: true');
   return { flags, trivyYaml: `${lines.join('\n')}\n`, repositories: { ...refs }, notes };
