@@ -1,17 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type SpawnOptions } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import {
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  readlinkSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -24,6 +13,7 @@ import {
   seedRegistryWithSkopeo,
   spawnWithMounts,
   startRegistry,
+  treeHash,
   trivyArtifact,
   type TestMount,
   type TestRegistry,
@@ -106,20 +96,6 @@ async function failsWith(
   const left = /left: (.*)\n$/.exec(run.stderr)?.[1];
   if (listAfter !== undefined) assert.notEqual(left, undefined, run.stderr);
   return { ...error, ...(left === undefined ? {} : { left }) };
-}
-
-function treeHash(dir: string): string {
-  const hash = createHash('sha256');
-  const walk = (path: string, rel: string): void => {
-    const stat = lstatSync(path);
-    if (stat.isSymbolicLink()) hash.update(`L ${rel} -> ${readlinkSync(path)}\n`);
-    else if (stat.isDirectory()) {
-      hash.update(`D ${rel}\n`);
-      for (const name of readdirSync(path).sort()) walk(join(path, name), `${rel}/${name}`);
-    } else hash.update(`F ${rel} ${createHash('sha256').update(readFileSync(path)).digest('hex')}\n`);
-  };
-  if (existsSync(dir)) walk(dir, '');
-  return hash.digest('hex');
 }
 
 let counter = 0;

@@ -8,3 +8,4 @@ export * from './http-servers.js';
 export * from './proxy.js';
 export * from './seed.js';
 export * from './mounts.js';
+export * from './trees.js';

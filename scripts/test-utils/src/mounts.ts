@@ -29,6 +29,23 @@ function mountScript(mounts: readonly TestMount[]): string {
   return `set -e; ${steps.join('; ')}; shift ${mounts.length}; exec "$@"`;
 }
 
+/** `unshare` arguments that run `command args` with `mounts` in place. */
+function unshareArgs(mounts: readonly TestMount[], command: string, args: readonly string[]): string[] {
+  return [
+    '--mount',
+    '--propagation',
+    'private',
+    '--',
+    'sh',
+    '-c',
+    mountScript(mounts),
+    'sh',
+    ...mounts.map((mount) => mount.path),
+    command,
+    ...args,
+  ];
+}
+
 /** Spawns `command args` with `mounts` in place (asynchronously: servers in this process keep answering). */
 export function spawnWithMounts(
   mounts: readonly TestMount[],
@@ -36,23 +53,7 @@ export function spawnWithMounts(
   args: readonly string[],
   options: SpawnOptions = {},
 ): ChildProcess {
-  return spawn(
-    'unshare',
-    [
-      '--mount',
-      '--propagation',
-      'private',
-      '--',
-      'sh',
-      '-c',
-      mountScript(mounts),
-      'sh',
-      ...mounts.map((mount) => mount.path),
-      command,
-      ...args,
-    ],
-    options,
-  );
+  return spawn('unshare', unshareArgs(mounts, command, args), options);
 }
 
 let checked: string | undefined;
@@ -67,19 +68,10 @@ export function assertCanMount(): void {
   try {
     const result = spawnSync(
       'unshare',
-      [
-        '--mount',
-        '--propagation',
-        'private',
-        '--',
-        'sh',
-        '-c',
-        mountScript([{ kind: 'tmpfs', path: probe, size: '64k' }]),
-        'sh',
-        probe,
-        'true',
-      ],
-      { encoding: 'utf8' },
+      unshareArgs([{ kind: 'tmpfs', path: probe, size: '64k' }], 'true', []),
+      {
+        encoding: 'utf8',
+      },
     );
     checked = result.status === 0 ? 'ok' : `${result.error?.message ?? ''}${result.stderr}`.trim();
   } finally {
