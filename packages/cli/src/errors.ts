@@ -4,7 +4,7 @@ import { AirgapError, type AirgapErrorOptions, type ErrorCategory } from '@trivy
 export const CLI_ERROR_CODES = {
   /** The command line is wrong: an unknown flag, a missing argument, flags that do not go together. */
   USAGE: 'usage',
-  /** The --passphrase-file is empty (an unreadable file is a FileSystemError, as for every file). */
+  /** keygen's --passphrase-file is missing, or a passphrase file is empty (other read errors are FS_*). */
   PASSPHRASE_FILE: 'failure',
   /** --with-tool asks for the single-file build, which was not built. */
   TOOL_MISSING: 'failure',

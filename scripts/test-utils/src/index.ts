@@ -9,3 +9,4 @@ export * from './proxy.js';
 export * from './seed.js';
 export * from './mounts.js';
 export * from './trees.js';
+export * from './paced-link.js';
