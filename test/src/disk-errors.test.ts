@@ -13,7 +13,7 @@ import {
   seedRegistryWithSkopeo,
   spawnWithMounts,
   startRegistry,
-  treeHash,
+  treeDigest,
   trivyArtifact,
   type TestMount,
   type TestRegistry,
@@ -143,7 +143,7 @@ describe('a read-only cache (read-only bind mount)', () => {
     const cache = freshDir('ro-filled');
     const run = await runCli(['import', bundle, '--trust', trust, '--cache-dir', cache, '--quiet']);
     assert.equal(run.code, 0, run.stderr);
-    const before = treeHash(cache);
+    const before = treeDigest(cache);
     const readOnly: TestMount[] = [{ kind: 'read-only', path: cache }];
     // As a person sees it: one error line and the advice, no stack, not "this is a bug".
     const human = await runCli(['rollback', '--cache-dir', cache], readOnly);
@@ -158,7 +158,7 @@ describe('a read-only cache (read-only bind mount)', () => {
       readOnly,
       'FS_READ_ONLY',
     );
-    assert.equal(treeHash(cache), before);
+    assert.equal(treeDigest(cache), before);
   });
 });
 

@@ -18,7 +18,7 @@ import {
   seedRegistryWithSkopeo,
   startRegistry,
   startVexRepositoryServer,
-  treeHash,
+  treeDigest,
   trivyArtifact,
   vexRepositoryArchive,
   type TestRegistry,
@@ -207,7 +207,7 @@ describe('export → carry → import, through the built CLIs', () => {
     const bytes = readFileSync(bundle);
     bytes[Math.floor(bytes.length / 2)]! ^= 0x20;
     writeFileSync(tampered, bytes);
-    const before = treeHash(cache);
+    const before = treeDigest(cache);
     const run = await runCli(singleFileCopy, [
       'import',
       tampered,
@@ -221,7 +221,7 @@ describe('export → carry → import, through the built CLIs', () => {
     assert.equal(run.code, 3, run.stderr);
     assert.match(run.stderr, /error:/);
     assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace without --debug');
-    assert.equal(treeHash(cache), before);
+    assert.equal(treeDigest(cache), before);
   });
 
   it('on a terminal (script(1) pseudo-terminal) progress is drawn; off a terminal there are no escape codes', async () => {

@@ -26,6 +26,7 @@ import {
   TrivyError,
   checkArtifactManifest,
   checksMajorVersion,
+  dbSchemaProblem,
   normalizeRepository,
   parseDbMetadata,
   trivyFallsBack,
@@ -379,13 +380,12 @@ async function storeDbLayerNow(
     }
     throw error;
   }
-  const expected = ARTIFACTS[kind].schemaVersion;
-  if (fields.Version !== expected) {
-    throw new ExporterError(
-      'METADATA_INVALID',
-      `${name}: metadata.json has schema Version ${String(fields.Version ?? 0)}, Trivy needs exactly ${expected}`,
-      { expected: String(expected), found: String(fields.Version ?? 0) },
-    );
+  const schemaProblem = dbSchemaProblem(kind, fields);
+  if (schemaProblem !== undefined) {
+    throw new ExporterError('METADATA_INVALID', `${name}: ${schemaProblem}`, {
+      expected: String(ARTIFACTS[kind].schemaVersion),
+      found: String(fields.Version ?? 0),
+    });
   }
   return { stored, metadata: knownFields(fields) };
 }

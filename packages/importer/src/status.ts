@@ -1,6 +1,6 @@
 import { diagnoseCache, type CacheDiagnosis, type ComponentDiagnosis } from '@trivy-airgap/trivy';
-import { readFile } from 'node:fs/promises';
-import { cachePaths, readJournal, readState, type InstallState, type LockHolder } from './cache.js';
+import { inspectLock } from '@trivy-airgap/durable';
+import { cachePaths, readJournal, readState, type InstallState } from './cache.js';
 
 export interface CacheStatusOptions {
   readonly cacheDir: string;
@@ -18,6 +18,16 @@ export interface StaleComponent {
   readonly ageMs: number;
 }
 
+export interface LockedBy {
+  readonly pid: number;
+  readonly host: string;
+  readonly startedAt: string;
+  readonly operation: string;
+  /** The same as `operation` (the name earlier releases used). */
+  readonly command: string;
+  readonly alive: boolean;
+}
+
 export interface CacheStatus {
   readonly cacheDir: string;
   /** The doctor's replay of Trivy's offline rules, per component. */
@@ -26,8 +36,11 @@ export interface CacheStatus {
   readonly state: InstallState;
   /** An import or rollback was interrupted; the next import or rollback finishes it. */
   readonly interrupted: boolean;
-  /** Who holds the lock right now, if anyone. */
-  readonly lockedBy?: LockHolder;
+  /**
+   * Who holds the lock, if anyone. `alive` false: its process is gone (killed or crashed): the
+   * lock is stale and the next import or rollback takes it over.
+   */
+  readonly lockedBy?: LockedBy;
   /** Components older than maxAgeMs. */
   readonly stale: readonly StaleComponent[];
   /** No component fails, and none is stale. */
@@ -44,12 +57,11 @@ export async function cacheStatus(options: CacheStatusOptions): Promise<CacheSta
   });
   const state = await readState(paths);
   const interrupted = (await readJournal(paths)) !== undefined;
-  let lockedBy: LockHolder | undefined;
-  try {
-    lockedBy = JSON.parse(await readFile(paths.lockFile, 'utf8')) as LockHolder;
-  } catch {
-    lockedBy = undefined;
-  }
+  const lock = await inspectLock(paths.lockFile).catch(() => undefined);
+  const lockedBy: LockedBy | undefined =
+    lock?.holder === undefined
+      ? undefined
+      : { ...lock.holder, command: lock.holder.operation, alive: lock.alive };
   const stale: StaleComponent[] = [];
   if (options.maxAgeMs !== undefined) {
     for (const component of diagnosis.components) {

@@ -8,5 +8,5 @@ export * from './http-servers.js';
 export * from './proxy.js';
 export * from './seed.js';
 export * from './mounts.js';
-export * from './trees.js';
+export * from './fs-tree.js';
 export * from './paced-link.js';
