@@ -51,6 +51,7 @@ import {
 } from './cache.js';
 import { FileSink, checkLayerContent } from './content.js';
 import { ImporterError, asWriteError } from './errors.js';
+import { generationFingerprint } from './fingerprint.js';
 import { LayerUnpacker } from './layer.js';
 import { readBundle, type PolicyOptions, type TrustedBundle, type VerificationCheck } from './reader.js';
 import type { BundleInput } from './source.js';
@@ -405,6 +406,7 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
       await rename(join(stage, ...key.split('/')), generationPath);
       moved.push(generationPath);
       await fsyncDir(dirname(generationPath));
+      const fingerprint = await generationFingerprint(generationPath);
       const record: GenerationRecord = {
         generation,
         target: linkTargetOf(paths, key, generation),
@@ -413,6 +415,7 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
         keyId: verified.signature?.keyId ?? null,
         installedAt: installedAt.toISOString(),
         ...describeComponent(component),
+        ...(fingerprint === undefined ? {} : { fingerprint }),
       };
       const { previous, migrateTo } = await previousOf(paths, state.components[key], key, installedAt);
       components[key] = {
@@ -527,6 +530,8 @@ async function previousOf(
     // Made by Trivy or by hand: keep it as a generation so rollback can bring it back.
     const generation = generationName(now, 'preexisting');
     const probed = await probeLiveDirectory(paths, key);
+    // Moving the directory keeps every entry's inode and mtime: the fingerprint stays valid.
+    const fingerprint = await generationFingerprint(linkPath);
     return {
       previous: {
         generation,
@@ -535,6 +540,7 @@ async function previousOf(
         keyId: null,
         installedAt: info.mtime.toISOString(),
         ...(probed?.updatedAt === undefined ? {} : { updatedAt: probed.updatedAt }),
+        ...(fingerprint === undefined ? {} : { fingerprint }),
       },
       migrateTo: generationPathOf(paths, key, generation),
     };

@@ -13,6 +13,7 @@ import {
   type StepHook,
 } from './cache.js';
 import { ImporterError, asWriteError } from './errors.js';
+import { generationFingerprint } from './fingerprint.js';
 import { lstat, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 
@@ -90,6 +91,19 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
           'CACHE_STATE_INVALID',
           `the previous generation of ${component.key} (${target}) is gone; nothing was changed`,
           { path: target, hint: 'import a bundle instead' },
+        );
+      }
+      const recorded = component.previous.fingerprint;
+      if (recorded !== undefined && (await generationFingerprint(target)) !== recorded) {
+        // Trivy run without the skip flags updates the cache in place, through our links: what is
+        // there now is not what was installed, and may be half of an interrupted update.
+        throw new ImporterError(
+          'CACHE_STATE_INVALID',
+          `the previous generation of ${component.key} (${target}) was changed after it was installed (Trivy updates the cache in place when run without the skip flags); nothing was changed`,
+          {
+            path: target,
+            hint: `import a bundle instead${chosen.length > 1 ? ', or roll back the other components with --component' : ''}`,
+          },
         );
       }
     }
