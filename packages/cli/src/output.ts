@@ -7,6 +7,17 @@ export interface CliIo {
   readonly cwd: string;
 }
 
+/**
+ * When the reader of a pipe goes away (`trivy-airgap inspect B | head -1`), writes fail with EPIPE
+ * and Node would die of an unhandled 'error' event, mid-import if need be. Like other Unix tools the
+ * CLI then just stops writing there (a destroyed stream drops later writes) and the command runs to
+ * its normal end: an import completes and releases its lock. Other write errors on stdout/stderr
+ * (a terminal that went away) cannot be reported anywhere either.
+ */
+export function stopWritingWhenClosed(stream: NodeJS.WritableStream): void {
+  stream.on('error', () => undefined);
+}
+
 export interface OutputOptions {
   readonly json: boolean;
   readonly quiet: boolean;
@@ -30,7 +41,9 @@ export class Output {
     this.json = options.json;
     this.quiet = options.quiet;
     this.debug = options.debug;
-    this.color = io.stderr.isTTY === true && io.env.NO_COLOR === undefined && io.env.TERM !== 'dumb';
+    // no-color.org: NO_COLOR disables colour when it is present AND not an empty string.
+    const noColor = (io.env.NO_COLOR ?? '') !== '';
+    this.color = io.stderr.isTTY === true && !noColor && io.env.TERM !== 'dumb';
   }
 
   /** Whether live progress (spinners, escape codes) may be drawn. */

@@ -10,6 +10,7 @@ import { verifyCommand } from './commands/verify.js';
 import type { CommandContext } from './context.js';
 import { ReportedFailure, UsageError } from './errors.js';
 import { EXIT_OK, exitCodeFor } from './exit-codes.js';
+import { examplesSection } from './help.js';
 import { Output, type CliIo } from './output.js';
 import { TOOL_NAME, toolVersion } from './version.js';
 
@@ -51,12 +52,23 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     .alias('help', 'h')
     .wrap(Math.min(110, io.stdout.isTTY === true ? process.stdout.columns : 110))
     .exitProcess(false)
+    // Flags are only known by their kebab-case names: an unknown-flag error then names what was
+    // typed (`cache-dri`), without a camelCase twin (`cacheDri`) nobody typed.
+    .parserConfiguration({ 'camel-case-expansion': false })
     .fail((message: string | undefined, error: Error | undefined) => {
-      throw error ?? new UsageError(message ?? 'invalid command line', 'see --help');
+      // yargs' own complaints (a flag without its value, …) arrive as a YError: a usage error.
+      if (error === undefined || error.name === 'YError') {
+        throw new UsageError(message ?? error?.message ?? 'invalid command line', 'see --help');
+      }
+      throw error;
     });
 
   try {
-    await parser.parseAsync();
+    const parsed = await parser.parseAsync();
+    if (parsed.help === true) {
+      const command = typeof parsed._[0] === 'string' ? parsed._[0] : '';
+      for (const line of examplesSection(command, TOOL_NAME)) io.stdout.write(`${line}\n`);
+    }
     return EXIT_OK;
   } catch (error) {
     if (!(error instanceof ReportedFailure)) reportError(out, error);

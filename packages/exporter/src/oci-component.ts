@@ -144,7 +144,7 @@ export async function fetchOciComponent(
       context.onProgress({
         type: 'task-done',
         task,
-        summary: `${formatBytes(fetched.component.layer.size)}, ${fetched.component.layer.digest.slice(0, 19)} from ${name}${builtAgo(fetched.component.metadata?.UpdatedAt)}${
+        summary: `${formatBytes(fetched.component.layer.size)}, layer ${fetched.component.layer.digest.slice(0, 19)} from ${name}${builtAgo(fetched.component.metadata?.UpdatedAt)}${
           fetched.reusedLayer ? ' (reused from the work dir)' : ''
         }`,
       });

@@ -85,6 +85,11 @@ export function loadSigningKey(
   options: { passphrase?: string; source?: string } = {},
 ): SigningKey {
   const source = options.source ?? 'private key';
+  if (/-----BEGIN PUBLIC KEY-----/.test(pem)) {
+    throw new FormatError('KEY_INVALID', `${source} is the public key; signing needs the private key`, {
+      hint: 'pass the signing.key that keygen wrote beside it (the .pub goes to the isolated hosts)',
+    });
+  }
   const encrypted = ENCRYPTED_PEM.test(pem);
   if (encrypted && options.passphrase === undefined) {
     throw new FormatError('KEY_PASSPHRASE_REQUIRED', `${source} is encrypted and no passphrase was given`, {

@@ -6,6 +6,10 @@ import { AirgapError, type AirgapErrorOptions, type ErrorCategory } from '@trivy
  */
 export const IMPORTER_ERROR_CODES = {
   BUNDLE_NOT_FOUND: 'failure',
+  /** The bundle path names a directory, a device, …: not a file (nor a named pipe). */
+  BUNDLE_NOT_A_FILE: 'failure',
+  /** A split part between the first and the last one is missing. */
+  BUNDLE_PART_MISSING: 'failure',
   TRUSTED_KEY_UNREADABLE: 'failure',
   BUNDLE_CORRUPT: 'verification',
   BUNDLE_ENTRY_UNLISTED: 'verification',

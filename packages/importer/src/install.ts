@@ -471,7 +471,9 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
     stage = undefined;
     cleaned = [...cleaned, ...(await recoverAndClean(paths))];
     for (const component of installed) {
-      onProgress({ type: 'task-done', task: component.key, summary: summaryOf(component) });
+      // Named as help and status name components: checks, not the cache folder `policy`.
+      const task = component.kind === 'vex' ? component.key : component.kind;
+      onProgress({ type: 'task-done', task, summary: summaryOf(component) });
     }
     return {
       bundleId: manifest.bundleId,
@@ -511,7 +513,7 @@ function summaryOf(component: InstalledComponent): string {
   const parts = [`installed ${component.generation}`];
   if (component.version !== undefined) parts.push(`version ${component.version}`);
   if (component.updatedAt !== undefined) parts.push(`built ${component.updatedAt}`);
-  if (component.digest !== undefined) parts.push(component.digest.slice(0, 19));
+  if (component.digest !== undefined) parts.push(`manifest ${component.digest.slice(0, 19)}`);
   if (component.downgrade) parts.push('DOWNGRADE');
   return parts.join(', ');
 }

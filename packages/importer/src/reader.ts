@@ -497,7 +497,12 @@ export async function readBundle(input: BundleInput, options: ReadBundleOptions)
     onProgress({
       type: 'task-done',
       task: 'bundle',
-      summary: `${manifest.files.length} entries, ${total} bytes verified (signature, sizes, sha256)`,
+      summary: `${manifest.files.length} entries, ${total} bytes verified (${
+        // An unsigned bundle (--allow-unsigned) must not read as if its signature was checked.
+        trusted.signature === null
+          ? 'sizes, sha256; UNSIGNED, origin not verified'
+          : 'signature, sizes, sha256'
+      })`,
     });
     return {
       ...trusted,

@@ -14,12 +14,13 @@ export function defaultTrustDirs(env: NodeJS.ProcessEnv = process.env): string[]
 export interface TrustOptions {
   /** Public key files given with --trust (read; a bad one is an error). */
   readonly trustFiles?: readonly string[];
-  /** Directories whose `*.pub` files are trusted; missing directories are skipped. */
+  /** Directories whose `*.pub` and `*.pem` files are trusted; missing directories are skipped. */
   readonly trustDirs?: readonly string[];
 }
 
 /**
- * Loads every trusted public key: explicit files first, then `*.pub` of the trust directories.
+ * Loads every trusted public key: explicit files first, then `*.pub` and `*.pem` (the name openssl
+ * users give a public key) of the trust directories.
  * A key file that is not a public key is an error (it would otherwise silently trust nothing).
  */
 export async function loadTrustedKeys(options: TrustOptions): Promise<TrustedKey[]> {
@@ -53,7 +54,7 @@ export async function loadTrustedKeys(options: TrustOptions): Promise<TrustedKey
     } catch {
       continue;
     }
-    for (const name of names.filter((n) => n.endsWith('.pub')).sort()) {
+    for (const name of names.filter((n) => n.endsWith('.pub') || n.endsWith('.pem')).sort()) {
       const path = join(dir, name);
       add(loadTrustedKey(await readFile(path, 'utf8'), path));
     }

@@ -4,6 +4,7 @@ import { basename, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   exportBundle,
+  ExporterError,
   parseDuration,
   parseSize,
   parseVexRepositorySpecs,
@@ -13,6 +14,7 @@ import {
 import { loadSigningKey, type SignatureAlgorithm, type SigningKey } from '@trivy-airgap/format';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
+import { setExamples } from '../help.js';
 import { CliError, UsageError } from '../errors.js';
 import { gateCheckCommands } from '../gate-check.js';
 import { readPassphrase } from '../passphrase.js';
@@ -59,6 +61,18 @@ function singleFileTool(): string {
 }
 
 const SOURCE_GROUP = 'Sources (default: what the targeted Trivy release uses):';
+
+/** A value the exporter refuses is a usage error that names the flag it came from. */
+function forFlag<T>(flag: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof ExporterError && error.code === 'INVALID_OPTION') {
+      throw new UsageError(`${flag}: ${error.message}`, error.hint);
+    }
+    throw error;
+  }
+}
 
 async function readSigningKey(args: ExportArgs, context: CommandContext): Promise<SigningKey | null> {
   if (args.unsigned === true) return null;
@@ -178,8 +192,23 @@ export function exportCommand(context: CommandContext) {
   return {
     command: 'export',
     describe: "Download Trivy's DB, Java DB, checks bundle and VEX repositories into one signed bundle",
-    builder: (yargs: Argv) =>
-      registryAccessOptions(yargs)
+    builder: (yargs: Argv) => {
+      setExamples('export', [
+        ['$0 export --all --key signing.key -o trivy-bundle.tgz', 'everything, signed'],
+        [
+          '$0 export --db --checks --trivy-version 0.57.1 --key signing.key -o old-trivy.tgz',
+          'content an older Trivy accepts (ghcr.io DBs, checks :1)',
+        ],
+        [
+          '$0 export --all --key signing.key --split 700M -o bundle.tgz',
+          'parts of at most 700 MiB (bundle.tgz.part-000, …)',
+        ],
+        [
+          '$0 export --vex --vex-repository internal=https://vex.example.com --unsigned -o vex.tgz',
+          'one extra VEX repository, unsigned',
+        ],
+      ]);
+      return registryAccessOptions(yargs)
         .option('all', { type: 'boolean', default: false, describe: 'export every component' })
         .option('db', { type: 'boolean', default: false, describe: 'the vulnerability DB' })
         .option('java-db', { type: 'boolean', default: false, describe: 'the Java DB' })
@@ -192,7 +221,10 @@ export function exportCommand(context: CommandContext) {
           // no default: yargs would count `false` as given and trip the --key conflict
           describe: 'export without a signature (explicit)',
         })
-        .option('passphrase-file', { type: 'string', describe: 'passphrase of an encrypted --key' })
+        .option('passphrase-file', {
+          type: 'string',
+          describe: 'passphrase of an encrypted --key, first line of this file (or TRIVY_AIRGAP_PASSPHRASE)',
+        })
         .option('split', { type: 'string', describe: 'cut the bundle into parts of SIZE (4G, 700M, …)' })
         .option('expires', { type: 'string', default: '30d', describe: 'validity (30d, 12h, 2w, …)' })
         .option('force', { type: 'boolean', default: false, describe: 'replace an existing bundle' })
@@ -235,27 +267,19 @@ export function exportCommand(context: CommandContext) {
           default: false,
           describe: 'write the single-file trivy-airgap.mjs beside the bundle, listed in the checksum file',
         })
-        .conflicts('key', 'unsigned')
-        .example('$0 export --all --key signing.key -o trivy-bundle.tgz', 'everything, signed')
-        .example(
-          '$0 export --db --checks --trivy-version 0.57.1 --key signing.key -o old-trivy.tgz',
-          'content an older Trivy accepts (ghcr.io DBs, checks :1)',
-        )
-        .example(
-          '$0 export --all --key signing.key --split 700M -o bundle.tgz',
-          'parts of at most 700 MiB (bundle.tgz.part-000, …)',
-        )
-        .example(
-          '$0 export --vex --vex-repository internal=https://vex.example.com --unsigned -o vex.tgz',
-          'one extra VEX repository, unsigned',
-        ),
+        .conflicts('key', 'unsigned');
+    },
     handler: async (args: ExportArgs) => {
       const { io, out } = context;
       const components = selectedComponents(args);
-      const splitSize = args.split === undefined ? undefined : parseSize(args.split);
-      const expiresInMs = parseDuration(args.expires);
+      const split = args.split;
+      const splitSize = split === undefined ? undefined : forFlag('--split', () => parseSize(split));
+      const expiresInMs = forFlag('--expires', () => parseDuration(args.expires));
+      const vexSpecs = args['vex-repository'];
       const vexRepositories =
-        args['vex-repository'] === undefined ? undefined : parseVexRepositorySpecs(args['vex-repository']);
+        vexSpecs === undefined
+          ? undefined
+          : forFlag('--vex-repository', () => parseVexRepositorySpecs(vexSpecs));
       const signingKey = await readSigningKey(args, context);
       const caCertPem = await readCaCert(context, args);
       let companions: string[] | undefined;

@@ -4,6 +4,7 @@ import { cacheStatus, importBundle } from '@trivy-airgap/importer';
 import { shellQuote } from '@trivy-airgap/trivy';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
+import { setExamples } from '../help.js';
 import { ProgressRenderer } from '../progress.js';
 import {
   checkTrivyVersion,
@@ -39,8 +40,20 @@ export function importCommand(context: CommandContext) {
   return {
     command: 'import <bundle>',
     describe: "Verify a bundle and install it into Trivy's cache, atomically per component",
-    builder: (yargs: Argv) =>
-      publishOptions(bundleOptions(yargs))
+    builder: (yargs: Argv) => {
+      setExamples('import', [
+        ['$0 import trivy-bundle.tgz --trust signing.pub', "into Trivy's default cache"],
+        [
+          'cat trivy-bundle.tgz.part-* | $0 import - --trust signing.pub --cache-dir /srv/trivy',
+          'from a pipe',
+        ],
+        ['$0 import old.tgz --trust signing.pub --allow-downgrade', 'install an older bundle on purpose'],
+        [
+          '$0 import trivy-bundle.tgz --trust signing.pub --no-cache --to-registry registry.example.com/trivy --vex-serve-dir /srv/www/vex --vex-base-url https://web.example.com/vex',
+          'publish for the whole site: registry + VEX web server',
+        ],
+      ]);
+      return publishOptions(bundleOptions(yargs))
         .option('cache-dir', {
           type: 'string',
           describe:
@@ -60,20 +73,8 @@ export function importCommand(context: CommandContext) {
           type: 'string',
           describe: 'also write the offline settings as a trivy.yaml (trivy --config FILE)',
         })
-        .option('trivy-version', TRIVY_VERSION_OPTION)
-        .example('$0 import trivy-bundle.tgz --trust signing.pub', "into Trivy's default cache")
-        .example(
-          'cat trivy-bundle.tgz.part-* | $0 import - --trust signing.pub --cache-dir /srv/trivy',
-          'from a pipe',
-        )
-        .example(
-          '$0 import old.tgz --trust signing.pub --allow-downgrade',
-          'install an older bundle on purpose',
-        )
-        .example(
-          '$0 import trivy-bundle.tgz --trust signing.pub --no-cache --to-registry registry.example.com/trivy --vex-serve-dir /srv/www/vex --vex-base-url https://web.example.com/vex',
-          'publish for the whole site: registry + VEX web server',
-        ),
+        .option('trivy-version', TRIVY_VERSION_OPTION);
+    },
     handler: async (args: ImportArgs) => {
       checkTrivyVersion(args['trivy-version']);
       const publishing = checkPublishArgs(args);

@@ -1,12 +1,13 @@
 import { inspectBundle } from '@trivy-airgap/importer';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
+import { setExamples } from '../help.js';
 import { checksumNameOf, gateCheckCommands } from '../gate-check.js';
-import { age, bundlePath, formatBytes, trustOptions } from './verify.js';
+import { age, bundlePath, formatBytes, trustOption, trustOptions } from './verify.js';
 
 interface InspectArgs {
   bundle: string;
-  trust: string[] | undefined;
+  trust: string | string[] | undefined;
 }
 
 const SIGNATURE_TEXT: Record<string, string> = {
@@ -21,20 +22,22 @@ export function inspectCommand(context: CommandContext) {
   return {
     command: 'inspect <bundle>',
     describe: 'Show what a bundle holds (components, sources, digests, ages, expiry, signer); no key needed',
-    builder: (yargs: Argv) =>
-      yargs
+    builder: (yargs: Argv) => {
+      setExamples('inspect', [
+        ['$0 inspect trivy-bundle.tgz', 'what is inside and how old it is'],
+        ['$0 inspect trivy-bundle.tgz --json | jq .components', 'as JSON'],
+      ]);
+      return yargs
         .positional('bundle', {
           type: 'string',
           demandOption: true,
           describe: 'the bundle (.tgz), its first split part, or - for standard input',
         })
-        .option('trust', {
-          type: 'string',
-          array: true,
-          describe: 'public keys to report the signature status against (optional)',
-        })
-        .example('$0 inspect trivy-bundle.tgz', 'what is inside and how old it is')
-        .example('$0 inspect trivy-bundle.tgz --json | jq .components', 'as JSON'),
+        .option(
+          'trust',
+          trustOption('a public key to report the signature status against (repeatable; optional)'),
+        );
+    },
     handler: async (args: InspectArgs) => {
       const bundle = bundlePath(context, args.bundle);
       const result = await inspectBundle({

@@ -1,9 +1,11 @@
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { KEY_TYPES, generateKeyPair, type KeyType } from '@trivy-airgap/format';
 import { CliError } from '../errors.js';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
+import { setExamples } from '../help.js';
 import { readPassphrase } from '../passphrase.js';
 
 interface KeygenArgs {
@@ -16,8 +18,12 @@ export function keygenCommand(context: CommandContext) {
   return {
     command: 'keygen',
     describe: 'Create a signing key pair (signing.key, signing.pub) for export bundles',
-    builder: (yargs: Argv) =>
-      yargs
+    builder: (yargs: Argv) => {
+      setExamples('keygen', [
+        ['$0 keygen --out-dir ~/.trivy-airgap', 'ECDSA P-256 key pair, unencrypted'],
+        ['$0 keygen --type ed25519 --passphrase-file pass.txt', 'Ed25519 key, encrypted with a passphrase'],
+      ]);
+      return yargs
         .option('type', {
           choices: KEY_TYPES,
           default: 'ecdsa-p256',
@@ -30,19 +36,13 @@ export function keygenCommand(context: CommandContext) {
         })
         .option('passphrase-file', {
           type: 'string',
-          describe: 'encrypt signing.key with the passphrase in this file',
-        })
-        .example('$0 keygen --out-dir ~/.trivy-airgap', 'ECDSA P-256 key pair, unencrypted')
-        .example(
-          '$0 keygen --type ed25519 --passphrase-file pass.txt',
-          'Ed25519 key, encrypted with a passphrase',
-        ),
+          describe:
+            'encrypt signing.key with the passphrase on the first line of this file (or TRIVY_AIRGAP_PASSPHRASE)',
+        });
+    },
     handler: async (args: KeygenArgs) => {
       const outDir = resolve(context.io.cwd, args['out-dir']);
-      const passphrase =
-        args['passphrase-file'] === undefined
-          ? undefined
-          : await readPassphrase(resolve(context.io.cwd, args['passphrase-file']));
+      const passphrase = await keygenPassphrase(context, args['passphrase-file']);
       const pair = generateKeyPair(args.type as KeyType, passphrase); // yargs enforced `choices`
       await mkdir(outDir, { recursive: true });
       const privatePath = join(outDir, 'signing.key');
@@ -72,6 +72,32 @@ export function keygenCommand(context: CommandContext) {
       );
     },
   };
+}
+
+/**
+ * The passphrase that encrypts the new key: --passphrase-file, else TRIVY_AIRGAP_PASSPHRASE (the
+ * variable export reads to decrypt it), else none. keygen never creates the file itself: a missing
+ * one is explained, with how to make it.
+ */
+async function keygenPassphrase(
+  context: CommandContext,
+  file: string | undefined,
+): Promise<string | undefined> {
+  if (file === undefined) {
+    const fromEnv = context.io.env.TRIVY_AIRGAP_PASSPHRASE;
+    return fromEnv === undefined || fromEnv === '' ? undefined : fromEnv;
+  }
+  const path = resolve(context.io.cwd, file);
+  if (!existsSync(path)) {
+    throw new CliError(
+      'PASSPHRASE_FILE',
+      `the passphrase file ${path} does not exist: keygen encrypts the new key with the passphrase written in it`,
+      {
+        hint: `create it first, readable only by you, e.g. (umask 077; openssl rand -base64 24 > ${file}); or leave out --passphrase-file for an unencrypted key`,
+      },
+    );
+  }
+  return readPassphrase(path);
 }
 
 async function writeNew(path: string, contents: string, mode: number): Promise<void> {

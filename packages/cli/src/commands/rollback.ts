@@ -1,6 +1,7 @@
 import { rollback } from '@trivy-airgap/importer';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
+import { setExamples } from '../help.js';
 import { resolveCache } from './verify.js';
 
 interface RollbackArgs {
@@ -12,17 +13,20 @@ export function rollbackCommand(context: CommandContext) {
   return {
     command: 'rollback',
     describe: 'Put back what the last import replaced (atomically per component); run again to undo',
-    builder: (yargs: Argv) =>
-      yargs
+    builder: (yargs: Argv) => {
+      setExamples('rollback', [
+        ['$0 rollback', 'every component back to the previous generation'],
+        ['$0 rollback --component db --cache-dir /srv/trivy', 'only the vulnerability DB'],
+      ]);
+      return yargs
         .option('cache-dir', { type: 'string', describe: "Trivy's cache dir (default as Trivy resolves it)" })
         .option('component', {
           type: 'string',
           array: true,
           describe:
             'only these: db, java-db, checks, vex/<name> (default: every component that has a previous one)',
-        })
-        .example('$0 rollback', 'every component back to the previous generation')
-        .example('$0 rollback --component db --cache-dir /srv/trivy', 'only the vulnerability DB'),
+        });
+    },
     handler: async (args: RollbackArgs) => {
       const result = await rollback({
         cacheDir: resolveCache(context, args['cache-dir']).path,

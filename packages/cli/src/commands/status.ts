@@ -1,6 +1,7 @@
 import { cacheStatus, parseDuration } from '@trivy-airgap/importer';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
+import { setExamples } from '../help.js';
 import { ReportedFailure, UsageError } from '../errors.js';
 import { formatDuration } from '../progress.js';
 import { checkTrivyVersion, offlineCommand, TRIVY_VERSION_OPTION } from '../trivy-command.js';
@@ -17,17 +18,20 @@ export function statusCommand(context: CommandContext) {
   return {
     command: 'status',
     describe: 'What is installed, how old, and whether Trivy will run offline with it',
-    builder: (yargs: Argv) =>
-      yargs
+    builder: (yargs: Argv) => {
+      setExamples('status', [
+        ['$0 status', "Trivy's default cache"],
+        ['$0 status --cache-dir /srv/trivy --max-age 7d --json', 'for a monitoring check'],
+      ]);
+      return yargs
         .option('cache-dir', { type: 'string', describe: "Trivy's cache dir (default as Trivy resolves it)" })
         .option('vex-config', { type: 'string', describe: "Trivy's VEX repository.yaml" })
         .option('max-age', {
           type: 'string',
           describe: 'exit 1 when any content was built longer ago than this (36h, 7d, …): for monitoring',
         })
-        .option('trivy-version', TRIVY_VERSION_OPTION)
-        .example('$0 status', "Trivy's default cache")
-        .example('$0 status --cache-dir /srv/trivy --max-age 7d --json', 'for a monitoring check'),
+        .option('trivy-version', TRIVY_VERSION_OPTION);
+    },
     handler: async (args: StatusArgs) => {
       checkTrivyVersion(args['trivy-version']);
       let maxAgeMs: number | undefined;

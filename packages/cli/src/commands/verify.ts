@@ -4,15 +4,26 @@ import { defaultTrustDirs, verifyBundle, type TrustOptions } from '@trivy-airgap
 import { resolveCacheDirDetailed, resolveVexConfigPath, type ResolvedCacheDir } from '@trivy-airgap/trivy';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
+import { setExamples } from '../help.js';
 import { UsageError } from '../errors.js';
 import { ProgressRenderer, formatBytes, formatDuration } from '../progress.js';
 
 /** Options shared by the commands that read a bundle. */
 export interface BundleArgs {
   bundle: string;
-  trust: string[] | undefined;
+  /** One value per --trust; yargs gives a string for one flag, an array for several. */
+  trust: string | string[] | undefined;
   'allow-unsigned': boolean;
   'allow-expired': boolean;
+}
+
+/**
+ * `--trust KEY`, one key per flag (repeat it): an array option would swallow the bundle path in
+ * `verify --trust signing.pub trivy-bundle.tgz`, the order cosign and oras users type.
+ * Without a value it is a usage error.
+ */
+export function trustOption(describe: string) {
+  return { type: 'string', requiresArg: true, describe } as const;
 }
 
 export function bundleOptions<T>(yargs: Argv<T>) {
@@ -22,12 +33,12 @@ export function bundleOptions<T>(yargs: Argv<T>) {
       demandOption: true,
       describe: 'the bundle (.tgz), its first split part, or - for standard input',
     })
-    .option('trust', {
-      type: 'string',
-      array: true,
-      describe:
-        'a trusted public key (repeatable); $XDG_CONFIG_HOME/trivy-airgap/trusted-keys/*.pub and /etc/trivy-airgap/trusted-keys/*.pub are trusted too',
-    })
+    .option(
+      'trust',
+      trustOption(
+        'a trusted public key; repeat the flag for several keys (*.pub and *.pem in $XDG_CONFIG_HOME/trivy-airgap/trusted-keys/ and /etc/trivy-airgap/trusted-keys/ are trusted too)',
+      ),
+    )
     .option('allow-unsigned', {
       type: 'boolean',
       default: false,
@@ -40,9 +51,13 @@ export function bundleOptions<T>(yargs: Argv<T>) {
     });
 }
 
-export function trustOptions(context: CommandContext, trust: readonly string[] | undefined): TrustOptions {
+export function trustOptions(
+  context: CommandContext,
+  trust: string | readonly string[] | undefined,
+): TrustOptions {
+  const files = trust === undefined ? [] : typeof trust === 'string' ? [trust] : trust;
   return {
-    trustFiles: (trust ?? []).map((file) => resolve(context.io.cwd, file)),
+    trustFiles: files.map((file) => resolve(context.io.cwd, file)),
     trustDirs: defaultTrustDirs(context.io.env),
   };
 }
@@ -105,13 +120,16 @@ export function verifyCommand(context: CommandContext) {
   return {
     command: 'verify <bundle>',
     describe: 'Check a bundle completely (signature, every size and digest, layer contents); writes nothing',
-    builder: (yargs: Argv) =>
-      bundleOptions(yargs)
-        .example('$0 verify trivy-bundle.tgz --trust signing.pub', 'verify before carrying it further')
-        .example(
+    builder: (yargs: Argv) => {
+      setExamples('verify', [
+        ['$0 verify trivy-bundle.tgz --trust signing.pub', 'verify before carrying it further'],
+        [
           '$0 verify trivy-bundle.tgz.part-000 --trust signing.pub --json',
           'split parts; every check as JSON',
-        ),
+        ],
+      ]);
+      return bundleOptions(yargs);
+    },
     handler: async (args: BundleArgs) => {
       const progress = new ProgressRenderer(context.out);
       try {

@@ -251,7 +251,7 @@ export async function pushArtifacts(options: PushArtifactsOptions): Promise<Push
     onProgress({
       type: 'task-done',
       task,
-      summary: `${plan.component.manifest.digest.slice(0, 19)}…, blobs ${describeBlobs(blobs)}${
+      summary: `manifest ${plan.component.manifest.digest.slice(0, 19)}…, blobs ${describeBlobs(blobs)}${
         tagMoved ? '' : ', tag unchanged'
       }`,
     });
