@@ -231,6 +231,19 @@ export function runAirgap(
   );
 }
 
+/**
+ * Trivy's own repository settings point at the loopback registry for every run (TRIVY_* env, which
+ * a flag on the command line overrides): even an unintended download never leaves the machine.
+ */
+function loopbackSources(world: World): NodeJS.ProcessEnv {
+  return {
+    TRIVY_DB_REPOSITORY: world.refs.db,
+    TRIVY_JAVA_DB_REPOSITORY: world.refs.javaDb,
+    TRIVY_CHECKS_BUNDLE_REPOSITORY: world.refs.checks['2'] ?? world.refs.checks['1'],
+    TRIVY_NO_PROGRESS: 'true',
+  };
+}
+
 /** Runs a pinned real Trivy. */
 export function runTrivy(
   world: World,
@@ -243,7 +256,7 @@ export function runTrivy(
   return runProcess(
     binary,
     args,
-    worldEnv(world, { TRIVY_NO_PROGRESS: 'true', ...extraEnv }),
+    worldEnv(world, { ...loopbackSources(world), ...extraEnv }),
     join(world.work, 'cwd'),
     180_000,
   );
@@ -258,7 +271,7 @@ export function runShell(
   return runProcess(
     'sh',
     ['-c', script],
-    worldEnv(world, { TRIVY_NO_PROGRESS: 'true', ...extraEnv }),
+    worldEnv(world, { ...loopbackSources(world), ...extraEnv }),
     join(world.work, 'cwd'),
     180_000,
   );
