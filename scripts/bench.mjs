@@ -1,48 +1,84 @@
 #!/usr/bin/env node
 // The benchmark behind scripts/bench. Every number is a ratio against a stock tool measured in the
-// same run on the same machine, so the verdicts do not depend on how fast this machine is.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+// same run on the same machine (runs interleaved: ours, stock, ours, stock, …; medians compared),
+// so the verdicts do not depend on how fast or how busy this machine is. Targets: design.md.
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import {
   createReadStream,
   createWriteStream,
   existsSync,
   mkdirSync,
+  readFileSync,
   rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { createGzip } from 'node:zlib';
-import { startRegistry } from './test-utils/dist/src/index.js';
+import { startPacedLink, startRegistry } from './test-utils/dist/src/index.js';
 
 const root = new URL('..', import.meta.url).pathname;
-const cli = join(root, 'packages/cli/dist/src/main.js');
 const { values: args } = parseArgs({
   options: {
-    'db-mib': { type: 'string', default: '1024' },
-    'java-mib': { type: 'string', default: '256' },
+    cli: { type: 'string' },
+    'db-mib': { type: 'string', default: '600' },
+    'java-mib': { type: 'string', default: '300' },
     'small-mib': { type: 'string', default: '200' },
     'large-mib': { type: 'string', default: '2048' },
+    links: { type: 'string', default: '50,200' },
+    runs: { type: 'string' },
+    only: { type: 'string' },
     quick: { type: 'boolean', default: false },
+    random: { type: 'boolean', default: false },
     'skip-scaling': { type: 'boolean', default: false },
-    runs: { type: 'string', default: '2' },
+    strict: { type: 'boolean', default: false },
+    serve: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
   },
 });
+if (args.help) {
+  process.stdout.write(`Usage: scripts/bench [options]
+  --quick             small data, one paced link, fewer runs (CI: ~40 s)
+  --random            incompressible layers (stored gzip) instead of Trivy-shaped DBs
+  --db-mib N          unpacked size of the vulnerability DB (default 600)
+  --java-mib N        unpacked size of the Java DB (default 300)
+  --links A,B         paced link speeds in MiB/s for export (default 50,200; 0 = none)
+  --runs N            repetitions of each measurement, interleaved (default 3, quick 2)
+  --only LIST         any of export,import,verify,scaling
+  --small-mib/--large-mib N   bundle sizes of the RSS scaling check (default 200 / 2048)
+  --skip-scaling      no RSS scaling check
+  --strict            exit 1 when a target is missed (default: print the verdicts, exit 0)
+  --cli PATH          the CLI to measure (default: this tree's packages/cli/dist/src/main.js)
+  --serve             seed the registry, start the links, print their hosts and wait (for profiling)
+`);
+  process.exit(0);
+}
+// --cli: measure another build (e.g. main's) for a before/after table.
+const cli = args.cli ?? join(root, 'packages/cli/dist/src/main.js');
 const quick = args.quick;
-const dbMiB = quick ? 64 : Number(args['db-mib']);
-const javaMiB = quick ? 32 : Number(args['java-mib']);
-const smallMiB = quick ? 20 : Number(args['small-mib']);
-const largeMiB = quick ? 200 : Number(args['large-mib']);
-const runs = Number(args.runs);
+const randomData = args.random;
+const dbMiB = quick ? 48 : Number(args['db-mib']);
+const javaMiB = quick ? 24 : Number(args['java-mib']);
+const smallMiB = quick ? 16 : Number(args['small-mib']);
+const largeMiB = quick ? 160 : Number(args['large-mib']);
+const links = (quick ? '50' : args.links)
+  .split(',')
+  .map(Number)
+  .filter((mib) => mib > 0);
+const runs = Number(args.runs ?? (quick ? 2 : 3));
+const only = new Set((args.only ?? 'export,import,verify,scaling').split(','));
+if (args['skip-scaling']) only.delete('scaling');
 const MiB = 1024 * 1024;
 
 const bench = join(root, '.bench');
 const data = join(bench, 'data');
-const scratch = join(bench, 'scratch');
+// Per process: a second bench (or --serve) must not remove the files of one already running.
+const scratch = join(bench, `scratch-${process.pid}`);
 mkdirSync(data, { recursive: true });
 rmSync(scratch, { recursive: true, force: true });
 mkdirSync(scratch, { recursive: true });
@@ -51,84 +87,244 @@ function log(line) {
   process.stderr.write(`${line}\n`);
 }
 
-/** Runs a command under GNU time; returns wall seconds and peak RSS (MiB). */
+// ── measuring ───────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Runs a command under GNU time; resolves with wall seconds and peak RSS (MiB). Asynchronous on
+ * purpose: the paced link runs in this process and must keep relaying while the command runs.
+ */
 function measure(label, command, commandArgs, options = {}) {
-  const result = spawnSync('/usr/bin/time', ['-f', '%e %M', command, ...commandArgs], {
-    encoding: 'utf8',
-    maxBuffer: 64 * MiB,
-    ...options,
+  return new Promise((resolve, reject) => {
+    const child = spawn('/usr/bin/time', ['-f', '%e %M %U %S', command, ...commandArgs], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      ...options,
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => {
+      stderr = (stderr + chunk.toString('utf8')).slice(-64 * 1024);
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) {
+        reject(new Error(`${label} failed (${code}):\n${stderr.slice(-3000)}`));
+        return;
+      }
+      const last = stderr.trim().split('\n').pop() ?? '';
+      const [seconds, kib, user, system] = last.split(' ').map(Number);
+      resolve({ seconds, rssMiB: kib / 1024, cpu: user + system });
+    });
   });
-  if (result.status !== 0) {
-    throw new Error(`${label} failed (${result.status}):\n${result.stderr.slice(-3000)}`);
-  }
-  const last = result.stderr.trim().split('\n').pop() ?? '';
-  const [seconds, kib] = last.split(' ').map(Number);
-  return { seconds, rssMiB: kib / 1024 };
 }
 
 function shell(label, script) {
-  return measure(label, 'bash', ['-c', script]);
+  return measure(label, 'bash', ['-o', 'pipefail', '-e', '-c', script]);
 }
 
-/** Runs `fn` `runs` times: the fastest wall time, and the highest peak RSS of any run. */
-function best(label, fn) {
-  const all = [];
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/**
+ * Measures ours against a stock tool: `runs` rounds, each running both (the order alternates, so
+ * neither side always meets the other's dirty page cache). Returns medians and the highest RSS.
+ */
+async function compare(label, oursLabel, ours, stockLabel, stock) {
+  const times = { ours: [], stock: [] };
+  let oursRss = 0;
   for (let i = 0; i < runs; i++) {
-    const run = fn(i);
-    log(`  ${label} #${i + 1}: ${run.seconds.toFixed(2)} s, ${run.rssMiB.toFixed(0)} MiB`);
-    all.push(run);
+    const order = i % 2 === 0 ? ['ours', 'stock'] : ['stock', 'ours'];
+    const line = [];
+    for (const side of order) {
+      const run = side === 'ours' ? await ours(i) : await stock(i);
+      times[side].push(run.seconds);
+      if (side === 'ours') oursRss = Math.max(oursRss, run.rssMiB);
+      line.push(
+        `${side === 'ours' ? oursLabel : stockLabel} ${run.seconds.toFixed(2)} s (cpu ${run.cpu.toFixed(2)} s)`,
+      );
+    }
+    log(`  ${label} #${i + 1}: ${line.join(', ')}`);
   }
-  return {
-    seconds: Math.min(...all.map((run) => run.seconds)),
-    rssMiB: Math.max(...all.map((run) => run.rssMiB)),
-  };
+  return { ours: median(times.ours), stock: median(times.stock), oursRss, times };
+}
+
+const results = [];
+const rssSeen = [];
+function verdict(name, value, limit, unit, detail) {
+  const met = value <= limit;
+  results.push({ name, value: Number(value.toFixed(3)), limit, unit, met, detail });
 }
 
 // ── data ────────────────────────────────────────────────────────────────────────────────────────
 
-/** Deterministic DB-like text: JSON vulnerability records from a fixed vocabulary (~10-20x with gzip). */
-async function writeDbLike(path, bytes) {
-  const words = [];
-  let seed = 0x2545f491;
-  const next = () => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return seed >>> 0;
+/** xorshift32: fast, deterministic (the same data every run and on every machine). */
+function prng(seed) {
+  let state = seed >>> 0 || 1;
+  return () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return state >>> 0;
   };
-  for (let i = 0; i < 4000; i++)
-    words.push(
-      next()
-        .toString(36)
-        .slice(0, 3 + (i % 7)),
-    );
-  const severities = ['LOW', 'MEDIUM', 'HIGH', 'CRITICAL', 'UNKNOWN'];
-  const out = createWriteStream(path);
-  let written = 0;
-  let id = 0;
-  while (written < bytes) {
-    let chunk = '';
-    while (chunk.length < MiB) {
-      const n = next();
-      let description = '';
-      for (let w = 0; w < 12 + (n % 30); w++) description += `${words[next() % words.length]} `;
-      chunk += `{"VulnerabilityID":"CVE-20${20 + (n % 7)}-${10000 + (id++ % 90000)}","PkgName":"${words[n % 4000]}","FixedVersion":"${n % 9}.${n % 13}.${n % 7}","Severity":"${severities[n % 5]}","Title":"${words[(n >>> 3) % 4000]} ${words[(n >>> 5) % 4000]}","Description":"${description}","References":["https://example.com/${words[(n >>> 7) % 4000]}/${id}"]}\n`;
-    }
-    const buffer = Buffer.from(chunk.slice(0, Math.min(chunk.length, bytes - written)));
-    written += buffer.length;
-    if (!out.write(buffer)) await new Promise((resolve) => out.once('drain', resolve));
-  }
-  out.end();
-  await once(out, 'close'); // the file is complete and closed before tar reads it
 }
 
-/** Incompressible bytes (like a real compressed DB); random, since only their size matters here. */
+/**
+ * Text with the statistics of Trivy's DBs: a skewed vocabulary, descriptions built from recurring
+ * phrases (NVD prose repeats itself), sorted CVE ids, versions, dates, CVSS vectors and now and
+ * then a commit hash (real entropy). Tuned so the pages below compress 6-7x with gzip -6, like
+ * the published trivy.db (a few hundred MB per ~50-100 MB of gzip).
+ */
+function recordSource(seed) {
+  const next = prng(seed);
+  const unit = () => next() / 4294967296;
+  const syllables =
+    'ab ac al an ar at be ce co de di el en er es ex fi ge in ic io is it la le li lo ma me mi mo ne no on or ou pa pe pi po pr ra re ri ro se si so st ta te ti to tr un ur us va ve vi'.split(
+      ' ',
+    );
+  const vocabulary = [];
+  for (let i = 0; i < 3000; i++) {
+    let word = '';
+    for (let n = 1 + (next() % 4); n > 0; n--) word += syllables[next() % syllables.length];
+    vocabulary.push(word);
+  }
+  const word = () => vocabulary[Math.floor(vocabulary.length * unit() ** 4)];
+  const phrases = [];
+  for (let i = 0; i < 500; i++) {
+    let phrase = '';
+    for (let n = 3 + (next() % 5); n > 0; n--) phrase += `${word()} `;
+    phrases.push(phrase);
+  }
+  const phrase = () => phrases[Math.floor(phrases.length * unit() ** 3)];
+  const hex = (length) => {
+    let text = '';
+    while (text.length < length) text += next().toString(16).padStart(8, '0');
+    return text.slice(0, length);
+  };
+  const two = (n) => String(n).padStart(2, '0');
+  const date = () =>
+    `20${10 + (next() % 15)}-${two(1 + (next() % 12))}-${two(1 + (next() % 28))}T${two(next() % 24)}:${two(next() % 60)}:00Z`;
+  const severities = ['LOW', 'MEDIUM', 'HIGH', 'CRITICAL', 'UNKNOWN'];
+  let cve = 1000;
+  const vulnerability = () => {
+    const id = `CVE-20${10 + (next() % 15)}-${1000 + (next() % 60000)}`;
+    let description = '';
+    for (let n = 4 + (next() % 10); n > 0; n--)
+      description += phrase() + (next() % 4 === 0 ? `${word()} ` : '');
+    const references = [];
+    for (let n = 1 + (next() % 4); n > 0; n--) {
+      const kind = next() % 16;
+      references.push(
+        kind === 0
+          ? `https://github.com/${word()}/${word()}/commit/${hex(40)}`
+          : kind < 6
+            ? `https://nvd.nist.gov/vuln/detail/${id}`
+            : `https://security.${word()}.org/${word()}/${next() % 100000}`,
+      );
+    }
+    return [
+      id,
+      JSON.stringify({
+        Title: `${word()} ${word()} ${word()}`,
+        Description: description.trim(),
+        Severity: severities[next() % 5],
+        CweIDs: [`CWE-${next() % 1000}`],
+        VendorSeverity: { nvd: next() % 5, redhat: next() % 5 },
+        CVSS: {
+          nvd: {
+            V3Vector: `CVSS:3.1/AV:N/AC:${next() % 2 ? 'L' : 'H'}/PR:N/UI:${next() % 2 ? 'N' : 'R'}/S:U/C:H/I:H/A:H`,
+            V3Score: (next() % 100) / 10,
+          },
+        },
+        References: references,
+        PublishedDate: date(),
+        LastModifiedDate: date(),
+      }),
+    ];
+  };
+  const advisory = () => {
+    cve += 1 + (next() % 7);
+    return [
+      `CVE-2023-${cve}`,
+      JSON.stringify({ FixedVersion: `${next() % 10}.${next() % 30}.${next() % 50}-r${next() % 9}` }),
+    ];
+  };
+  // Java DB rows: sorted by group and artifact, many versions each, and a sha1 now and then.
+  let group = '';
+  let artifactId = '';
+  let version = 0;
+  const artifact = () => {
+    if (next() % 40 === 0) group = `org.${word()}.${word()}`;
+    if (next() % 16 === 0) artifactId = `${word()}-${word()}`;
+    version += 1;
+    return [
+      next() % 24 === 0 ? hex(40) : String(version),
+      `${group}\u0000${artifactId}\u0000${version % 10}.${(version >>> 3) % 30}.${next() % 20}\u0000jar`,
+    ];
+  };
+  return { next, vulnerability, advisory, artifact };
+}
+
+/**
+ * One 4 KiB page laid out like a bbolt leaf (DB) or an SQLite table leaf (Java DB): a binary
+ * header, element headers with offsets and lengths, keys and values, and the unused rest zero
+ * (pages are 40-100 % full).
+ */
+function fillPage(page, pageId, source, java) {
+  page.fill(0);
+  page.writeBigUInt64LE(BigInt(pageId), 0);
+  page.writeUInt16LE(java ? 0x0d : 0x02, 8);
+  const limit = 4096 - (source.next() % 2400);
+  const elements = [];
+  let used = 16;
+  for (;;) {
+    const [key, value] = java
+      ? source.artifact()
+      : source.next() % 9 === 0
+        ? source.vulnerability()
+        : source.advisory();
+    const keyBytes = Buffer.from(key);
+    const valueBytes = Buffer.from(value);
+    const need = 16 + keyBytes.length + valueBytes.length;
+    if (used + need > limit) break;
+    elements.push([keyBytes, valueBytes]);
+    used += need;
+  }
+  page.writeUInt16LE(elements.length, 10);
+  let offset = 16 + 16 * elements.length;
+  elements.forEach(([keyBytes, valueBytes], index) => {
+    const header = 16 + 16 * index;
+    page.writeUInt32LE(offset - header, header + 4);
+    page.writeUInt32LE(keyBytes.length, header + 8);
+    page.writeUInt32LE(valueBytes.length, header + 12);
+    offset += keyBytes.copy(page, offset);
+    offset += valueBytes.copy(page, offset);
+  });
+}
+
+async function writeTrivyShaped(path, bytes, kind) {
+  const source = recordSource(kind === 'db' ? 0x2545f491 : 0x9e3779b9);
+  const out = createWriteStream(path);
+  const chunk = Buffer.alloc(MiB);
+  let pageId = 2;
+  for (let written = 0; written < bytes;) {
+    for (let at = 0; at < MiB; at += 4096)
+      fillPage(chunk.subarray(at, at + 4096), pageId++, source, kind !== 'db');
+    const piece = Buffer.from(chunk.subarray(0, Math.min(MiB, bytes - written)));
+    written += piece.length;
+    if (!out.write(piece)) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'close'); // complete and closed before tar reads it
+}
+
+/** Incompressible bytes (`--random` and the RSS scaling check). */
 async function writeRandom(path, bytes) {
   const out = createWriteStream(path);
   for (let written = 0; written < bytes;) {
     const chunk = randomFillSync(Buffer.allocUnsafe(Math.min(MiB, bytes - written)));
     written += chunk.length;
-    if (!out.write(chunk)) await new Promise((resolve) => out.once('drain', resolve));
+    if (!out.write(chunk)) await once(out, 'drain');
   }
   out.end();
   await once(out, 'close');
@@ -151,33 +347,44 @@ function metadataJson(kind) {
   });
 }
 
-/** A layer as upstream publishes it: tar of <db file> + metadata.json, gzip (level 6, or 1 for random data). */
-async function makeLayer(kind, mib, generate) {
-  const dir = join(data, `${kind}-${mib}`);
+/**
+ * A layer as upstream publishes it: tar of <db file> THEN metadata.json (trivy-db's order), gzip -6.
+ * Random data gets a stored gzip instead (gzip -6 would give the same size, ~50x slower).
+ * Cached in .bench/data; returns the layer path and its unpacked/compressed ratio.
+ */
+async function makeLayer(kind, mib, shape) {
+  const dir = join(data, `${kind}-${shape}-${mib}`);
   const layer = join(dir, 'layer.tar.gz');
-  if (existsSync(join(dir, 'done'))) return layer;
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(join(dir, 'content'), { recursive: true });
-  const dbName = kind === 'db' ? 'trivy.db' : 'trivy-java.db';
-  log(`generating ${kind} layer (${mib} MiB unpacked)…`);
-  await generate(join(dir, 'content', dbName), mib * MiB);
-  writeFileSync(join(dir, 'content', 'metadata.json'), metadataJson(kind));
-  if (generate === writeRandom) {
-    // Random data does not compress: a stored (level 0) gzip is what gzip -9 would give, ~50x faster.
-    const tar = spawn('tar', ['-C', join(dir, 'content'), '-cf', '-', dbName, 'metadata.json']);
+  const done = join(dir, 'done');
+  if (!existsSync(done)) {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(join(dir, 'content'), { recursive: true });
+    const dbName = kind === 'db' ? 'trivy.db' : 'trivy-java.db';
+    log(`generating the ${kind} layer (${mib} MiB unpacked, ${shape})…`);
+    const dbPath = join(dir, 'content', dbName);
+    if (shape === 'random') await writeRandom(dbPath, mib * MiB);
+    else await writeTrivyShaped(dbPath, mib * MiB, kind);
+    writeFileSync(join(dir, 'content', 'metadata.json'), metadataJson(kind));
+    const tar = spawn('tar', ['-C', join(dir, 'content'), '-cf', '-', dbName, 'metadata.json'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const closed = once(tar, 'close'); // listen before it can happen
-    await pipeline(tar.stdout, createGzip({ level: 0, chunkSize: 256 * 1024 }), createWriteStream(layer));
+    if (shape === 'random') {
+      await pipeline(tar.stdout, createGzip({ level: 0, chunkSize: 256 * 1024 }), createWriteStream(layer));
+    } else {
+      const gzip = spawn('gzip', ['-6'], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const gzipClosed = once(gzip, 'close');
+      await Promise.all([pipeline(tar.stdout, gzip.stdin), pipeline(gzip.stdout, createWriteStream(layer))]);
+      const [gzipCode] = await gzipClosed;
+      if (gzipCode !== 0) throw new Error(`gzip failed with ${gzipCode}`);
+    }
     const [code] = await closed;
     if (code !== 0) throw new Error(`tar failed with ${code}`);
-  } else {
-    execFileSync('bash', [
-      '-c',
-      `set -o pipefail; tar -C '${dir}/content' -cf - ${dbName} metadata.json | gzip -6 > '${layer}'`,
-    ]);
+    rmSync(join(dir, 'content'), { recursive: true, force: true });
+    writeFileSync(done, JSON.stringify({ unpacked: mib * MiB, compressed: statSync(layer).size }));
   }
-  rmSync(join(dir, 'content'), { recursive: true, force: true });
-  writeFileSync(join(dir, 'done'), '');
-  return layer;
+  const { unpacked, compressed } = JSON.parse(readFileSync(done, 'utf8'));
+  return { path: layer, size: compressed, ratio: unpacked / compressed };
 }
 
 const LAYER_TYPES = {
@@ -237,7 +444,7 @@ async function layoutFor(kind, layerPath) {
   return { dir, layerDigest };
 }
 
-async function checksLayerFile() {
+function checksLayerFile() {
   const dir = join(data, 'checks');
   const layer = join(dir, 'layer.tar.gz');
   if (!existsSync(layer)) {
@@ -247,6 +454,8 @@ async function checksLayerFile() {
       'package builtin.dockerfile.DS002\n',
     );
     execFileSync('bash', ['-c', `tar -C '${dir}/content' -czf '${layer}' policies`]);
+    rmSync(join(dir, 'content'), { recursive: true, force: true });
+    rmSync(join(dir, 'content'), { recursive: true, force: true });
   }
   return layer;
 }
@@ -264,18 +473,18 @@ async function seed(registry, kind, repository, layerPath) {
   return layerDigest;
 }
 
-// ── runs ────────────────────────────────────────────────────────────────────────────────────────
+// ── commands ────────────────────────────────────────────────────────────────────────────────────
 
-function exportArgs(registry, repositories, output, workDir) {
+const REPOSITORY_FLAGS = {
+  db: '--db-repository',
+  'java-db': '--java-db-repository',
+  checks: '--checks-bundle-repository',
+};
+
+function exportArgs(host, repositories, output, workDir) {
   const flags = [];
   for (const [kind, repository] of Object.entries(repositories)) {
-    flags.push(`--${kind}`);
-    const repoFlag = {
-      db: '--db-repository',
-      'java-db': '--java-db-repository',
-      checks: '--checks-bundle-repository',
-    }[kind];
-    flags.push(repoFlag, `${registry.host}/${repository}`);
+    flags.push(`--${kind}`, REPOSITORY_FLAGS[kind], `${host}/${repository}`);
   }
   return [
     cli,
@@ -293,6 +502,27 @@ function exportArgs(registry, repositories, output, workDir) {
   ];
 }
 
+/** Our export with a cold work dir (removed afterwards). */
+async function runExport(host, repositories, output, tag) {
+  const work = join(scratch, `export-work-${tag}`);
+  const run = await measure('export', process.execPath, exportArgs(host, repositories, output, work));
+  rmSync(work, { recursive: true, force: true });
+  rssSeen.push({ what: `export ${tag}`, rssMiB: run.rssMiB });
+  return run;
+}
+
+/** `skopeo copy` of the same artifacts, all at once (each into its own OCI layout), as a user could script it. */
+async function runSkopeo(host, repositories, tag) {
+  const out = join(scratch, `skopeo-${tag}`);
+  const copies = Object.entries(repositories).map(
+    ([kind, repository]) =>
+      `skopeo copy --quiet --src-tls-verify=false docker://${host}/${repository} oci:${out}-${kind}:${kind} &`,
+  );
+  const run = await shell('skopeo', `${copies.join('\n')}\nfor job in $(jobs -p); do wait $job; done`);
+  for (const kind of Object.keys(repositories)) rmSync(`${out}-${kind}`, { recursive: true, force: true });
+  return run;
+}
+
 function importArgs(bundle, cacheDir) {
   return [
     cli,
@@ -308,146 +538,264 @@ function importArgs(bundle, cacheDir) {
   ];
 }
 
-const results = [];
-function verdict(name, value, limit, unit, detail) {
-  const pass = value <= limit;
-  results.push({ name, value: Number(value.toFixed(3)), limit, unit, pass, detail });
-  return pass;
+async function runImport(bundle, tag) {
+  const cache = join(scratch, `cache-${tag}`, 'trivy');
+  mkdirSync(cache, { recursive: true });
+  const run = await measure('import', process.execPath, importArgs(bundle, cache));
+  rmSync(join(scratch, `cache-${tag}`), { recursive: true, force: true });
+  rssSeen.push({ what: `import ${tag}`, rssMiB: run.rssMiB });
+  return run;
 }
 
+async function runVerify(bundle, tag) {
+  const run = await measure('verify', process.execPath, [
+    cli,
+    'verify',
+    bundle,
+    '--trust',
+    join(scratch, 'keys', 'signing.pub'),
+    '--quiet',
+  ]);
+  rssSeen.push({ what: `verify ${tag}`, rssMiB: run.rssMiB });
+  return run;
+}
+
+/** The layer blobs of a bundle (OCI components), read from its manifest.json. */
+function bundleLayers(bundle) {
+  const manifest = JSON.parse(
+    execFileSync('tar', ['-xzOf', bundle, 'manifest.json'], { maxBuffer: 8 * MiB }),
+  );
+  return manifest.components.filter((c) => c.layer !== undefined).map((c) => c.layer.digest.slice(7));
+}
+
+function describeLayer(name, layer) {
+  return `${name} ${(layer.size / MiB).toFixed(1)} MiB (${layer.ratio.toFixed(1)}x)`;
+}
+
+// ── the run ─────────────────────────────────────────────────────────────────────────────────────
+
+const shape = randomData ? 'random' : 'trivy';
+const startedLoad = loadavg()[0];
+log(
+  `bench: ${cpus().length} cores, Node ${process.version}, load ${loadavg()
+    .map((n) => n.toFixed(2))
+    .join(' ')}; ${runs} interleaved runs per measurement, medians compared`,
+);
 const registry = await startRegistry({ mode: 'plain' });
+const pacedLinks = [];
+const dataShape = {};
 try {
   execFileSync(process.execPath, [cli, 'keygen', '--out-dir', join(scratch, 'keys'), '--quiet']);
-  const dbLayer = await makeLayer('db', dbMiB, writeDbLike);
-  const javaLayer = await makeLayer('java-db', javaMiB, writeRandom);
-  const checksLayer = await checksLayerFile();
+  const [dbLayer, javaLayer] = await Promise.all([
+    makeLayer('db', dbMiB, shape),
+    makeLayer('java-db', javaMiB, shape),
+  ]);
+  const checksLayer = checksLayerFile();
+  dataShape.db = { unpackedMiB: dbMiB, layerMiB: dbLayer.size / MiB, ratio: dbLayer.ratio };
+  dataShape['java-db'] = { unpackedMiB: javaMiB, layerMiB: javaLayer.size / MiB, ratio: javaLayer.ratio };
+  log(
+    `data (${shape}): ${describeLayer(`DB ${dbMiB} MiB unpacked →`, dbLayer)}, ${describeLayer(`Java DB ${javaMiB} MiB unpacked →`, javaLayer)}; metadata.json after the DB; gzip ${randomData ? '(stored)' : '-6'}`,
+  );
   log('seeding the loopback registry with skopeo…');
-  const dbDigest = await seed(registry, 'db', 'aquasec/trivy-db:2', dbLayer);
-  await seed(registry, 'java-db', 'aquasec/trivy-java-db:1', javaLayer);
+  await seed(registry, 'db', 'aquasec/trivy-db:2', dbLayer.path);
+  await seed(registry, 'java-db', 'aquasec/trivy-java-db:1', javaLayer.path);
   await seed(registry, 'checks', 'aquasec/trivy-checks:2', checksLayer);
   const all = {
     db: 'aquasec/trivy-db:2',
     'java-db': 'aquasec/trivy-java-db:1',
     checks: 'aquasec/trivy-checks:2',
   };
+  const bundle = join(scratch, 'all.tgz');
 
-  // Export: skopeo copy of the three artifacts into an OCI layout vs our export (cold work dir each run).
-  log(`\nexport of db (${dbMiB} MiB unpacked) + java-db (${javaMiB} MiB) + checks`);
-  const skopeo = best('skopeo copy ×3', (i) => {
-    const out = join(scratch, `skopeo-${i}`);
-    const script = Object.entries(all)
-      .map(
-        ([kind, repository]) =>
-          `skopeo copy --quiet --src-tls-verify=false docker://${registry.host}/${repository} oci:${out}:${kind}`,
-      )
-      .join(' && ');
-    const run = shell('skopeo', script);
-    rmSync(out, { recursive: true, force: true });
-    return run;
-  });
-  const exported = best('trivy-airgap export', (i) => {
-    const work = join(scratch, `export-work-${i}`);
-    const run = measure(
-      'export',
-      process.execPath,
-      exportArgs(registry, all, join(scratch, 'all.tgz'), work),
-    );
-    rmSync(work, { recursive: true, force: true });
-    return run;
-  });
-  verdict(
-    'export wall time vs skopeo copy',
-    exported.seconds / skopeo.seconds,
-    1.3,
-    'ratio',
-    `${exported.seconds.toFixed(2)} s vs ${skopeo.seconds.toFixed(2)} s`,
-  );
-  verdict('export peak RSS', exported.rssMiB, 200, 'MiB', '');
+  if (args.serve) {
+    // For profiling by hand: e.g. node --cpu-prof packages/cli/dist/src/main.js export --db
+    // --db-repository HOST/aquasec/trivy-db:2 … --plain-http. Ctrl-C stops it.
+    const served = [`registry ${registry.host}`];
+    for (const mib of links) {
+      const link = await startPacedLink({ target: registry.host, mibPerSecond: mib });
+      pacedLinks.push(link);
+      served.push(`${mib} MiB/s link ${link.host}`);
+    }
+    console.log(`${served.join('\n')}\nrepositories: ${Object.values(all).join(' ')}`);
+    await new Promise((resolve) => process.once('SIGINT', resolve));
+    only.clear();
+  }
 
-  // Import: a DB-only bundle; GNU tar unpacking without verification vs our verified, fsynced import.
-  log(`\nimport of a bundle holding a ${dbMiB} MiB (unpacked) DB`);
-  const dbBundle = join(scratch, 'db.tgz');
-  execFileSync(
-    process.execPath,
-    exportArgs(registry, { db: all.db }, dbBundle, join(scratch, 'export-work-db')),
-  );
-  const tar = best('tar -xzf ×2', (i) => {
-    const out = join(scratch, `tar-${i}`);
-    const run = shell(
-      'tar',
-      `mkdir -p ${out}/bundle ${out}/db && tar -xzf ${dbBundle} -C ${out}/bundle && tar -xzf ${out}/bundle/oci/blobs/sha256/${dbDigest.slice(7)} -C ${out}/db`,
-    );
-    rmSync(out, { recursive: true, force: true });
-    return run;
-  });
-  const imported = best('trivy-airgap import', (i) => {
-    const cache = join(scratch, `cache-${i}`, 'trivy');
-    mkdirSync(cache, { recursive: true });
-    const run = measure('import', process.execPath, importArgs(dbBundle, cache));
-    rmSync(join(scratch, `cache-${i}`), { recursive: true, force: true });
-    return run;
-  });
-  verdict(
-    'import wall time vs GNU tar (no verification)',
-    imported.seconds / tar.seconds,
-    0.8,
-    'ratio',
-    `${imported.seconds.toFixed(2)} s vs ${tar.seconds.toFixed(2)} s`,
-  );
-  verdict('import peak RSS', imported.rssMiB, 200, 'MiB', '');
-
-  if (!args['skip-scaling']) {
-    // Memory must not grow with the bundle: a small and a large Java DB through export and import.
-    log(`\npeak RSS scaling: ${smallMiB} MiB vs ${largeMiB} MiB bundles`);
-    const rss = {};
-    for (const mib of [smallMiB, largeMiB]) {
-      const layer = await makeLayer('java-db', mib, writeRandom);
-      const repository = `aquasec/trivy-java-db-${mib}:1`;
-      await seed(registry, 'java-db', repository, layer);
-      const bundle = join(scratch, `scale-${mib}.tgz`);
-      const work = join(scratch, `scale-work-${mib}`);
-      const exportRun = measure(
+  if (only.has('export')) {
+    const paths = [{ name: 'raw loopback', host: registry.host, limit: 1.8 }];
+    for (const mib of links) {
+      const link = await startPacedLink({ target: registry.host, mibPerSecond: mib });
+      pacedLinks.push(link);
+      paths.push({ name: `${mib} MiB/s link`, host: link.host, limit: mib <= 50 ? 1.1 : undefined });
+    }
+    for (const path of paths) {
+      log(`\nexport (DB + Java DB + checks) through ${path.name}`);
+      const result = await compare(
         'export',
-        process.execPath,
-        exportArgs(registry, { 'java-db': repository }, bundle, work),
+        'ours',
+        (i) => runExport(path.host, all, bundle, `${path.name}-${i}`.replace(/[^a-z0-9-]/gi, '_')),
+        'skopeo',
+        (i) => runSkopeo(path.host, all, i),
       );
-      rmSync(work, { recursive: true, force: true });
-      const cache = join(scratch, `scale-cache-${mib}`, 'trivy');
-      mkdirSync(cache, { recursive: true });
-      const importRun = measure('import', process.execPath, importArgs(bundle, cache));
-      rmSync(join(scratch, `scale-cache-${mib}`), { recursive: true, force: true });
-      rmSync(bundle, { force: true });
-      rss[mib] = { export: exportRun.rssMiB, import: importRun.rssMiB };
+      const ratio = result.ours / result.stock;
+      const detail = `${result.ours.toFixed(2)} s vs ${result.stock.toFixed(2)} s`;
+      if (path.limit !== undefined)
+        verdict(`export vs skopeo copy, ${path.name}`, ratio, path.limit, 'ratio', detail);
+      else
+        results.push({
+          name: `export vs skopeo copy, ${path.name}`,
+          value: Number(ratio.toFixed(3)),
+          unit: 'ratio',
+          detail,
+        });
+    }
+  }
+
+  if (only.has('import') || only.has('verify')) {
+    // The bundle of the measurements below (made once, not timed).
+    if (!existsSync(bundle)) await runExport(registry.host, all, bundle, 'for-import');
+    const extracted = join(scratch, 'extracted');
+    mkdirSync(extracted, { recursive: true });
+    execFileSync('tar', ['-xzf', bundle, '-C', extracted]);
+    const layers = bundleLayers(bundle);
+    const layerFiles = layers.map((hex) => join(extracted, 'oci', 'blobs', 'sha256', hex));
+
+    if (only.has('import')) {
       log(
-        `  ${mib} MiB: export ${exportRun.rssMiB.toFixed(0)} MiB RSS, import ${importRun.rssMiB.toFixed(0)} MiB RSS`,
+        `\nimport of the bundle (${(statSync(bundle).size / MiB).toFixed(0)} MiB) vs GNU tar without verification`,
+      );
+      const result = await compare(
+        'import',
+        'ours',
+        (i) => runImport(bundle, i),
+        'tar',
+        async (i) => {
+          const out = join(scratch, `tar-${i}`);
+          const unpackLayers = layers
+            .map(
+              (hex, n) =>
+                `mkdir -p ${out}/layer-${n} && tar -xzf ${out}/bundle/oci/blobs/sha256/${hex} -C ${out}/layer-${n}`,
+            )
+            .join(' && ');
+          const run = await shell(
+            'tar',
+            `mkdir -p ${out}/bundle && tar -xzf ${bundle} -C ${out}/bundle && ${unpackLayers}`,
+          );
+          rmSync(out, { recursive: true, force: true });
+          return run;
+        },
+      );
+      verdict(
+        'import vs GNU tar (no verification)',
+        result.ours / result.stock,
+        0.5,
+        'ratio',
+        `${result.ours.toFixed(2)} s vs ${result.stock.toFixed(2)} s`,
       );
     }
-    for (const side of ['export', 'import']) {
+
+    if (only.has('verify')) {
+      log('\nverify vs sha256sum -c + openssl dgst -verify + gzip -dc of each layer');
+      const sums = join(extracted, 'bundle.sha256');
+      writeFileSync(sums, readFileSync(`${bundle}.sha256`, 'utf8').replace(/ {2}.*$/gm, `  ${bundle}`));
+      const stock = [
+        `sha256sum --quiet -c ${sums}`,
+        `openssl dgst -sha256 -verify ${join(scratch, 'keys', 'signing.pub')} -signature ${extracted}/manifest.json.sig ${extracted}/manifest.json >/dev/null`,
+        ...layerFiles.map((file) => `gzip -dc < ${file} >/dev/null`),
+      ].join(' && ');
+      const result = await compare(
+        'verify',
+        'ours',
+        (i) => runVerify(bundle, i),
+        'stock',
+        () => shell('stock verify', stock),
+      );
       verdict(
-        `${side} peak RSS ${largeMiB} MiB vs ${smallMiB} MiB bundle`,
+        'verify vs sha256sum -c + gzip -dc of the layers',
+        result.ours / result.stock,
+        1.0,
+        'ratio',
+        `${result.ours.toFixed(2)} s vs ${result.stock.toFixed(2)} s`,
+      );
+    }
+    rmSync(extracted, { recursive: true, force: true });
+  }
+
+  if (only.has('scaling')) {
+    // Memory must not grow with the bundle. Random data: a 2 GiB bundle of Trivy-shaped gzip
+    // would be ~14 GiB unpacked (minutes of gzip -6 and of disk writes for one number).
+    log(`\npeak RSS scaling: ${smallMiB} MiB vs ${largeMiB} MiB bundles (random Java DB layers)`);
+    const rss = {};
+    for (const mib of [smallMiB, largeMiB]) {
+      const layer = await makeLayer('java-db', mib, 'random');
+      const repository = `aquasec/trivy-java-db-${mib}:1`;
+      await seed(registry, 'java-db', repository, layer.path);
+      const scaled = join(scratch, `scale-${mib}.tgz`);
+      const exportRun = await runExport(registry.host, { 'java-db': repository }, scaled, `scale-${mib}`);
+      const verifyRun = await runVerify(scaled, `scale-${mib}`);
+      const importRun = await runImport(scaled, `scale-${mib}`);
+      rmSync(scaled, { force: true });
+      rss[mib] = { export: exportRun.rssMiB, verify: verifyRun.rssMiB, import: importRun.rssMiB };
+      log(
+        `  ${mib} MiB: export ${exportRun.rssMiB.toFixed(0)} MiB RSS, verify ${verifyRun.rssMiB.toFixed(0)} MiB, import ${importRun.rssMiB.toFixed(0)} MiB`,
+      );
+    }
+    for (const side of ['export', 'verify', 'import']) {
+      verdict(
+        `${side} peak RSS, ${largeMiB} vs ${smallMiB} MiB bundle`,
         rss[largeMiB][side] / rss[smallMiB][side],
         1.2,
         'ratio',
         `${rss[largeMiB][side].toFixed(0)} vs ${rss[smallMiB][side].toFixed(0)} MiB`,
       );
-      verdict(`${side} peak RSS (${largeMiB} MiB bundle)`, rss[largeMiB][side], 200, 'MiB', '');
     }
   }
+  if (rssSeen.length > 0) {
+    const worst = rssSeen.reduce((a, b) => (b.rssMiB > a.rssMiB ? b : a));
+    verdict('peak RSS of any run of ours', worst.rssMiB, 200, 'MiB', worst.what);
+  }
 } finally {
+  for (const link of pacedLinks) await link.close();
   await registry.stop();
   rmSync(scratch, { recursive: true, force: true });
 }
 
-console.log('\nbenchmark                                              value     limit   verdict');
+const endedLoad = loadavg()[0];
+console.log(`\nbenchmark (${shape} data)                                     value     target   verdict`);
 for (const result of results) {
+  const target =
+    result.limit === undefined ? '' : `≤ ${result.limit}${result.unit === 'ratio' ? '×' : ` ${result.unit}`}`;
+  const verdictText = result.met === undefined ? 'info' : result.met ? 'met' : 'MISSED';
   console.log(
-    `${result.name.padEnd(52)} ${String(result.value).padStart(8)} ${`≤ ${result.limit} ${result.unit === 'ratio' ? '×' : result.unit}`.padStart(10)}   ${result.pass ? 'PASS' : 'FAIL'}  ${result.detail}`,
+    `${result.name.padEnd(58)} ${String(result.value).padStart(8)} ${target.padStart(10)}   ${verdictText.padEnd(7)} ${result.detail}`,
   );
 }
+if (quick) {
+  console.log(
+    '\n--quick: a few MiB of data, so process start-up dominates every ratio; it shows the bench runs, not where the targets stand.',
+  );
+}
+const missed = results.filter((result) => result.met === false).length;
+const judged = results.filter((result) => result.met !== undefined).length;
+console.log(
+  `\n${cpus().length} cores, Node ${process.version}, 1-min load ${startedLoad.toFixed(2)} at start, ${endedLoad.toFixed(2)} at end; ${judged - missed} of ${judged} targets met (ratios of this run; never asserted as times unless --strict)`,
+);
 writeFileSync(
   join(bench, 'results.json'),
-  `${JSON.stringify({ date: new Date().toISOString(), quick, results }, null, 2)}\n`,
+  `${JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      quick,
+      shape,
+      runs,
+      cores: cpus().length,
+      node: process.version,
+      load: [startedLoad, endedLoad],
+      data: dataShape,
+      results,
+    },
+    null,
+    2,
+  )}\n`,
 );
-const failed = results.filter((result) => !result.pass).length;
-console.log(`\nbench: ${results.length - failed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+process.exit(args.strict && missed > 0 ? 1 : 0);

@@ -5,6 +5,7 @@ import { PassThrough, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import {
+  BUNDLE_GZIP_HEADER,
   DigestHasher,
   MANIFEST_PATH,
   SIGNATURE_PATH,
@@ -39,9 +40,29 @@ import { TAR_END, tarEntrySize, tarFileHeader, tarPadding } from './tar-writer.j
  *
  * Level 0 ("stored" deflate blocks) is still a valid gzip stream, so `tar -tzf`, `gunzip` and every
  * reader handle the `.tgz` as usual; the large chunk size keeps zlib's per-call overhead out of the
- * way. The gzip trailer's CRC-32 still protects the stream end to end.
+ * way. The gzip trailer's CRC-32 still protects the stream end to end. It is also part of the
+ * format: stored blocks leave no bit of the compressed stream unchecked, so the importer refuses
+ * any other level (docs/bundle-format.md, "Framing").
  */
 export const BUNDLE_GZIP_LEVEL = 0;
+
+/**
+ * Writes the bundle's fixed gzip header (format's BUNDLE_GZIP_HEADER) over zlib's: zlib's XFL
+ * and OS bytes vary by level and platform, and a reader checks every header byte.
+ */
+function bundleGzipHeader(): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      if (seen < BUNDLE_GZIP_HEADER.length) {
+        const count = Math.min(BUNDLE_GZIP_HEADER.length - seen, chunk.length);
+        BUNDLE_GZIP_HEADER.copy(chunk, 0, seen, seen + count);
+        seen += count;
+      }
+      callback(null, chunk);
+    },
+  });
+}
 /**
  * 1 MiB output chunks: a 608 MiB bundle packed in ~1.45 s instead of ~1.65 s with 256 KiB (fewer
  * writes and stream hand-offs). Reads stay at 1 MiB: 4 MiB reads were slower (cache misses).
@@ -82,8 +103,6 @@ export interface WriteBundleOptions {
   readonly splitSize?: number;
   /** Replace an existing output (and remove stale parts of an earlier split). */
   readonly force?: boolean;
-  /** Outer gzip level; see BUNDLE_GZIP_LEVEL for why the default is 0. */
-  readonly gzipLevel?: number;
   /**
    * Files to carry with the bundle (e.g. the single-file importer, `export --with-tool`): copied
    * beside it under their base name and listed in the signed checksum file after the bundle.
@@ -310,7 +329,8 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WrittenB
   try {
     await pipeline(
       Readable.from(tarStream(), { objectMode: false, highWaterMark: 1024 * 1024 }),
-      createGzip({ level: options.gzipLevel ?? BUNDLE_GZIP_LEVEL, chunkSize: GZIP_CHUNK_SIZE }),
+      createGzip({ level: BUNDLE_GZIP_LEVEL, chunkSize: GZIP_CHUNK_SIZE }),
+      bundleGzipHeader(),
       sink,
       ...(options.signal === undefined ? [] : [{ signal: options.signal }]),
     );

@@ -237,9 +237,6 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
       onProgress,
       signal: run.signal,
       blobLocks: new Map<string, Promise<unknown>>(),
-      // One inflater thread at a time keeps the peak RSS under its cap; a second DB layer
-      // inflates on the main thread, which otherwise mostly waits for that worker.
-      inflateWorkers: { free: 1, reservedFor: kinds.includes('db') ? ('db' as const) : undefined },
     };
     const repositoriesFor: Record<OciComponentKind, readonly string[]> = {
       db: nonEmpty(options.dbRepositories) ?? sources.db,

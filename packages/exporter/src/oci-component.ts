@@ -1,4 +1,4 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   digestHex,
@@ -22,11 +22,11 @@ import {
 } from '@trivy-airgap/oci';
 import {
   ARTIFACTS,
-  DbMetadataExtractor,
   type DbLayerMetadata,
   TrivyError,
   checkArtifactManifest,
   checksMajorVersion,
+  dbSchemaProblem,
   normalizeRepository,
   parseDbMetadata,
   trivyFallsBack,
@@ -35,7 +35,7 @@ import {
 } from '@trivy-airgap/trivy';
 import { ExporterError } from './errors.js';
 import { builtAgo } from './human.js';
-import { createLayerMetadataReader } from './metadata-reader.js';
+import { createLayerMetadataReader, type LayerMetadataReader } from './metadata-reader.js';
 
 /** What an OCI component fetch needs: a registry client, the work dir's layout, where to report. */
 export interface OciFetchContext {
@@ -51,22 +51,6 @@ export interface OciFetchContext {
    * a blob (the 2-byte empty config), and two downloads into one partial file would clash.
    */
   readonly blobLocks?: Map<string, Promise<unknown>> | undefined;
-  /**
-   * Inflater worker threads still free for DB layers (each costs ~30-40 MiB of RSS); a layer
-   * downloading while none is free reads its metadata.json inline, on the main thread.
-   * Absent: every DB layer gets a worker.
-   */
-  readonly inflateWorkers?: InflateWorkers | undefined;
-}
-
-/** The inflater threads a fetch context may start (see OciFetchContext.inflateWorkers). */
-export interface InflateWorkers {
-  free: number;
-  /**
-   * The kind a free worker is kept for: the vulnerability DB is by far the most to inflate (the
-   * Java DB of the benchmark is a stored gzip), so it must not lose the worker to a race.
-   */
-  readonly reservedFor?: 'db' | 'java-db' | undefined;
 }
 
 /** Runs `work` once no other fetch of this context is storing the same digest. */
@@ -302,11 +286,8 @@ async function storeBlob(
   ref: ImageReference,
   descriptor: Descriptor,
   onProgress?: (done: number) => void,
-  onData?: (chunk: Buffer) => void,
 ): Promise<StoredBlob> {
-  return withBlobLock(context, descriptor.digest, () =>
-    storeBlobNow(context, ref, descriptor, onProgress, onData),
-  );
+  return withBlobLock(context, descriptor.digest, () => storeBlobNow(context, ref, descriptor, onProgress));
 }
 
 async function storeBlobNow(
@@ -314,7 +295,6 @@ async function storeBlobNow(
   ref: ImageReference,
   descriptor: Descriptor,
   onProgress?: (done: number) => void,
-  onData?: (chunk: Buffer) => void,
 ): Promise<StoredBlob> {
   const { client, layout, signal } = context;
   if (await layout.hasBlob(descriptor)) {
@@ -324,7 +304,6 @@ async function storeBlobNow(
   const partial = await layout.partialBlobPath(descriptor.digest);
   await client.downloadBlob(ref, descriptor, partial, {
     signal,
-    onData,
     onProgress: onProgress === undefined ? undefined : (done) => onProgress(done),
   });
   await layout.commitBlob(descriptor, partial);
@@ -342,9 +321,10 @@ function knownFields(metadata: DbMetadataFields): UpstreamDbMetadata {
 }
 
 /**
- * Stores a DB layer and reads its metadata.json in the same pass: the download's onData feeds
- * the streaming extractor (resumed bytes are replayed by downloadBlob). A layer already in the
- * work dir uses the metadata cached beside it; only without that cache is the stored blob read.
+ * Stores a DB layer and reads its metadata.json while it downloads: the inflater reads the work
+ * dir's partial file behind the downloader (a resumed download's earlier bytes are in that file
+ * too). A layer already in the work dir uses the metadata cached beside it; only without that
+ * cache is the stored blob read.
  */
 async function storeDbLayer(
   context: OciFetchContext,
@@ -373,10 +353,8 @@ async function storeDbLayerNow(
       if (cached !== undefined) {
         fields = parseDbMetadata(cached, `${kind} metadata.json (work dir cache)`);
       } else {
-        const extractor = new DbMetadataExtractor(kind);
-        for await (const chunk of context.layout.openBlob(layer) as AsyncIterable<Buffer>)
-          extractor.write(chunk);
-        const found = await extractor.finish();
+        const blob = context.layout.blobPath(layer.digest);
+        const found = await readMetadataFrom(kind, blob, 'r', (reader) => reader.finish(layer.size));
         requireDatabaseFile(kind, name, found.databaseFilePresent);
         await writeCache(context.metadataDir, cachePath, found.bytes);
         fields = found.metadata;
@@ -384,23 +362,18 @@ async function storeDbLayerNow(
       progress(layer.size);
       stored = { descriptor: plain(layer), file: context.layout.blobPath(layer.digest), fresh: false };
     } else {
-      const slots = context.inflateWorkers;
-      const worker =
-        slots === undefined ||
-        (slots.free > 0 && (slots.reservedFor === undefined || slots.reservedFor === kind));
-      if (slots !== undefined && worker) slots.free -= 1;
-      let found: DbLayerMetadata;
-      try {
-        const reader = createLayerMetadataReader(kind, { inline: !worker });
-        try {
-          stored = await storeBlob(context, ref, layer, progress, (chunk) => reader.write(chunk));
-          found = await reader.finish();
-        } finally {
-          await reader.close();
-        }
-      } finally {
-        if (slots !== undefined && worker) slots.free += 1;
-      }
+      // The inflater reads the partial download behind the downloader; opened here (created when
+      // missing) so it keeps reading the same file after the commit renames it.
+      const partial = await context.layout.partialBlobPath(layer.digest);
+      let downloaded: StoredBlob | undefined;
+      const found = await readMetadataFrom(kind, partial, 'a+', async (reader) => {
+        downloaded = await storeBlob(context, ref, layer, (done) => {
+          progress(done);
+          reader.advance(done);
+        });
+        return reader.finish(layer.size);
+      });
+      stored = downloaded as StoredBlob;
       requireDatabaseFile(kind, name, found.databaseFilePresent);
       await writeCache(context.metadataDir, cachePath, found.bytes);
       fields = found.metadata;
@@ -411,15 +384,34 @@ async function storeDbLayerNow(
     }
     throw error;
   }
-  const expected = ARTIFACTS[kind].schemaVersion;
-  if (fields.Version !== expected) {
-    throw new ExporterError(
-      'METADATA_INVALID',
-      `${name}: metadata.json has schema Version ${String(fields.Version ?? 0)}, Trivy needs exactly ${expected}`,
-      { expected: String(expected), found: String(fields.Version ?? 0) },
-    );
+  const schemaProblem = dbSchemaProblem(kind, fields);
+  if (schemaProblem !== undefined) {
+    throw new ExporterError('METADATA_INVALID', `${name}: ${schemaProblem}`, {
+      expected: String(ARTIFACTS[kind].schemaVersion),
+      found: String(fields.Version ?? 0),
+    });
   }
   return { stored, metadata: knownFields(fields) };
+}
+
+/** Opens `path` (creating it empty when missing), runs `use` with a reader of it, closes both. */
+async function readMetadataFrom(
+  kind: 'db' | 'java-db',
+  path: string,
+  flags: 'r' | 'a+',
+  use: (reader: LayerMetadataReader) => Promise<DbLayerMetadata>,
+): Promise<DbLayerMetadata> {
+  const file: FileHandle = await open(path, flags);
+  try {
+    const reader = createLayerMetadataReader(kind, file);
+    try {
+      return await use(reader);
+    } finally {
+      await reader.close();
+    }
+  } finally {
+    await file.close();
+  }
 }
 
 /** Trivy's --skip-db-update needs the database file itself next to metadata.json. */

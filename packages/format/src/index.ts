@@ -4,3 +4,4 @@ export * from './safe-path.js';
 export * from './manifest.js';
 export * from './signing.js';
 export * from './events.js';
+export * from './framing.js';

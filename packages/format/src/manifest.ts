@@ -1,6 +1,6 @@
 import { isDigest, type Digest } from './digest.js';
 import { FormatError, type FieldIssue } from './errors.js';
-import { bundlePathProblem } from './safe-path.js';
+import { bundlePathProblem, pathSegmentProblem } from './safe-path.js';
 
 /**
  * Bundle manifest v1: the signed root of trust of a transfer bundle (docs/bundle-format.md).
@@ -113,6 +113,30 @@ export interface BundleManifest {
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 const KEY_ID = /^[0-9a-f]{64}$/;
 const VEX_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** The exporter writes a UUID; any plain token is fine (it becomes part of generation names). */
+const BUNDLE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** OCI distribution tag grammar: it becomes part of a registry URL path on `--to-registry`. */
+const OCI_TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+/** OCI image-layout `org.opencontainers.image.ref.name` grammar (component ("/" component)*). */
+const OCI_REF_NAME =
+  /^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:\/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$/;
+/**
+ * A subdir segment also becomes part of a URL (`location//subdir`, the served VEX location):
+ * no `?`, `#`, `%` or spaces, which URL parsing would move or decode.
+ */
+const SUBDIR_SEGMENT = /^[A-Za-z0-9._~+@=,-]+$/;
+/** Bundle paths under this prefix belong to the OCI image layout; VEX entries live elsewhere. */
+const OCI_LAYOUT_PREFIX = 'oci/';
+/** Layout files every OCI component shares; no component may claim them as its own entry. */
+const OCI_LAYOUT_FILES = ['oci/index.json', 'oci/oci-layout'] as const;
+/**
+ * Control characters (C0, DEL, C1), line/paragraph separators and bidi overrides: a manifest
+ * string may be printed to a terminal or written into a file, and must not forge either.
+ */
+// eslint-disable-next-line no-control-regex
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+/** No manifest string needs more (URLs, references, annotations are far shorter). */
+const MAX_STRING_BYTES = 8192;
 
 export function isRfc3339(value: unknown): value is string {
   return typeof value === 'string' && RFC3339.test(value) && !Number.isNaN(Date.parse(value));
@@ -150,17 +174,23 @@ class FieldChecker {
       this.fail(field, 'must be a non-empty string');
       return '';
     }
-    const problem = rule?.(value);
+    const problem = textProblem(value) ?? rule?.(value);
     if (problem !== undefined) this.fail(field, problem);
     return value;
   }
 
-  optionalString(value: unknown, field: string): string | undefined {
+  optionalString(
+    value: unknown,
+    field: string,
+    rule?: (s: string) => string | undefined,
+  ): string | undefined {
     if (value === undefined) return undefined;
     if (typeof value !== 'string') {
       this.fail(field, 'must be a string when present');
       return undefined;
     }
+    const problem = textProblem(value) ?? rule?.(value);
+    if (problem !== undefined) this.fail(field, problem);
     return value;
   }
 
@@ -191,10 +221,19 @@ class FieldChecker {
     const object = this.object(value, field);
     if (object === undefined) return {};
     for (const [key, entry] of Object.entries(object)) {
-      if (typeof entry !== 'string') this.fail(`${field}.${key}`, 'must be a string');
+      const problem =
+        typeof entry !== 'string' ? 'must be a string' : (textProblem(key) ?? textProblem(entry));
+      if (problem !== undefined) this.fail(`${field}.${JSON.stringify(key.slice(0, 100))}`, problem);
     }
     return object as Record<string, string>;
   }
+}
+
+/** Why a manifest string cannot be used at all (unprintable, oversized), or undefined. */
+function textProblem(value: string): string | undefined {
+  if (UNPRINTABLE.test(value)) return 'contains a control, line-separator or bidi character';
+  if (Buffer.byteLength(value, 'utf8') > MAX_STRING_BYTES) return `is longer than ${MAX_STRING_BYTES} bytes`;
+  return undefined;
 }
 
 function pathRule(path: string): string | undefined {
@@ -203,6 +242,46 @@ function pathRule(path: string): string | undefined {
   if (path === MANIFEST_PATH || path === SIGNATURE_PATH) return 'names a reserved entry';
   return undefined;
 }
+
+/** VEX entries: safe bundle paths outside the OCI layout (whose paths are blobs and layout files). */
+function vexPathRule(path: string): string | undefined {
+  return (
+    pathRule(path) ??
+    (path.startsWith(OCI_LAYOUT_PREFIX)
+      ? `may not lie under ${OCI_LAYOUT_PREFIX} (the OCI layout)`
+      : undefined)
+  );
+}
+
+/** A single file or directory name (it is joined onto a directory by importers). */
+function segmentRule(name: string): string | undefined {
+  const problem = pathSegmentProblem(name);
+  return problem === undefined ? undefined : `must be a single safe name: ${problem}`;
+}
+
+function subdirRule(subdir: string): string | undefined {
+  if (subdir === '') return undefined;
+  const problem = bundlePathProblem(subdir);
+  if (problem !== undefined) return `must be empty or a relative normalized path: ${problem}`;
+  if (!subdir.split('/').every((segment) => SUBDIR_SEGMENT.test(segment))) {
+    return 'may only hold letters, digits and . _ ~ + @ = , - between slashes';
+  }
+  return undefined;
+}
+
+function httpUrlRule(value: string): string | undefined {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'https:' || url.protocol === 'http:' ? undefined : 'must be an http(s) URL';
+  } catch {
+    return 'must be an http(s) URL';
+  }
+}
+
+const patternRule =
+  (pattern: RegExp, problem: string) =>
+  (value: string): string | undefined =>
+    pattern.test(value) ? undefined : problem;
 
 function checkDescriptor(check: FieldChecker, value: unknown, field: string): Descriptor {
   const object = check.object(value, field) ?? {};
@@ -232,10 +311,13 @@ function checkComponent(check: FieldChecker, value: unknown, field: string): Com
   const kind = check.oneOf(object.kind, `${field}.kind`, [...OCI_COMPONENT_KINDS, 'vex'] as const);
   if (kind === 'vex') {
     const etag = check.optionalString(object.etag, `${field}.etag`);
-    const updatedAt = check.optionalString(object.updatedAt, `${field}.updatedAt`);
+    const updatedAt = check.optionalString(object.updatedAt, `${field}.updatedAt`, (value) =>
+      isRfc3339(value) ? undefined : 'must be an RFC 3339 timestamp',
+    );
     if (typeof object.subdir !== 'string') check.fail(`${field}.subdir`, 'must be a string');
-    else if (object.subdir !== '' && bundlePathProblem(object.subdir) !== undefined) {
-      check.fail(`${field}.subdir`, 'must be empty or a relative normalized path');
+    else {
+      const problem = textProblem(object.subdir) ?? subdirRule(object.subdir);
+      if (problem !== undefined) check.fail(`${field}.subdir`, problem);
     }
     if (object.repositoryManifest === undefined) check.fail(`${field}.repositoryManifest`, 'is missing');
     return {
@@ -243,13 +325,15 @@ function checkComponent(check: FieldChecker, value: unknown, field: string): Com
       name: check.string(object.name, `${field}.name`, (n) =>
         isVexRepositoryName(n) ? undefined : 'must be a plain local name (letters, digits, . _ -)',
       ),
-      url: check.string(object.url, `${field}.url`),
-      manifestPath: check.string(object.manifestPath, `${field}.manifestPath`, pathRule),
+      url: check.string(object.url, `${field}.url`, httpUrlRule),
+      manifestPath: check.string(object.manifestPath, `${field}.manifestPath`, vexPathRule),
       repositoryManifest: object.repositoryManifest,
-      specVersion: check.string(object.specVersion, `${field}.specVersion`),
-      location: check.string(object.location, `${field}.location`),
-      servedBy: check.string(object.servedBy, `${field}.servedBy`),
-      archivePath: check.string(object.archivePath, `${field}.archivePath`, pathRule),
+      // Becomes a directory name under the repository (`0.1/`): a single safe name; importers
+      // further require the one version Trivy reads.
+      specVersion: check.string(object.specVersion, `${field}.specVersion`, segmentRule),
+      location: check.string(object.location, `${field}.location`, httpUrlRule),
+      servedBy: check.string(object.servedBy, `${field}.servedBy`, httpUrlRule),
+      archivePath: check.string(object.archivePath, `${field}.archivePath`, vexPathRule),
       archiveType: check.oneOf(object.archiveType, `${field}.archiveType`, ['tar.gz', 'zip'] as const),
       subdir: typeof object.subdir === 'string' ? object.subdir : '',
       ...(etag === undefined ? {} : { etag }),
@@ -263,12 +347,21 @@ function checkComponent(check: FieldChecker, value: unknown, field: string): Com
     kind,
     source: check.string(object.source, `${field}.source`),
     servedBy: check.string(object.servedBy, `${field}.servedBy`),
-    tag: check.string(object.tag, `${field}.tag`),
-    layoutRef: check.string(object.layoutRef, `${field}.layoutRef`),
+    tag: check.string(
+      object.tag,
+      `${field}.tag`,
+      patternRule(OCI_TAG, 'must be an OCI tag (letters, digits, _ . -; at most 128)'),
+    ),
+    layoutRef: check.string(
+      object.layoutRef,
+      `${field}.layoutRef`,
+      patternRule(OCI_REF_NAME, 'must be an OCI image-layout reference name'),
+    ),
     manifest: checkDescriptor(check, object.manifest, `${field}.manifest`),
     layer: {
       ...checkDescriptor(check, object.layer, `${field}.layer`),
-      title: check.string(layerObject.title, `${field}.layer.title`),
+      // Trivy names the downloaded file after it.
+      title: check.string(layerObject.title, `${field}.layer.title`, segmentRule),
     },
     annotations: check.stringMap(object.annotations ?? {}, `${field}.annotations`),
     ...(object.metadata === undefined
@@ -337,7 +430,11 @@ export function parseManifest(value: unknown): BundleManifest {
 
   const manifest: BundleManifest = {
     mediaType: MANIFEST_MEDIA_TYPE,
-    bundleId: check.string(object.bundleId, 'bundleId'),
+    bundleId: check.string(
+      object.bundleId,
+      'bundleId',
+      patternRule(BUNDLE_ID, 'must be a plain token (letters, digits, . _ -; at most 128)'),
+    ),
     created: check.timestamp(object.created, 'created'),
     expires: check.timestamp(object.expires, 'expires'),
     tool: {
@@ -372,15 +469,32 @@ function checkConsistency(check: FieldChecker, manifest: BundleManifest): void {
   });
   const vexNames = new Set<string>();
   const kinds = new Set<string>();
+  // Every entry a component reads has exactly one role: one path used by two components (a
+  // shared layer blob, two repositories on one archive, a VEX file on a layout file) is refused
+  // here rather than half-supported by readers that map each path to one role.
+  const claimedBy = new Map<string, string>(OCI_LAYOUT_FILES.map((path) => [path, 'the OCI layout']));
+  const claim = (path: string, field: string): void => {
+    const owner = claimedBy.get(path);
+    if (owner !== undefined) {
+      check.fail(
+        field,
+        `names ${JSON.stringify(path)}, which is already ${owner}; one entry serves one role`,
+      );
+      return;
+    }
+    claimedBy.set(path, field);
+  };
   manifest.components.forEach((component, index) => {
     const field = `components[${index}]`;
     if (component.kind === 'vex') {
-      if (vexNames.has(component.name)) check.fail(`${field}.name`, 'duplicates another VEX repository');
-      vexNames.add(component.name);
+      // Case-insensitive: the names become directories, and some file systems fold case.
+      const folded = component.name.toLowerCase();
+      if (vexNames.has(folded)) check.fail(`${field}.name`, 'duplicates another VEX repository');
+      vexNames.add(folded);
       for (const key of ['manifestPath', 'archivePath'] as const) {
-        if (component[key] !== '' && !byPath.has(component[key])) {
-          check.fail(`${field}.${key}`, 'is not listed in files');
-        }
+        if (component[key] === '') continue;
+        if (!byPath.has(component[key])) check.fail(`${field}.${key}`, 'is not listed in files');
+        claim(component[key], `${field}.${key}`);
       }
       return;
     }
@@ -390,10 +504,12 @@ function checkConsistency(check: FieldChecker, manifest: BundleManifest): void {
     for (const key of ['manifest', 'layer'] as const) {
       const descriptor = component[key];
       if (!isDigest(descriptor.digest)) continue;
-      const listed = byPath.get(blobPath(descriptor.digest));
+      const path = blobPath(descriptor.digest);
+      const listed = byPath.get(path);
       if (listed === undefined) check.fail(`${field}.${key}.digest`, 'has no blob listed in files');
       else if (listed.size !== descriptor.size)
         check.fail(`${field}.${key}.size`, 'differs from the listed blob');
+      claim(path, `${field}.${key}.digest`);
     }
   });
 }

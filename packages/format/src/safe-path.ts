@@ -1,3 +1,4 @@
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { FormatError } from './errors.js';
 
 /** Longest path a bundle may name (bytes of UTF-8); generous for our layout, small for an attacker. */
@@ -45,4 +46,42 @@ export function assertSafeBundlePath(path: unknown, what = 'path'): string {
     throw new FormatError('PATH_UNSAFE', `${what} ${JSON.stringify(path.slice(0, 200))} ${problem}`);
   }
   return path;
+}
+
+/** Why `name` is not a safe single path segment (a file or directory name), or `undefined`. */
+export function pathSegmentProblem(name: string): string | undefined {
+  if (name.includes('/')) return 'contains a slash (must be a single name)';
+  return bundlePathProblem(name);
+}
+
+/** True when `path` lies strictly inside `root` (both absolute); `path.relative` and `root + sep`. */
+export function isInside(root: string, path: string): boolean {
+  const base = resolve(root);
+  const target = resolve(path);
+  const rel = relative(base, target);
+  return (
+    rel !== '' &&
+    rel !== '..' &&
+    !rel.startsWith(`..${sep}`) &&
+    !isAbsolute(rel) &&
+    target.startsWith(base.endsWith(sep) ? base : base + sep)
+  );
+}
+
+/**
+ * `root` joined with a `/`-separated relative path that came from a bundle (or was derived from
+ * one), after the safe-path rules AND a containment check on the resolved result: defense in
+ * depth for every join of untrusted input, so that a rule missed elsewhere still cannot reach
+ * outside `root`. Pure string work (no file-system call). Throws PATH_UNSAFE.
+ */
+export function resolveInside(root: string, relativePath: string, what = 'path'): string {
+  assertSafeBundlePath(relativePath, what);
+  const target = resolve(root, ...relativePath.split('/'));
+  if (!isInside(root, target)) {
+    throw new FormatError(
+      'PATH_UNSAFE',
+      `${what} ${JSON.stringify(relativePath.slice(0, 200))} would resolve outside ${root}`,
+    );
+  }
+  return target;
 }

@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { posix } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { assertSafeBundlePath, bundlePathProblem, isSafeBundlePath, type FormatError } from '../src/index.js';
+import {
+  assertSafeBundlePath,
+  bundlePathProblem,
+  isInside,
+  isSafeBundlePath,
+  resolveInside,
+  type FormatError,
+} from '../src/index.js';
 
 const segment = fc.stringMatching(/^[A-Za-z0-9._-]{1,40}$/).filter((s) => s !== '.' && s !== '..');
 
@@ -76,5 +83,26 @@ describe('safe bundle paths', () => {
         },
       ),
     );
+  });
+});
+
+describe('resolveInside: joins of untrusted relative paths stay inside their root', () => {
+  it('joins safe paths', () => {
+    assert.equal(resolveInside('/cache/stage', 'vex/default'), '/cache/stage/vex/default');
+  });
+
+  for (const path of ['../x', '/abs', 'a/../../b', '', 'a\\..\\b', 'C:/x']) {
+    it(`refuses ${JSON.stringify(path)}`, () => {
+      assert.throws(
+        () => resolveInside('/cache/stage', path),
+        (error: FormatError) => error.code === 'PATH_UNSAFE',
+      );
+    });
+  }
+
+  it('isInside is a containment check, never a bare string prefix', () => {
+    assert.equal(isInside('/cache/stage', '/cache/stage-evil/x'), false);
+    assert.equal(isInside('/cache/stage', '/cache/stage'), false);
+    assert.equal(isInside('/cache/stage', '/cache/stage/x'), true);
   });
 });

@@ -1,20 +1,8 @@
-import { hostname } from 'node:os';
-import {
-  lstat,
-  mkdir,
-  open,
-  readFile,
-  readdir,
-  readlink,
-  rename,
-  rm,
-  rmdir,
-  symlink,
-  unlink,
-} from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, readlink, rename, rm, rmdir } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
+import { acquireLock, fsyncDir, swapSymlink, writeFileAtomic, type HeldLock } from '@trivy-airgap/durable';
 import { mergeRepositoryYaml, type ImportedVexRepository } from '@trivy-airgap/trivy';
-import type { ComponentKind } from '@trivy-airgap/format';
+import { isInside, resolveInside, type ComponentKind } from '@trivy-airgap/format';
 import { ImporterError } from './errors.js';
 
 /**
@@ -77,13 +65,19 @@ export function linkPathOf(key: ComponentKey): string {
   return key.startsWith('vex/') ? join('vex', 'repositories', key.slice(4)) : key;
 }
 
+/** Where Trivy reads a component (the link), contained in the cache dir. */
+export function linkOf(paths: CachePaths, key: ComponentKey): string {
+  return resolveInside(paths.cacheDir, linkPathOf(key).split(sep).join('/'), 'component link');
+}
+
+/** Keys come from bundles (VEX names) and state.json: checked before they become paths. */
 export function generationPathOf(paths: CachePaths, key: ComponentKey, generation: string): string {
-  return join(paths.generationsDir, ...key.split('/'), generation);
+  return resolveInside(paths.generationsDir, `${key}/${generation}`, 'component generation');
 }
 
 /** The symlink text for a link at `linkPath` (relative to the cache) pointing at a generation. */
 export function linkTargetOf(paths: CachePaths, key: ComponentKey, generation: string): string {
-  const link = join(paths.cacheDir, linkPathOf(key));
+  const link = linkOf(paths, key);
   return relative(dirname(link), generationPathOf(paths, key, generation));
 }
 
@@ -154,135 +148,36 @@ export async function readState(paths: CachePaths): Promise<InstallState> {
   }
 }
 
-/** fsync a directory (so renames and new entries in it survive a crash). */
-export async function fsyncDir(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Writes a file atomically: temp file in the same directory, fsync, rename, fsync the directory. */
-export async function writeFileAtomic(path: string, contents: string | Buffer, mode = 0o644): Promise<void> {
-  const temp = join(
-    dirname(path),
-    `.${process.pid}.${Date.now()}.tmp-${Math.random().toString(36).slice(2)}`,
-  );
-  const handle = await open(temp, 'wx', mode);
-  try {
-    await handle.writeFile(contents);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(temp, path);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
-  await fsyncDir(dirname(path));
-}
-
-/** fsyncs every file and directory of a tree (children before parents). */
-export async function fsyncTree(path: string): Promise<void> {
-  const info = await lstat(path);
-  if (info.isDirectory()) {
-    for (const name of await readdir(path)) await fsyncTree(join(path, name));
-    await fsyncDir(path);
-  } else if (info.isFile()) {
-    const handle = await open(path, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Lock
 
-export interface LockHolder {
-  readonly pid: number;
-  readonly host: string;
-  readonly startedAt: string;
-  readonly command: string;
-}
+export type { LockHolder, LockState } from '@trivy-airgap/durable';
 
-export interface CacheLock {
-  readonly path: string;
-  release(): Promise<void>;
-}
+export type CacheLock = HeldLock;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+/**
+ * Takes the cache's lock (durable's acquireLock); a lock left by a dead process on this host is
+ * taken over. Refused when another process (or this one) holds it.
+ */
+export async function acquireCacheLock(paths: CachePaths, operation: string): Promise<CacheLock> {
+  const attempt = await acquireLock(paths.lockFile, operation);
+  if (attempt.acquired) return attempt.lock;
+  const holder = attempt.state.holder;
+  if (holder === undefined) {
+    throw new ImporterError('LOCKED', `${paths.lockFile} is being written by another trivy-airgap`, {
+      path: paths.lockFile,
+      hint: 'try again in a moment',
+    });
   }
-}
-
-/** Takes the cache's lock; a lock left by a dead process on this host is taken over. */
-export async function acquireLock(paths: CachePaths, command: string): Promise<CacheLock> {
-  const holder: LockHolder = {
-    pid: process.pid,
-    host: hostname(),
-    startedAt: new Date().toISOString(),
-    command,
-  };
-  const text = `${JSON.stringify(holder)}\n`;
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const handle = await open(paths.lockFile, 'wx', 0o644);
-      try {
-        await handle.writeFile(text);
-      } finally {
-        await handle.close();
-      }
-      return {
-        path: paths.lockFile,
-        release: async () => {
-          const now = await readFile(paths.lockFile, 'utf8').catch(() => '');
-          if (now === text) await unlink(paths.lockFile).catch(() => undefined);
-        },
-      };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    let other: Partial<LockHolder> = {};
-    try {
-      other = JSON.parse(await readFile(paths.lockFile, 'utf8')) as Partial<LockHolder>;
-    } catch {
-      // unreadable or half-written: judged by age below
-    }
-    const pid = typeof other.pid === 'number' ? other.pid : undefined;
-    const sameHost = other.host === undefined || other.host === hostname();
-    if (pid !== undefined && (!sameHost || alive(pid))) {
-      throw new ImporterError(
-        'LOCKED',
-        `another trivy-airgap (pid ${pid}${sameHost ? '' : ` on ${other.host ?? '?'}`}, ${other.command ?? 'import'} since ${other.startedAt ?? '?'}) is working on ${paths.cacheDir}`,
-        {
-          path: paths.lockFile,
-          hint: `wait for it to finish; if no such process runs, remove ${paths.lockFile}`,
-        },
-      );
-    }
-    if (pid === undefined) {
-      const info = await lstat(paths.lockFile).catch(() => undefined);
-      if (info !== undefined && Date.now() - info.mtimeMs < 10_000) {
-        throw new ImporterError('LOCKED', `${paths.lockFile} is being written by another trivy-airgap`, {
-          path: paths.lockFile,
-          hint: 'try again in a moment',
-        });
-      }
-    }
-    await unlink(paths.lockFile).catch(() => undefined); // stale: its holder is gone
-  }
-  throw new ImporterError('LOCKED', `could not take ${paths.lockFile}`, { path: paths.lockFile });
+  const where = attempt.state.sameHost ? '' : ` on ${holder.host}`;
+  throw new ImporterError(
+    'LOCKED',
+    `another trivy-airgap (pid ${holder.pid}${where}, ${holder.operation} since ${holder.startedAt || '?'}) is working on ${paths.cacheDir}`,
+    {
+      path: paths.lockFile,
+      hint: `wait for it to finish; if no such process runs, remove ${paths.lockFile}`,
+    },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -317,14 +212,12 @@ export async function readJournal(paths: CachePaths): Promise<Journal | undefine
   }
 }
 
+/** Temporary links of an interrupted switch end in this; the next run removes them. */
+const NEW_LINK_SUFFIX = '.trivy-airgap-new';
+
 /** Points the link at `target` atomically (new symlink renamed over the old one). */
 export async function pointLink(linkPath: string, target: string): Promise<void> {
-  await mkdir(dirname(linkPath), { recursive: true });
-  const temp = `${linkPath}.trivy-airgap-new`;
-  await rm(temp, { force: true });
-  await symlink(target, temp);
-  await rename(temp, linkPath);
-  await fsyncDir(dirname(linkPath));
+  await swapSymlink(linkPath, target, `${linkPath}${NEW_LINK_SUFFIX}`);
 }
 
 export type StepHook = (step: string) => void | Promise<void>;
@@ -332,7 +225,7 @@ export type StepHook = (step: string) => void | Promise<void>;
 /** Carries out (or finishes) a committed journal. Idempotent: each step checks what is done. */
 export async function applyJournal(paths: CachePaths, journal: Journal, hook?: StepHook): Promise<void> {
   for (const link of journal.links) {
-    const linkPath = join(paths.cacheDir, linkPathOf(link.key));
+    const linkPath = linkOf(paths, link.key);
     const info = await lstat(linkPath).catch(() => undefined);
     if (info?.isDirectory() === true && link.migrateTo !== undefined) {
       await mkdir(dirname(link.migrateTo), { recursive: true });
@@ -373,11 +266,6 @@ export async function commitJournal(paths: CachePaths, journal: Journal): Promis
   await writeFileAtomic(paths.journalFile, `${JSON.stringify(journal, null, 2)}\n`);
 }
 
-function isInside(root: string, path: string): boolean {
-  const rel = relative(root, path);
-  return rel !== '' && !rel.startsWith(`..${sep}`) && rel !== '..' && !rel.startsWith(sep);
-}
-
 /**
  * Brings the cache to a clean state under the lock: finishes a committed journal, removes
  * staging leftovers and temporary links, and prunes generations that neither the current nor
@@ -409,7 +297,7 @@ export async function recoverAndClean(paths: CachePaths): Promise<string[]> {
   for (const dir of linkDirs) {
     for (const name of await readdir(dir).catch(() => [] as string[])) {
       const path = join(dir, name);
-      if (name.endsWith('.trivy-airgap-new')) {
+      if (name.endsWith(NEW_LINK_SUFFIX)) {
         await rm(path, { force: true });
         continue;
       }
@@ -470,7 +358,7 @@ export async function repairCache(cacheDir: string): Promise<string[]> {
   const paths = cachePaths(cacheDir);
   const info = await lstat(paths.stateDir).catch(() => undefined);
   if (info?.isDirectory() !== true) return [];
-  const lock = await acquireLock(paths, 'repair');
+  const lock = await acquireCacheLock(paths, 'repair');
   try {
     return await recoverAndClean(paths);
   } finally {

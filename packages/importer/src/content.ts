@@ -1,7 +1,8 @@
-import { open } from 'node:fs/promises';
+import { mkdir, open } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { FileHandle } from 'node:fs/promises';
 import type { OciComponent } from '@trivy-airgap/format';
-import { ARTIFACTS, parseDbMetadata, type DbMetadataFields } from '@trivy-airgap/trivy';
+import { ARTIFACTS, dbSchemaProblem, parseDbMetadata, type DbMetadataFields } from '@trivy-airgap/trivy';
 import { ImporterError } from './errors.js';
 import type { UnpackedLayer } from './layer.js';
 import type { EntrySink } from './reader.js';
@@ -38,6 +39,9 @@ export function checkLayerContent(
   } catch (error) {
     throw invalid(component, error instanceof Error ? error.message : String(error), error);
   }
+  // Installing a schema Trivy refuses would replace a working DB with one no scan can use.
+  const schemaProblem = dbSchemaProblem(component.kind, metadata);
+  if (schemaProblem !== undefined) throw invalid(component, schemaProblem);
   const claimed = component.metadata;
   if (claimed === undefined) throw invalid(component, 'the manifest has no metadata for it');
   const same = (a: unknown, b: unknown): boolean =>
@@ -53,21 +57,29 @@ export function checkLayerContent(
   return metadata;
 }
 
-/** An entry sink that writes the entry to a new file (fsynced), e.g. a VEX archive in staging. */
+/**
+ * An entry sink that writes the entry to a new file, e.g. a VEX archive in staging. Not fsynced
+ * here: an import syncs its staging tree once, and other copies are scratch.
+ */
 export class FileSink implements EntrySink {
   private handle: FileHandle | undefined;
 
   constructor(private readonly path: string) {}
 
+  private async opened(): Promise<FileHandle> {
+    if (this.handle === undefined) {
+      await mkdir(dirname(this.path), { recursive: true });
+      this.handle = await open(this.path, 'wx', 0o644);
+    }
+    return this.handle;
+  }
+
   async write(chunk: Buffer): Promise<void> {
-    this.handle ??= await open(this.path, 'wx', 0o644);
-    await this.handle.write(chunk);
+    await (await this.opened()).write(chunk);
   }
 
   async end(): Promise<void> {
-    this.handle ??= await open(this.path, 'wx', 0o644);
-    await this.handle.sync();
-    await this.handle.close();
+    await (await this.opened()).close();
     this.handle = undefined;
   }
 

@@ -29,6 +29,8 @@ export const IMPORTER_ERROR_CODES = {
   NOTHING_TO_ROLL_BACK: 'failure',
   CACHE_STATE_INVALID: 'failure',
   CACHE_WRITE_FAILED: 'failure',
+  /** The caller's AbortSignal fired (Ctrl-C) before the commit point; nothing was changed. */
+  ABORTED: 'cancelled',
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ImporterErrorCode = keyof typeof IMPORTER_ERROR_CODES;
@@ -41,6 +43,18 @@ export class ImporterError extends AirgapError<ImporterErrorCode> {
 }
 
 export const TAMPERED_HINT = 'the bundle was altered, damaged or truncated in transit: copy it again';
+
+/** The caller's AbortSignal fired (Ctrl-C): the operation stopped and left nothing behind. */
+export function abortedError(): ImporterError {
+  return new ImporterError('ABORTED', 'cancelled; nothing was installed or changed', {
+    hint: 'run the command again to finish the job',
+  });
+}
+
+/** Throws ABORTED when the signal has fired: checked between entries and install steps. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted === true) throw abortedError();
+}
 
 /** File-system errors that are about the place we write to (not about the bundle). */
 const WRITE_ERRNOS = new Set(['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EIO', 'EMFILE', 'ENFILE']);

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, readFile, readlink, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, readFile, readlink, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
   ignoreProgress,
+  resolveInside,
   type BundleManifest,
   type Component,
   type ComponentKind,
@@ -14,26 +15,19 @@ import {
   type VexComponent,
 } from '@trivy-airgap/format';
 import {
-  checksMajorVersion,
-  extractVexArchive,
+  VEX_SPEC_VERSION,
   mergeRepositoryYaml,
   parseVexIndex,
-  renderDbMetadata,
-  renderPolicyMetadata,
-  renderVexCacheJson,
   resolveVexConfigPath,
-  TrivyError,
 } from '@trivy-airgap/trivy';
+import { fsyncDir, syncTree } from '@trivy-airgap/durable';
 import {
-  acquireLock,
+  acquireCacheLock,
   applyJournal,
   cachePaths,
   commitJournal,
-  componentKeyOf,
-  fsyncDir,
-  fsyncTree,
   generationPathOf,
-  linkPathOf,
+  linkOf,
   linkTargetOf,
   mkdirTracked,
   readState,
@@ -49,11 +43,10 @@ import {
   type LinkSwitch,
   type StepHook,
 } from './cache.js';
-import { FileSink, checkLayerContent } from './content.js';
-import { ImporterError, asWriteError } from './errors.js';
+import { ImporterError, asWriteError, throwIfAborted } from './errors.js';
 import { generationFingerprint } from './fingerprint.js';
-import { LayerUnpacker } from './layer.js';
-import { readBundle, type PolicyOptions, type TrustedBundle, type VerificationCheck } from './reader.js';
+import { keyOf, prepareBundle } from './prepare.js';
+import type { PolicyOptions, TrustedBundle, VerificationCheck } from './reader.js';
 import type { BundleInput } from './source.js';
 import { explainMissingTrust, loadTrustedKeys, type TrustOptions } from './trust.js';
 
@@ -71,6 +64,12 @@ export interface ImportBundleOptions extends PolicyOptions, TrustOptions {
   readonly clock?: () => Date;
   /** Called after each install step; throwing simulates a crash there (tests). */
   readonly stepHook?: StepHook;
+  /**
+   * Stops the import (Ctrl-C) until its commit point: it then rejects with ABORTED and the cache
+   * is as it was. Once the journal is written the install completes (a second Ctrl-C is the
+   * CLI's business; a kill there is finished by the next run).
+   */
+  readonly signal?: AbortSignal;
 }
 
 export interface InstalledComponent {
@@ -179,12 +178,12 @@ async function probeLiveDirectory(
   paths: CachePaths,
   key: ComponentKey,
 ): Promise<Pick<GenerationRecord, 'updatedAt'> | undefined> {
-  const base = join(paths.cacheDir, linkPathOf(key));
+  const base = linkOf(paths, key);
   const file =
     key === 'db' || key === 'java-db'
       ? join(base, 'metadata.json')
       : key.startsWith('vex/')
-        ? join(base, '0.1', 'index.json')
+        ? join(base, VEX_SPEC_VERSION, 'index.json')
         : undefined;
   if (file === undefined) return undefined;
   try {
@@ -208,7 +207,7 @@ async function checkDowngrades(
   const state = await readState(paths);
   const downgrades = new Set<ComponentKey>();
   for (const component of manifest.components) {
-    const key = componentKeyOf(component.kind, component.kind === 'vex' ? component.name : undefined);
+    const key = keyOf(component);
     const installed = await installedRecord(paths, state, key);
     if (installed === undefined) continue;
     const reason = downgradeReason(describeComponent(component), installed);
@@ -238,10 +237,6 @@ function generationName(now: Date, bundleId: string): string {
   return `${stamp}-${id}-${randomBytes(3).toString('hex')}`;
 }
 
-function keyOf(component: Component): ComponentKey {
-  return componentKeyOf(component.kind, component.kind === 'vex' ? component.name : undefined);
-}
-
 /**
  * Imports a bundle into Trivy's cache in one pass over the bundle:
  *  1. manifest + signature verified (nothing written before), anti-rollback checked;
@@ -258,12 +253,11 @@ function keyOf(component: Component): ComponentKey {
 export async function importBundle(options: ImportBundleOptions): Promise<ImportBundleResult> {
   const onProgress = options.onProgress ?? ignoreProgress;
   const clock = options.clock ?? (() => new Date());
+  const signal = options.signal;
   const trustedKeys = await loadTrustedKeys(options);
   const paths = cachePaths(options.cacheDir);
   const created: string[] = [];
   const moved: string[] = [];
-  const unpackers = new Map<ComponentKey, LayerUnpacker>();
-  const vexArchives = new Map<string, string>();
   let lock: CacheLock | undefined;
   let stage: string | undefined;
   let committed = false;
@@ -272,10 +266,11 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
   let vexConfigPath: string | undefined;
 
   try {
-    const verified = await readBundle(options.bundle, {
+    const prepared = await prepareBundle({
       ...options,
       trustedKeys,
       onProgress,
+      clock,
       onTrusted: async (trusted: TrustedBundle) => {
         const hasVex = trusted.manifest.components.some((c) => c.kind === 'vex');
         if (hasVex) {
@@ -290,9 +285,11 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
           );
         }
         await checkDowngrades(paths, trusted.manifest, options.allowDowngrade === true, ignoreProgress);
+      },
+      stage: async (trusted: TrustedBundle) => {
         // The first write under the cache: only now that the signature and policy passed.
         await mkdirTracked(paths.stateDir, created);
-        lock = await acquireLock(paths, 'import');
+        lock = await acquireCacheLock(paths, 'import');
         cleaned = await recoverAndClean(paths);
         for (const line of cleaned) onProgress({ type: 'note', message: line });
         downgrades = await checkDowngrades(
@@ -301,109 +298,39 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
           options.allowDowngrade === true,
           onProgress,
         );
-        stage = join(paths.stagingDir, generationName(clock(), trusted.manifest.bundleId));
+        stage = resolveInside(
+          paths.stagingDir,
+          generationName(clock(), trusted.manifest.bundleId),
+          'staging',
+        );
         await mkdirTracked(stage, created);
-      },
-      openEntry: async (file, role) => {
-        if (stage === undefined) throw new Error('internal: content before the bundle was trusted');
-        switch (role.kind) {
-          case 'layer': {
-            const key = keyOf(role.component);
-            const dest = role.component.kind === 'checks' ? join(stage, key, 'content') : join(stage, key);
-            const unpacker = new LayerUnpacker(`${role.component.kind} layer`, file.size, dest);
-            unpackers.set(key, unpacker);
-            return unpacker;
-          }
-          case 'vex-manifest': {
-            const dir = join(stage, ...keyOf(role.component).split('/'));
-            await mkdir(dir, { recursive: true });
-            return new FileSink(join(dir, 'vex-repository.json'));
-          }
-          case 'vex-archive': {
-            const dir = join(stage, 'archives');
-            await mkdir(dir, { recursive: true });
-            const path = join(dir, `${role.component.name}.${role.component.archiveType}`);
-            vexArchives.set(role.component.name, path);
-            return new FileSink(path);
-          }
-          default:
-            return undefined;
-        }
+        return stage;
       },
     }).catch((error: unknown) => {
       throw explainMissingTrust(error, options);
     });
     if (stage === undefined) throw new Error('internal: no staging directory');
-    const manifest = verified.manifest;
+    const manifest = prepared.manifest;
     await options.stepHook?.('verified');
+    throwIfAborted(signal);
 
-    // Every digest is verified: finish the component directories in staging.
-    const installedAt = clock();
-    for (const component of manifest.components) {
-      const key = keyOf(component);
-      const dir = join(stage, ...key.split('/'));
-      if (component.kind === 'vex') {
-        const archive = vexArchives.get(component.name);
-        if (archive === undefined) throw new Error(`internal: no archive staged for ${key}`);
-        const summary = await extractVexArchive(
-          archive,
-          component.archiveType,
-          component.subdir,
-          join(dir, component.specVersion),
-        ).catch((error: unknown) => {
-          throw asBundleError(error, `VEX repository ${component.name}`);
-        });
-        // Anti-rollback compares the manifest's updatedAt: it must be what index.json says.
-        if (
-          component.updatedAt !== undefined &&
-          Date.parse(component.updatedAt) !== Date.parse(summary.index.updatedAt ?? '')
-        ) {
-          throw new ImporterError(
-            'BUNDLE_CONTENT_INVALID',
-            `VEX repository ${component.name}: index.json updated_at is ${summary.index.updatedAt ?? 'absent'}, the signed manifest says ${component.updatedAt}`,
-            { hint: 'the bundle was made by a broken exporter or edited; export it again' },
-          );
-        }
-        await writeFile(
-          join(dir, 'cache.json'),
-          renderVexCacheJson({
-            updatedAt: installedAt,
-            etags: component.etag === undefined ? {} : { [component.location]: component.etag },
-          }),
-        );
-        continue;
-      }
-      const unpacker = unpackers.get(key);
-      if (unpacker === undefined) throw new Error(`internal: no layer staged for ${key}`);
-      const upstream = checkLayerContent(component, await unpacker.result());
-      if (upstream !== undefined) {
-        await writeFile(join(dir, 'metadata.json'), renderDbMetadata(upstream, installedAt));
-      } else {
-        await writeFile(
-          join(dir, 'metadata.json'),
-          renderPolicyMetadata({
-            digest: component.manifest.digest,
-            downloadedAt: installedAt,
-            version: checksMajorVersion(component.version),
-          }),
-        );
-      }
-    }
-    await rm(join(stage, 'archives'), { recursive: true, force: true });
-    await fsyncTree(stage);
+    // One sync of the whole staging tree: its cost follows the bytes, not the number of files.
+    await syncTree(stage);
     await options.stepHook?.('staged');
+    throwIfAborted(signal);
 
     // Move the finished directories into generations (still invisible to Trivy).
+    const installedAt = prepared.preparedAt;
     const state = await readState(paths);
     const components: Record<ComponentKey, ComponentState> = { ...state.components };
     const links: LinkSwitch[] = [];
     const installed: InstalledComponent[] = [];
-    for (const component of manifest.components) {
-      const key = keyOf(component);
+    for (const { component, key, dir } of prepared.components) {
+      if (dir === undefined) throw new Error(`internal: ${key} was not staged`);
       const generation = generationName(installedAt, manifest.bundleId);
       const generationPath = generationPathOf(paths, key, generation);
       await mkdirTracked(dirname(generationPath), created);
-      await rename(join(stage, ...key.split('/')), generationPath);
+      await rename(dir, generationPath);
       moved.push(generationPath);
       await fsyncDir(dirname(generationPath));
       const fingerprint = await generationFingerprint(generationPath);
@@ -411,8 +338,8 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
         generation,
         target: linkTargetOf(paths, key, generation),
         bundleId: manifest.bundleId,
-        manifestDigest: verified.manifestDigest,
-        keyId: verified.signature?.keyId ?? null,
+        manifestDigest: prepared.manifestDigest,
+        keyId: prepared.signature?.keyId ?? null,
         installedAt: installedAt.toISOString(),
         ...describeComponent(component),
         ...(fingerprint === undefined ? {} : { fingerprint }),
@@ -430,7 +357,7 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
         key,
         kind: component.kind,
         ...(component.kind === 'vex' ? { name: component.name } : {}),
-        path: join(paths.cacheDir, linkPathOf(key)),
+        path: linkOf(paths, key),
         generation,
         ...(record.updatedAt === undefined ? {} : { updatedAt: record.updatedAt }),
         ...(record.version === undefined ? {} : { version: record.version }),
@@ -440,6 +367,8 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
       });
     }
     await options.stepHook?.('generations ready');
+    // The last moment a cancel is honoured: from the journal on, the install completes.
+    throwIfAborted(signal);
 
     const vexComponents = manifest.components.filter((c): c is VexComponent => c.kind === 'vex');
     const journal: Journal = {
@@ -477,15 +406,15 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
     }
     return {
       bundleId: manifest.bundleId,
-      manifestDigest: verified.manifestDigest,
+      manifestDigest: prepared.manifestDigest,
       trivyVersions: manifest.trivyVersions,
-      signature: verified.signature,
-      warnings: verified.warnings,
+      signature: prepared.signature,
+      warnings: prepared.warnings,
       cacheDir: paths.cacheDir,
       ...(vexConfigPath === undefined ? {} : { vexConfigPath }),
       installed,
       cleaned,
-      checks: verified.checks,
+      checks: prepared.checks,
     };
   } catch (error) {
     if (!committed) {
@@ -497,16 +426,6 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
     await lock?.release();
     if (!committed) await removeIfEmpty(created);
   }
-}
-
-/** A VEX archive problem is a problem of the bundle: reported with a bundle code (CLI exit 3). */
-function asBundleError(error: unknown, what: string): unknown {
-  if (!(error instanceof TrivyError)) return error;
-  return new ImporterError(
-    error.code === 'VEX_ARCHIVE_UNSAFE' ? 'BUNDLE_ENTRY_UNSAFE' : 'BUNDLE_CONTENT_INVALID',
-    `${what}: ${error.message}`,
-    { cause: error, hint: 'the bundle carries a broken or hostile archive; nothing was installed' },
-  );
 }
 
 function summaryOf(component: InstalledComponent): string {
@@ -525,7 +444,7 @@ async function previousOf(
   key: ComponentKey,
   now: Date,
 ): Promise<{ previous?: GenerationRecord; migrateTo?: string }> {
-  const linkPath = join(paths.cacheDir, linkPathOf(key));
+  const linkPath = linkOf(paths, key);
   const info = await lstat(linkPath).catch(() => undefined);
   if (info === undefined) return recorded === undefined ? {} : { previous: recorded.current };
   if (info.isDirectory()) {

@@ -1,7 +1,8 @@
-import { mkdir, open } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { bundlePathProblem } from '@trivy-airgap/format';
+import { bundlePathProblem, resolveInside, type OciComponentKind } from '@trivy-airgap/format';
+import { collisionKey } from '@trivy-airgap/trivy';
 import { ImporterError, TAMPERED_HINT } from './errors.js';
 import type { EntrySink } from './reader.js';
 import { TarStream } from './tar-stream.js';
@@ -15,6 +16,29 @@ const MAX_LAYER_RATIO = 250;
 const MIN_LAYER_LIMIT = 16 * 1024 * 1024;
 const MAX_METADATA_BYTES = 1024 * 1024;
 
+/** How much one layer may unpack to: entries (files and directories) and file bytes. */
+export interface LayerLimits {
+  readonly maxEntries: number;
+  readonly maxBytes: number;
+}
+
+const GiB = 1024 * 1024 * 1024;
+
+/**
+ * What upstream ships, with a wide margin (docs/security.md, "Limits"). Every installed
+ * generation is kept for `rollback`, so these bound the disk and inode cost of an import too.
+ *  - db: `trivy.db` + `metadata.json` (2 files); trivy.db is several hundred MB unpacked.
+ *  - java-db: `trivy-java.db` + `metadata.json` (2 files); ~0.5 GB compressed, a few GB unpacked.
+ *  - checks: trivy-checks v2 holds on the order of a thousand files (rego checks, libraries,
+ *    compliance specs, a few MB); 20 000 leaves >10× room for growth and still refuses an inode
+ *    flood early (a 3 MB bundle of 120 000 tiny files was accepted before these limits).
+ */
+export const LAYER_LIMITS: Readonly<Record<OciComponentKind, LayerLimits>> = {
+  db: { maxEntries: 16, maxBytes: 8 * GiB },
+  'java-db': { maxEntries: 16, maxBytes: 16 * GiB },
+  checks: { maxEntries: 20_000, maxBytes: 256 * 1024 * 1024 },
+};
+
 export interface UnpackedLayer {
   /** Regular files, relative to the layer root, in archive order. */
   readonly files: readonly string[];
@@ -23,11 +47,15 @@ export interface UnpackedLayer {
   readonly metadataJson: Buffer | undefined;
 }
 
+type PathKind = 'file' | 'directory';
+
 /**
  * An entry sink that inflates an OCI layer (tar+gzip) while the bundle streams by, checking every
- * inner entry (regular files and directories only, safe relative paths, no duplicates) and, when
- * `destDir` is given, writing the files there (mode 0644, fsynced). The compressed bytes are hashed
- * by the reader at the same time, so the layer is read exactly once.
+ * inner entry (regular files and directories only, safe relative paths, no collisions, within the
+ * layer's limits) and, when `destDir` is given, writing the files there (mode 0644). Every check
+ * is a string check made before any file-system call, so verify (no `destDir`) and import refuse
+ * alike. Nothing is fsynced here: the importer syncs its staging tree once. The compressed bytes
+ * are hashed by the reader at the same time, so the layer is read exactly once.
  */
 export class LayerUnpacker implements EntrySink {
   private readonly input = new PassThrough({ highWaterMark: 1 << 20 });
@@ -35,11 +63,14 @@ export class LayerUnpacker implements EntrySink {
   private readonly task: Promise<UnpackedLayer>;
   private failure: Error | undefined;
   private readonly failureListeners = new Set<(error: Error) => void>();
+  /** What each collision key is, for the string-level collision rules. */
+  private readonly kinds = new Map<string, PathKind>();
 
   constructor(
     private readonly label: string,
     compressedSize: number,
     private readonly destDir: string | undefined,
+    private readonly limits: LayerLimits,
   ) {
     const limit = Math.max(MIN_LAYER_LIMIT, compressedSize * MAX_LAYER_RATIO);
     this.tar = new TarStream(this.input, {
@@ -57,9 +88,52 @@ export class LayerUnpacker implements EntrySink {
     });
   }
 
+  private refuse(
+    code: 'BUNDLE_ENTRY_UNSAFE' | 'BUNDLE_ENTRY_DUPLICATE' | 'BUNDLE_CONTENT_INVALID',
+    path: string,
+    problem: string,
+  ): ImporterError {
+    return new ImporterError(code, `${this.label}: entry ${JSON.stringify(path.slice(0, 200))} ${problem}`, {
+      path,
+      hint: TAMPERED_HINT,
+    });
+  }
+
+  /**
+   * Records a path and its parents; refuses a file twice, a file and a directory of one name,
+   * anything below a file, and names equal but for case or Unicode form (one file on macOS).
+   */
+  private claim(path: string, kind: PathKind): void {
+    const parts = path.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const parent = parts.slice(0, i).join('/');
+      if (this.kinds.get(collisionKey(parent)) === 'file') {
+        throw this.refuse(
+          'BUNDLE_CONTENT_INVALID',
+          path,
+          `lies below ${JSON.stringify(parent)}, which is a file`,
+        );
+      }
+      this.kinds.set(collisionKey(parent), 'directory');
+    }
+    const key = collisionKey(path);
+    const existing = this.kinds.get(key);
+    if (existing === 'file' && kind === 'file') {
+      throw this.refuse(
+        'BUNDLE_ENTRY_DUPLICATE',
+        path,
+        'appears twice (or differs from another file only by case)',
+      );
+    }
+    if (existing !== undefined && existing !== kind) {
+      throw this.refuse('BUNDLE_CONTENT_INVALID', path, `is a ${kind} with the name of a ${existing}`);
+    }
+    this.kinds.set(key, kind);
+  }
+
   private async unpack(): Promise<UnpackedLayer> {
     const files: string[] = [];
-    const seen = new Set<string>();
+    let entries = 0;
     let bytes = 0;
     let metadataJson: Buffer | undefined;
     if (this.destDir !== undefined) await mkdir(this.destDir, { recursive: true });
@@ -69,41 +143,40 @@ export class LayerUnpacker implements EntrySink {
         await this.tar.drain(entry);
         continue;
       }
-      const problem = bundlePathProblem(path);
-      if (problem !== undefined) {
-        throw new ImporterError(
-          'BUNDLE_ENTRY_UNSAFE',
-          `${this.label}: entry ${JSON.stringify(entry.path)} ${problem}`,
-          {
-            path: entry.path,
-            hint: TAMPERED_HINT,
-          },
+      entries += 1;
+      if (entries > this.limits.maxEntries) {
+        throw this.refuse(
+          'BUNDLE_CONTENT_INVALID',
+          path,
+          `is one entry more than the ${this.limits.maxEntries} this kind of layer may hold`,
         );
       }
+      const problem = bundlePathProblem(path);
+      if (problem !== undefined) throw this.refuse('BUNDLE_ENTRY_UNSAFE', entry.path, problem);
       if (entry.type === 'Directory') {
-        if (this.destDir !== undefined)
-          await mkdir(join(this.destDir, path), { recursive: true, mode: 0o755 });
+        this.claim(path, 'directory');
+        if (this.destDir !== undefined) {
+          await mkdir(resolveInside(this.destDir, path, 'layer entry'), { recursive: true, mode: 0o755 });
+        }
         await this.tar.drain(entry);
         continue;
       }
       if (entry.type !== 'File' && entry.type !== 'OldFile') {
-        throw new ImporterError(
+        throw this.refuse(
           'BUNDLE_ENTRY_UNSAFE',
-          `${this.label}: entry ${JSON.stringify(entry.path)} is a ${entry.type}; only files and directories are unpacked`,
-          { path: entry.path, hint: TAMPERED_HINT },
+          entry.path,
+          `is a ${entry.type}; only files and directories are unpacked`,
         );
       }
-      if (seen.has(path)) {
-        throw new ImporterError(
-          'BUNDLE_ENTRY_DUPLICATE',
-          `${this.label}: entry ${JSON.stringify(path)} appears twice`,
-          {
-            path,
-            hint: TAMPERED_HINT,
-          },
+      this.claim(path, 'file');
+      // Refused from the header, before the body is read.
+      if (bytes + entry.size > this.limits.maxBytes) {
+        throw this.refuse(
+          'BUNDLE_CONTENT_INVALID',
+          path,
+          `would unpack the layer beyond the ${this.limits.maxBytes} bytes this kind of layer may hold`,
         );
       }
-      seen.add(path);
       files.push(path);
       const keep = path === 'metadata.json';
       if (keep && entry.size > MAX_METADATA_BYTES) {
@@ -119,7 +192,6 @@ export class LayerUnpacker implements EntrySink {
           if (keep) kept.push(chunk);
           if (handle !== undefined) await handle.write(chunk);
         }
-        await handle?.sync();
       } finally {
         await handle?.close();
       }
@@ -128,26 +200,11 @@ export class LayerUnpacker implements EntrySink {
     return { files, bytes, metadataJson };
   }
 
-  /** A new file for `path`; a layer whose paths collide (a file over a directory …) is refused. */
-  private async create(destDir: string, path: string) {
-    try {
-      await mkdir(dirname(join(destDir, path)), { recursive: true });
-      return await open(join(destDir, path), 'wx', 0o644);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST' || code === 'ENOTDIR' || code === 'EISDIR') {
-        throw new ImporterError(
-          'BUNDLE_CONTENT_INVALID',
-          `${this.label}: entry ${JSON.stringify(path)} collides with another entry`,
-          {
-            cause: error,
-            path,
-            hint: TAMPERED_HINT,
-          },
-        );
-      }
-      throw error;
-    }
+  /** A new file for `path` (collisions were refused by name before; 'wx' never follows a link). */
+  private async create(destDir: string, path: string): Promise<FileHandle> {
+    const target = resolveInside(destDir, path, 'layer entry');
+    await mkdir(dirname(target), { recursive: true });
+    return open(target, 'wx', 0o644);
   }
 
   async write(chunk: Buffer): Promise<void> {

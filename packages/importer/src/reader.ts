@@ -21,7 +21,7 @@ import {
   type VexComponent,
 } from '@trivy-airgap/format';
 import { checkArtifactManifest } from '@trivy-airgap/trivy';
-import { ImporterError, TAMPERED_HINT } from './errors.js';
+import { ImporterError, TAMPERED_HINT, abortedError, throwIfAborted } from './errors.js';
 import { openBundle, type BundleInput } from './source.js';
 import { TarStream, type TarEntry } from './tar-stream.js';
 
@@ -79,6 +79,8 @@ export interface ReadBundleOptions extends PolicyOptions {
   readonly openEntry?: (file: BundleFile, role: EntryRole) => Promise<EntrySink | undefined>;
   /** Standard input, for `-`. */
   readonly stdin?: Readable;
+  /** Stops the pass (Ctrl-C): it then rejects with ABORTED; sinks are aborted. */
+  readonly signal?: AbortSignal;
 }
 
 export interface TrustedBundle {
@@ -334,6 +336,7 @@ export async function readBundleHead(input: BundleInput, stdin?: Readable): Prom
   const opened = await openBundle(input, stdin);
   const tar = new TarStream(opened.stream, {
     gunzip: true,
+    strict: true,
     label: `bundle ${opened.label}`,
     limit: () => MAX_MANIFEST_BYTES + MAX_SIGNATURE_BYTES + 64 * 1024,
   });
@@ -352,13 +355,17 @@ export async function readBundle(input: BundleInput, options: ReadBundleOptions)
   let limit = MAX_MANIFEST_BYTES + MAX_SIGNATURE_BYTES + 64 * 1024;
   const tar = new TarStream(opened.stream, {
     gunzip: true,
+    strict: true,
     label: `bundle ${opened.label}`,
     limit: () => limit,
   });
   const checks: VerificationCheck[] = [];
   const smallFiles = new Map<string, Buffer>();
   let sink: EntrySink | undefined;
+  const onAbort = (): void => tar.fail(abortedError());
+  options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
+    throwIfAborted(options.signal);
     onProgress({ type: 'task-start', task: 'bundle', label: `verify ${opened.label}` });
     const head = await readHead(tar, checks);
     const trusted = checkTrust(
@@ -373,6 +380,7 @@ export async function readBundle(input: BundleInput, options: ReadBundleOptions)
     const manifest = trusted.manifest;
     limit = tarSizeLimit(manifest, head.manifestBytes.length, head.signatureBytes?.length ?? 0);
     await options.onTrusted?.(trusted);
+    throwIfAborted(options.signal);
 
     const listed = new Map(manifest.files.map((file) => [file.path, file]));
     // Progress counts verified content bytes against the declared total (known for stdin too).
@@ -521,6 +529,7 @@ export async function readBundle(input: BundleInput, options: ReadBundleOptions)
     await sink?.abort();
     throw error;
   } finally {
+    options.signal?.removeEventListener('abort', onAbort);
     tar.fail(new Error('closed'));
   }
 }

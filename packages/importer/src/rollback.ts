@@ -1,9 +1,9 @@
 import {
-  acquireLock,
+  acquireCacheLock,
   applyJournal,
   cachePaths,
   commitJournal,
-  linkPathOf,
+  linkOf,
   readState,
   recoverAndClean,
   type ComponentKey,
@@ -15,7 +15,7 @@ import {
 import { ImporterError, asWriteError } from './errors.js';
 import { generationFingerprint } from './fingerprint.js';
 import { lstat, stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 
 export interface RollbackOptions {
   readonly cacheDir: string;
@@ -58,7 +58,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
       hint: 'rollback restores what an import replaced; check --cache-dir',
     });
   }
-  const lock = await acquireLock(paths, 'rollback');
+  const lock = await acquireCacheLock(paths, 'rollback');
   try {
     const cleaned = await recoverAndClean(paths);
     const state = await readState(paths);
@@ -84,7 +84,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
       );
     }
     for (const component of chosen) {
-      const link = join(paths.cacheDir, linkPathOf(component.key));
+      const link = linkOf(paths, component.key);
       const target = resolve(dirname(link), component.previous.target);
       if ((await stat(target).catch(() => undefined))?.isDirectory() !== true) {
         throw new ImporterError(
@@ -125,7 +125,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
       cacheDir: paths.cacheDir,
       rolledBack: chosen.map((component) => ({
         key: component.key,
-        path: join(paths.cacheDir, linkPathOf(component.key)),
+        path: linkOf(paths, component.key),
         restored: component.previous,
         replaced: component.current,
       })),

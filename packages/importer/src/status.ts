@@ -1,5 +1,6 @@
 import { diagnoseCache, type CacheDiagnosis, type ComponentDiagnosis } from '@trivy-airgap/trivy';
-import { lstat, readFile, readlink } from 'node:fs/promises';
+import { inspectLock } from '@trivy-airgap/durable';
+import { lstat, readlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import {
   cachePaths,
@@ -9,7 +10,6 @@ import {
   type ComponentKey,
   type ComponentState,
   type InstallState,
-  type LockHolder,
 } from './cache.js';
 import { generationFingerprint } from './fingerprint.js';
 
@@ -27,6 +27,16 @@ export interface StaleComponent {
   readonly name?: string;
   readonly updatedAt: string;
   readonly ageMs: number;
+}
+
+export interface LockedBy {
+  readonly pid: number;
+  readonly host: string;
+  readonly startedAt: string;
+  readonly operation: string;
+  /** The same as `operation` (the name earlier releases used). */
+  readonly command: string;
+  readonly alive: boolean;
 }
 
 export interface ChangedComponent {
@@ -58,8 +68,11 @@ export interface CacheStatus {
   readonly state: InstallState;
   /** An import or rollback was interrupted; the next import or rollback finishes it. */
   readonly interrupted: boolean;
-  /** Who holds the lock right now, if anyone. */
-  readonly lockedBy?: LockHolder;
+  /**
+   * Who holds the lock, if anyone. `alive` false: its process is gone (killed or crashed): the
+   * lock is stale and the next import or rollback takes it over.
+   */
+  readonly lockedBy?: LockedBy;
   /**
    * Installed components that are no longer what the import installed: `removed` (the link is
    * gone, e.g. `trivy clean`), `replaced` (Trivy put its own directory or link there), `modified`
@@ -82,12 +95,11 @@ export async function cacheStatus(options: CacheStatusOptions): Promise<CacheSta
   });
   const state = await readState(paths);
   const interrupted = (await readJournal(paths)) !== undefined;
-  let lockedBy: LockHolder | undefined;
-  try {
-    lockedBy = JSON.parse(await readFile(paths.lockFile, 'utf8')) as LockHolder;
-  } catch {
-    lockedBy = undefined;
-  }
+  const lock = await inspectLock(paths.lockFile).catch(() => undefined);
+  const lockedBy: LockedBy | undefined =
+    lock?.holder === undefined
+      ? undefined
+      : { ...lock.holder, command: lock.holder.operation, alive: lock.alive };
   const changedSinceImport: ChangedComponent[] = [];
   for (const component of Object.values(state.components)) {
     const change = await changeOf(paths.cacheDir, component);

@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
+import { TarFramingAudit, storedGzipMember } from './bundle-framing.js';
 import { ImporterError, TAMPERED_HINT } from './errors.js';
 
 /**
@@ -13,6 +14,12 @@ import { ImporterError, TAMPERED_HINT } from './errors.js';
  */
 export interface TarStreamOptions {
   readonly gunzip: boolean;
+  /**
+   * A bundle: exactly one gzip member with the bundle header and nothing after it, and strict tar
+   * framing (zero padding, the end-of-archive marker, at most a record of zeros after it). See
+   * bundle-framing.ts. Layers (upstream bytes, pinned by digest) are read without it.
+   */
+  readonly strict?: boolean;
   /** Upper bound on the (inflated) tar bytes; read again for every chunk, so it may grow. */
   readonly limit: () => number;
   /** What to call the stream in errors ("bundle", "db layer"). */
@@ -34,6 +41,7 @@ export interface TarEntry {
 export class TarStream {
   private readonly queue: TarEntry[] = [];
   private readonly waiters: (() => void)[] = [];
+  private readonly failureListeners = new Set<(error: Error) => void>();
   private ended = false;
   private failure: Error | undefined;
   /** The entry handed out last: destroyed on failure so that a pending read ends at once. */
@@ -82,6 +90,7 @@ export class TarStream {
   }
 
   private async pump(source: Readable | AsyncIterable<Buffer>, options: TarStreamOptions): Promise<void> {
+    const audit = options.strict === true ? new TarFramingAudit(options.label) : undefined;
     const feed = async (chunks: AsyncIterable<Buffer>): Promise<void> => {
       for await (const chunk of chunks) {
         this.bytes += chunk.length;
@@ -92,11 +101,13 @@ export class TarStream {
             { hint: TAMPERED_HINT, expected: options.limit(), found: this.bytes },
           );
         }
+        audit?.write(chunk);
         if (!this.parser.write(chunk)) {
           await once(this.parser, 'drain', { signal: this.controller.signal });
         }
         if (this.failure !== undefined) return;
       }
+      audit?.end();
       this.parser.end();
     };
     const countSource = async function* (this: TarStream, chunks: AsyncIterable<Buffer>) {
@@ -106,7 +117,13 @@ export class TarStream {
         yield chunk;
       }
     }.bind(this);
-    if (options.gunzip) {
+    if (options.gunzip && options.strict === true) {
+      // Stored blocks add 5 bytes per block (zlib's are 16-64 KiB): 1 % is a generous bound.
+      const maxCompressed = (): number => Math.ceil(options.limit() * 1.01) + (1 << 20);
+      await pipeline(source, countSource, storedGzipMember(options.label, maxCompressed), feed, {
+        signal: this.controller.signal,
+      });
+    } else if (options.gunzip) {
       await pipeline(source, countSource, createGunzip({ chunkSize: 1 << 18 }), feed, {
         signal: this.controller.signal,
       });
@@ -128,11 +145,39 @@ export class TarStream {
   fail(error: Error): void {
     if (this.failure !== undefined) return;
     this.failure = error;
-    // Ends a pending read of the current entry (no long-lived promise is raced against reads:
-    // Promise.race with one would keep every chunk alive until it settles).
     this.current?.readEntry.destroy();
     this.controller.abort();
     this.wake();
+    for (const listener of this.failureListeners) listener(error);
+    this.failureListeners.clear();
+  }
+
+  /**
+   * `promise`, or the stream's failure if that comes first. Each pending read registers its own
+   * short-lived listener (a long-lived promise raced against every read would keep every chunk
+   * alive until it settles). A destroyed entry is not enough: a read that starts after the
+   * destroy waits for an event that never comes, and the whole import would hang unsettled.
+   */
+  private untilFailure<T>(promise: Promise<T>): Promise<T> {
+    const failed = this.failure;
+    if (failed !== undefined) {
+      promise.catch(() => undefined);
+      return Promise.reject(failed);
+    }
+    return new Promise<T>((resolve, reject) => {
+      const onFailure = (error: Error): void => reject(error);
+      this.failureListeners.add(onFailure);
+      promise.then(
+        (value) => {
+          this.failureListeners.delete(onFailure);
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.failureListeners.delete(onFailure);
+          reject(error instanceof Error ? error : new Error(String(error)));
+        },
+      );
+    });
   }
 
   /** The next entry, or undefined at the end of the archive. */
@@ -156,16 +201,23 @@ export class TarStream {
 
   /** The bytes of an entry, as they arrive; throws the stream's failure instead of ending short. */
   async *chunks(entry: TarEntry): AsyncGenerator<Buffer> {
-    const before = this.failedWith();
-    if (before !== undefined) throw before;
+    const iterator = (entry.readEntry as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
     try {
-      for await (const chunk of entry.readEntry as AsyncIterable<Buffer>) {
-        if (this.failedWith() !== undefined) break;
-        yield chunk;
+      for (;;) {
+        const before = this.failedWith();
+        if (before !== undefined) throw before;
+        let result: IteratorResult<Buffer>;
+        try {
+          result = await this.untilFailure(iterator.next());
+        } catch (error) {
+          // A destroyed entry rejects with "stream destroyed": report why it was destroyed.
+          throw this.failedWith() ?? error;
+        }
+        if (result.done === true) break;
+        yield result.value;
       }
-    } catch (error) {
-      // A destroyed entry rejects with "stream destroyed": report why it was destroyed.
-      throw this.failedWith() ?? error;
+    } finally {
+      void iterator.return?.();
     }
     const after = this.failedWith();
     if (after !== undefined) throw after;

@@ -1,8 +1,9 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, open as openFile, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open as openFile, readFile, rename, rm, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { fsyncDir, writeFileAtomic } from '@trivy-airgap/durable';
 import { digestHex, digestOfBytes, isDigest, type Digest } from '@trivy-airgap/format';
 import { OciError } from './errors.js';
 import {
@@ -156,7 +157,7 @@ export class OciLayout {
       throw sizeMismatch(`blob ${descriptor.digest}`, descriptor.size, info.size, 'destination', false);
     }
     await rename(verifiedPath, target);
-    await syncDirectory(dirname(target));
+    await fsyncDir(dirname(target));
   }
 
   /** A stream of a stored blob that fails instead of ending if the bytes on disk are not the descriptor's. */
@@ -279,32 +280,4 @@ function indexBytes(index: ImageIndex): Buffer {
     ...(index.annotations === undefined ? {} : { annotations: index.annotations }),
   };
   return Buffer.from(JSON.stringify(clean));
-}
-
-async function writeFileAtomic(path: string, bytes: Buffer): Promise<void> {
-  const temp = `${path}.tmp-${randomBytes(8).toString('hex')}`;
-  try {
-    await writeFile(temp, bytes, { flag: 'wx' });
-    const handle = await openFile(temp, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-    await syncDirectory(dirname(path));
-  } finally {
-    await rm(temp, { force: true });
-  }
-}
-
-async function syncDirectory(path: string): Promise<void> {
-  const handle = await openFile(path, 'r');
-  try {
-    await handle.sync();
-  } catch {
-    // Some filesystems refuse fsync on directories; the file itself was synced.
-  } finally {
-    await handle.close();
-  }
 }

@@ -53,6 +53,18 @@ export function parseDbMetadata(bytes: Uint8Array, what = 'metadata.json'): DbMe
   return object as unknown as DbMetadataFields;
 }
 
+/**
+ * Why a DB's schema Version is not the one Trivy reads (trivy-facts.md: DB schema 2, Java DB
+ * schema 1; a higher one fails "the version of DB schema doesn't match", a lower one "the old DB
+ * schema"), or undefined when it is. The one rule the exporter and the importer both apply.
+ */
+export function dbSchemaProblem(kind: DbKind, metadata: { readonly Version?: number }): string | undefined {
+  const expected = ARTIFACTS[kind].schemaVersion;
+  const found = metadata.Version ?? 0; // Trivy omits Version when it is 0
+  if (found === expected) return undefined;
+  return `metadata.json has schema Version ${found}, Trivy reads exactly ${expected}`;
+}
+
 function rootName(path: string): string | undefined {
   const name = path.startsWith('./') ? path.slice(2) : path;
   return name.includes('/') || name === '' ? undefined : name;

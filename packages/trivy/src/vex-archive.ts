@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
-import { lstat, mkdir, open, readdir, rm } from 'node:fs/promises';
-import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { lstat, mkdir, open, readdir, rm, type FileHandle } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { resolveInside } from '@trivy-airgap/format';
 import { createGunzip, crc32 } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
 import unzipper from 'unzipper';
@@ -9,21 +10,36 @@ import { MAX_VEX_INDEX_BYTES, parseVexIndex, type VexIndex } from './vex.js';
 
 export type VexArchiveType = 'tar.gz' | 'zip';
 
-/** Bounds against zip/gzip bombs. VEX Hub is ~122 files and ~9 MB unpacked. */
+/** Bounds against zip/gzip bombs and inode floods (docs/security.md, "Limits"). */
 export interface VexArchiveLimits {
-  /** Total bytes of file contents (and, for tar.gz, of the decompressed tar stream). Default 1 GiB. */
+  /** Total bytes of file contents (and, for tar.gz, of the decompressed tar stream). */
   readonly maxTotalBytes?: number;
-  /** Number of entries in the whole archive. Default 100 000. */
+  /** Number of entries in the whole archive. */
   readonly maxEntries?: number;
-  /** Bytes of one file. Default 256 MiB. */
+  /** Bytes of one file. */
   readonly maxFileBytes?: number;
 }
 
+/**
+ * VEX Hub today is ~122 files and ~9 MB unpacked, growing by a few files a month. The caps leave
+ * a wide margin (~160x the files, ~28x the bytes) and still bound what an import can leave on
+ * disk: every installed generation is kept for `rollback`, so an archive of 100 000 tiny files
+ * would cost 100 000 inodes per generation and one metadata write each.
+ */
 export const DEFAULT_VEX_ARCHIVE_LIMITS: Readonly<Required<VexArchiveLimits>> = {
-  maxTotalBytes: 1024 * 1024 * 1024,
-  maxEntries: 100_000,
-  maxFileBytes: 256 * 1024 * 1024,
+  maxTotalBytes: 256 * 1024 * 1024,
+  maxEntries: 20_000,
+  maxFileBytes: 64 * 1024 * 1024,
 };
+
+/**
+ * The key two archive names collide under on some file system: case folded (macOS, Windows) and
+ * Unicode-normalized (APFS). Names equal under it are refused everywhere, so that `verify` on
+ * Linux refuses what `import` on a Mac could not write.
+ */
+export function collisionKey(path: string): string {
+  return path.normalize('NFC').toLowerCase();
+}
 
 /** What a checked or extracted VEX archive holds below its subdir. */
 export interface VexArchiveSummary {
@@ -35,10 +51,8 @@ export interface VexArchiveSummary {
   readonly totalBytes: number;
 }
 
-export interface ExtractVexOptions extends VexArchiveLimits {
-  /** fsync every written file and directory (the importer stages, syncs, then renames). */
-  readonly fsync?: boolean;
-}
+/** Durability is the caller's: the importer syncs the whole staging tree once. */
+export type ExtractVexOptions = VexArchiveLimits;
 
 /**
  * Why an archive entry name is unsafe, or undefined. Pure string checks before any I/O
@@ -112,7 +126,8 @@ class ArchiveWalker {
   private entryCount = 0;
   private fileBytes = 0;
   readonly files = new Set<string>();
-  private readonly directories = new Set<string>();
+  /** What each collision key below the subdir is: a file or a directory. */
+  private readonly kinds = new Map<string, EntryKind>();
   subdirSeen = false;
 
   constructor(
@@ -202,9 +217,7 @@ class ArchiveWalker {
     if (entry.kind === 'directory') {
       if (relativePath === '') this.subdirSeen = true;
       const inside = relativePath !== undefined && relativePath !== '';
-      if (inside && this.files.has(relativePath))
-        throw unsafe(entry.name, 'is a directory with the name of a file');
-      if (inside) this.directories.add(relativePath);
+      if (inside) this.claim(entry.name, relativePath, 'directory');
       await drain(entry.body);
       if (inside) await this.sink.directory(relativePath);
       return;
@@ -217,18 +230,40 @@ class ArchiveWalker {
     }
     if (relativePath === '') throw unsafe(entry.name, 'is a file where the subdir should be');
     this.subdirSeen = true;
-    if (this.files.has(relativePath)) throw unsafe(entry.name, 'appears twice');
-    if (this.directories.has(relativePath))
-      throw unsafe(entry.name, 'is a file with the name of a directory');
-    const parts = relativePath.split('/');
-    for (let i = 1; i < parts.length; i++) {
-      const parent = parts.slice(0, i).join('/');
-      if (this.files.has(parent))
-        throw unsafe(entry.name, `is below ${JSON.stringify(parent)}, which is a file`);
-      this.directories.add(parent);
-    }
+    this.claim(entry.name, relativePath, 'file');
     this.files.add(relativePath);
     await this.sink.file(relativePath, body);
+  }
+
+  /**
+   * Records a path below the subdir and its parents, refusing collisions by string rules before
+   * any file-system call (so checking and extracting refuse alike): a file twice, a file and a
+   * directory of one name, anything below a file, names equal but for case or normalization.
+   */
+  private claim(name: string, relativePath: string, kind: EntryKind): void {
+    const parts = relativePath.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const parent = collisionKey(parts.slice(0, i).join('/'));
+      if (this.kinds.get(parent) === 'file') {
+        throw unsafe(name, `is below ${JSON.stringify(parts.slice(0, i).join('/'))}, which is a file`);
+      }
+      this.kinds.set(parent, 'directory');
+    }
+    const key = collisionKey(relativePath);
+    const existing = this.kinds.get(key);
+    if (existing === 'file') {
+      throw unsafe(
+        name,
+        kind === 'directory'
+          ? 'is a directory with the name of a file'
+          : this.files.has(relativePath)
+            ? 'appears twice'
+            : 'collides with another file (names equal but for case or Unicode form)',
+      );
+    }
+    if (existing === 'directory' && kind === 'file')
+      throw unsafe(name, 'is a file with the name of a directory');
+    this.kinds.set(key, kind);
   }
 }
 
@@ -416,19 +451,6 @@ async function walkArchive(
   return walker;
 }
 
-async function collect(body: AsyncIterable<Buffer>, limit: number, name: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += chunk.length;
-    if (size > limit) {
-      throw tooLarge(`${name} is larger than ${limit} bytes`, { entry: name, expected: limit });
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
-}
-
 /** index.json present and every location it lists present (trivy-facts.md: index.json + the documents it lists). */
 function summarize(walker: ArchiveWalker, indexBytes: Buffer | undefined, subdir: string): VexArchiveSummary {
   const where = subdir === '' ? 'the archive root' : `subdir ${JSON.stringify(subdir)}`;
@@ -463,9 +485,10 @@ function summarize(walker: ArchiveWalker, indexBytes: Buffer | undefined, subdir
 }
 
 /**
- * Exporter side: checks a downloaded VEX archive before it is accepted (trivy-facts.md: the
- * subdir holds index.json, every `location` of index.json exists inside the subdir; nothing
- * escapes; no links or devices anywhere in the archive). Reads the archive once; writes nothing.
+ * Checks a VEX archive without writing anything (exporter: a downloaded archive before it is
+ * accepted; importer: `verify`). The same pass as `extractVexArchive` with the writing off:
+ * index.json in the subdir, every `location` it lists present, nothing escaping, no links or
+ * devices anywhere in the archive, no colliding names, entry count and sizes bounded.
  */
 export async function checkVexArchive(
   archivePath: string,
@@ -473,15 +496,7 @@ export async function checkVexArchive(
   subdir: string,
   limits: VexArchiveLimits = {},
 ): Promise<VexArchiveSummary> {
-  let indexBytes: Buffer | undefined;
-  const walker = await walkArchive(archivePath, type, subdir, limits, {
-    directory: () => Promise.resolve(),
-    file: async (relativePath, body) => {
-      if (relativePath === 'index.json') indexBytes = await collect(body, MAX_VEX_INDEX_BYTES, 'index.json');
-      else await drain(body);
-    },
-  });
-  return summarize(walker, indexBytes, subdir);
+  return unpackVexArchive(archivePath, type, subdir, undefined, limits);
 }
 
 /** Makes sure destDir is an empty directory; returns true when it had to create it. */
@@ -513,28 +528,12 @@ async function assertEmptyDirectory(destDir: string): Promise<boolean> {
   return false;
 }
 
-/** `root/relativePath`, refusing anything that would resolve outside root (checked with path.relative and root + sep). */
+/** `root/relativePath`, refusing anything that would resolve outside root (format's resolveInside). */
 function containedPath(root: string, relativePath: string): string {
-  const target = resolve(root, ...relativePath.split('/'));
-  const rel = relative(root, target);
-  if (
-    rel === '' ||
-    rel === '..' ||
-    rel.startsWith(`..${sep}`) ||
-    isAbsolute(rel) ||
-    !target.startsWith(root + sep)
-  ) {
-    throw unsafe(relativePath, 'would be written outside the destination directory');
-  }
-  return target;
-}
-
-async function syncDirectory(path: string): Promise<void> {
-  const handle = await open(path, 'r');
   try {
-    await handle.sync();
-  } finally {
-    await handle.close();
+    return resolveInside(root, relativePath, 'archive entry');
+  } catch {
+    throw unsafe(relativePath, 'would be written outside the destination directory');
   }
 }
 
@@ -543,7 +542,8 @@ async function syncDirectory(path: string): Promise<void> {
  * stripped: trivy-facts.md "0.1/ — the unpacked repository"). `destDir` must not exist or be
  * empty. Files are created exclusively (never through an existing path) with mode 0644,
  * directories 0755; owner and mode bits of the archive are ignored. Same checks as
- * `checkVexArchive`. On failure `destDir` is left as it was found (absent or empty).
+ * `checkVexArchive`. On failure `destDir` is left as it was found (absent or empty). Nothing is
+ * fsynced here: the importer syncs its whole staging tree once.
  */
 export async function extractVexArchive(
   archivePath: string,
@@ -552,10 +552,22 @@ export async function extractVexArchive(
   destDir: string,
   options: ExtractVexOptions = {},
 ): Promise<VexArchiveSummary> {
+  return unpackVexArchive(archivePath, type, subdir, destDir, options);
+}
+
+/** The one pass behind checkVexArchive and extractVexArchive: `destDir` undefined writes nothing. */
+export async function unpackVexArchive(
+  archivePath: string,
+  type: VexArchiveType,
+  subdir: string,
+  destDir: string | undefined,
+  limits: VexArchiveLimits = {},
+): Promise<VexArchiveSummary> {
+  if (destDir === undefined) return unpackInto(undefined, archivePath, type, subdir, limits);
   const root = resolve(destDir);
   const created = await assertEmptyDirectory(root);
   try {
-    return await extractInto(root, archivePath, type, subdir, options);
+    return await unpackInto(root, archivePath, type, subdir, limits);
   } catch (error) {
     // Leave destDir as it was (absent or empty): it held nothing before we started.
     if (created) await rm(root, { recursive: true, force: true });
@@ -566,33 +578,36 @@ export async function extractVexArchive(
   }
 }
 
-async function extractInto(
-  root: string,
+async function unpackInto(
+  root: string | undefined,
   archivePath: string,
   type: VexArchiveType,
   subdir: string,
-  options: ExtractVexOptions,
+  limits: VexArchiveLimits,
 ): Promise<VexArchiveSummary> {
-  const fsync = options.fsync === true;
-  const createdDirectories = new Set<string>([root]);
+  const createdDirectories = new Set<string>(root === undefined ? [] : [root]);
   const ensureDirectory = async (relativePath: string): Promise<void> => {
+    if (root === undefined) return;
     const target = containedPath(root, relativePath);
     if (createdDirectories.has(target)) return;
     await mkdir(target, { recursive: true, mode: 0o755 });
     createdDirectories.add(target);
   };
   let indexBytes: Buffer | undefined;
-  const walker = await walkArchive(archivePath, type, subdir, options, {
+  const walker = await walkArchive(archivePath, type, subdir, limits, {
     directory: ensureDirectory,
     file: async (relativePath, body) => {
-      const target = containedPath(root, relativePath);
-      const parent = relativePath.split('/').slice(0, -1).join('/');
-      if (parent !== '') await ensureDirectory(parent);
       const isIndex = relativePath === 'index.json';
       const chunks: Buffer[] = [];
       let indexSize = 0;
-      // 'wx': create exclusively, so an existing file or link at the target is never followed.
-      const handle = await open(target, 'wx', 0o644);
+      let handle: FileHandle | undefined;
+      if (root !== undefined) {
+        const target = containedPath(root, relativePath);
+        const parent = relativePath.split('/').slice(0, -1).join('/');
+        if (parent !== '') await ensureDirectory(parent);
+        // 'wx': create exclusively, so an existing file or link at the target is never followed.
+        handle = await open(target, 'wx', 0o644);
+      }
       try {
         for await (const chunk of body) {
           if (isIndex) {
@@ -604,22 +619,15 @@ async function extractInto(
             }
             chunks.push(chunk);
           }
-          await handle.write(chunk);
+          if (handle !== undefined) await handle.write(chunk);
         }
-        if (fsync) await handle.sync();
       } finally {
-        await handle.close();
+        await handle?.close();
       }
       if (isIndex) indexBytes = Buffer.concat(chunks);
     },
   });
-  const summary = summarize(walker, indexBytes, subdir);
-  if (fsync) {
-    for (const directory of [...createdDirectories].sort((a, b) => b.length - a.length)) {
-      await syncDirectory(directory);
-    }
-  }
-  return summary;
+  return summarize(walker, indexBytes, subdir);
 }
 
 /** Joins a `/`-separated relative path under a directory (for callers listing `files`). */

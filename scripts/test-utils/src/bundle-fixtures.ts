@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import {
+  BUNDLE_GZIP_HEADER,
   MANIFEST_MEDIA_TYPE,
   MANIFEST_PATH,
   SIGNATURE_PATH,
@@ -283,7 +284,7 @@ export function buildBundle(options: BuildBundleOptions): BuiltBundle {
   if (options.editEntries !== undefined) entries = options.editEntries(entries);
   const tar = makeTar(entries);
   return {
-    bytes: gzipSync(tar, { level: options.gzipLevel ?? 1 }),
+    bytes: gzipBundle(tar, options.gzipLevel ?? 0),
     tar,
     manifest,
     manifestBytes,
@@ -325,10 +326,21 @@ export function tarOffsets(tar: Buffer): Map<string, EntryOffsets> {
 export function flipTarByte(bundle: BuiltBundle, position: number): Buffer {
   const tar = Buffer.from(bundle.tar);
   tar[position] = (tar[position] ?? 0) ^ 0x01;
-  return gzipSync(tar, { level: 1 });
+  return gzipBundle(tar);
 }
 
 /** A gzip stream that inflates to `size` bytes of zeros: a bomb if appended or substituted. */
 export function gzipBomb(prefix: Buffer, size: number): Buffer {
-  return gzipSync(Buffer.concat([prefix, Buffer.alloc(size)]), { level: 9 });
+  return gzipBundle(Buffer.concat([prefix, Buffer.alloc(size)]), 9);
+}
+
+/**
+ * A tar gzip-compressed as the exporter does it: one member, deflate level 0 (stored blocks),
+ * with the bundle's fixed header (BUNDLE_GZIP_HEADER; zlib's XFL byte depends on the level, its
+ * OS byte on the platform). Other levels build bundles a reader must refuse.
+ */
+export function gzipBundle(tar: Buffer, level = 0): Buffer {
+  const bytes = gzipSync(tar, { level });
+  BUNDLE_GZIP_HEADER.copy(bytes, 0);
+  return bytes;
 }

@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import {
   blobPath,
   ignoreProgress,
+  resolveInside,
   type Digest,
   type OciComponent,
   type OciComponentKind,
@@ -130,7 +131,7 @@ export async function publishBundle(options: PublishBundleOptions): Promise<Publ
         return Promise.resolve();
       },
       destinationOf: (file, role) => {
-        if (work !== undefined && file.path.startsWith('oci/')) return join(work, ...file.path.split('/'));
+        if (work !== undefined && file.path.startsWith('oci/')) return resolveInside(work, file.path);
         if (builder !== undefined && role.kind === 'vex-archive') return builder.archivePath(role.component);
         return undefined;
       },

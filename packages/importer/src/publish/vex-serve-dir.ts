@@ -1,19 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import {
-  lstat,
-  readFile,
-  mkdir,
-  open,
-  readdir,
-  readlink,
-  rename,
-  rm,
-  rmdir,
-  symlink,
-  writeFile,
-} from 'node:fs/promises';
+import { lstat, readFile, mkdir, readdir, readlink, rm, rmdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { ProgressListener, VexComponent } from '@trivy-airgap/format';
+import { swapSymlink, syncTree } from '@trivy-airgap/durable';
+import { resolveInside, type ProgressListener, type VexComponent } from '@trivy-airgap/format';
 import {
   VEX_SPEC_VERSION,
   WELL_KNOWN_VEX_MANIFEST,
@@ -96,7 +85,9 @@ export function parseVexBaseUrl(value: string): string {
           ? 'may not carry credentials (Trivy takes them from repository.yaml)'
           : url.hostname.toLowerCase() === 'github.com'
             ? 'may not be on github.com (Trivy reads GitHub repositories through its API, not .well-known)'
-            : undefined;
+            : url.pathname.includes('//')
+              ? 'may not hold "//" in its path (in a VEX location it starts the archive subdir)'
+              : undefined;
   if (problem !== undefined) {
     throw new PublishError('BASE_URL_INVALID', `--vex-base-url ${JSON.stringify(value)} ${problem}`, {
       hint: 'give the URL the web server serves --vex-serve-dir at, e.g. https://vex.internal.example/vex',
@@ -154,24 +145,6 @@ function stamp(): string {
   return `${time}-${randomBytes(4).toString('hex')}`;
 }
 
-async function fsyncPath(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function fsyncTree(path: string): Promise<void> {
-  for (const entry of await readdir(path, { withFileTypes: true })) {
-    const child = join(path, entry.name);
-    if (entry.isDirectory()) await fsyncTree(child);
-    else if (entry.isFile()) await fsyncPath(child);
-  }
-  await fsyncPath(path);
-}
-
 /** A serve dir being rebuilt: the new generation, invisible until `publish()`. */
 export class VexServeDirBuilder {
   private constructor(
@@ -221,7 +194,11 @@ export class VexServeDirBuilder {
 
   /** Where the bundle pass writes a repository's archive (inside the new generation). */
   archivePath(component: VexComponent): string {
-    return join(this.generation, component.name, servedArchiveName(component));
+    return resolveInside(
+      this.generation,
+      `${component.name}/${servedArchiveName(component)}`,
+      'VEX repository',
+    );
   }
 
   /**
@@ -261,8 +238,12 @@ export class VexServeDirBuilder {
       if (parsed.archiveType !== component.archiveType || parsed.subdir !== component.subdir) {
         throw new Error(`internal: served location ${location} does not describe the archive`);
       }
-      await checkVexArchive(this.archivePath(component), component.archiveType, component.subdir);
-      const manifestPath = join(this.generation, component.name, ...WELL_KNOWN_VEX_MANIFEST.split('/'));
+      // The archive bytes were checked by the bundle pass (prepare.ts) exactly as a client unpacks them.
+      const manifestPath = resolveInside(
+        this.generation,
+        `${component.name}/${WELL_KNOWN_VEX_MANIFEST}`,
+        'VEX repository',
+      );
       await mkdir(dirname(manifestPath), { recursive: true, mode: 0o755 });
       await writeFile(manifestPath, servedRepositoryManifest(manifestBytes, location), { mode: 0o644 });
       served.push({
@@ -278,7 +259,7 @@ export class VexServeDirBuilder {
     }
     const repositoryYaml = clientRepositoryYaml(served);
     await writeFile(join(this.generation, 'repository.yaml'), repositoryYaml, { mode: 0o644 });
-    await fsyncTree(this.generation);
+    await syncTree(this.generation);
     const previous = await this.publish();
     const cleaned = await this.clean(previous);
     return {
@@ -321,14 +302,7 @@ export class VexServeDirBuilder {
     if (info?.isDirectory() === true) await rmdir(this.dir); // empty, checked in start()
     const previous = info?.isSymbolicLink() === true ? basename(await readlink(this.dir)) : undefined;
     const link = join(parent, `${this.prefix}.${LINK}${randomBytes(4).toString('hex')}`);
-    await symlink(basename(this.generation), link);
-    try {
-      await rename(link, this.dir);
-    } catch (error) {
-      await rm(link, { force: true });
-      throw error;
-    }
-    await fsyncPath(parent);
+    await swapSymlink(this.dir, basename(this.generation), link);
     return previous;
   }
 

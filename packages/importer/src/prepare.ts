@@ -1,0 +1,278 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import {
+  ignoreProgress,
+  resolveInside,
+  type BundleFile,
+  type Component,
+  type OciComponent,
+  type ProgressListener,
+  type TrustedKey,
+  type VexComponent,
+} from '@trivy-airgap/format';
+import {
+  TrivyError,
+  VEX_SPEC_VERSION,
+  checksMajorVersion,
+  renderDbMetadata,
+  renderPolicyMetadata,
+  renderVexCacheJson,
+  unpackVexArchive,
+} from '@trivy-airgap/trivy';
+import { componentKeyOf, type ComponentKey } from './cache.js';
+import { FileSink, checkLayerContent } from './content.js';
+import { ImporterError, abortedError } from './errors.js';
+import { LAYER_LIMITS, LayerUnpacker } from './layer.js';
+import {
+  readBundle,
+  type EntryRole,
+  type EntrySink,
+  type PolicyOptions,
+  type ReadBundleResult,
+  type TrustedBundle,
+  type VerificationCheck,
+} from './reader.js';
+import type { BundleInput } from './source.js';
+
+/**
+ * The ONE pass behind `verify`, `import` and `import --to-registry/--vex-serve-dir`: read and
+ * verify the bundle (reader.ts), unpack and check every layer, check every VEX archive, apply
+ * Trivy's rules (DB schema, spec version, index.json against the signed manifest), and — only
+ * for an import — write the component directories into a staging directory. `verify` is this
+ * pass with the writing switched off (no staging directory: layers are inspected in memory, VEX
+ * archives go to a temporary directory outside any cache), so the two cannot disagree.
+ */
+
+export interface PrepareBundleOptions extends PolicyOptions {
+  readonly bundle: BundleInput;
+  readonly trustedKeys: readonly TrustedKey[];
+  readonly stdin?: Readable;
+  readonly onProgress?: ProgressListener;
+  /** Stops the pass; it then rejects with ABORTED and leaves nothing behind. */
+  readonly signal?: AbortSignal;
+  /** Runs once signature and policy passed, before the first content entry is read. */
+  readonly onTrusted?: (bundle: TrustedBundle) => Promise<void>;
+  /**
+   * Import: called after `onTrusted`, returns the (existing, empty) staging directory to write
+   * the component directories into (`<stage>/<component key>/`). Absent: nothing is written.
+   */
+  readonly stage?: (bundle: TrustedBundle) => Promise<string>;
+  /** Publish: keep a verified copy of an entry at the returned path (a new file). */
+  readonly copyEntry?: (file: BundleFile, role: EntryRole) => string | undefined;
+  /** DownloadedAt and VEX cache.json times of what is written (tests). */
+  readonly clock?: () => Date;
+}
+
+export interface PreparedComponent {
+  readonly component: Component;
+  readonly key: ComponentKey;
+  /** The finished directory in staging (import); undefined when nothing was written. */
+  readonly dir: string | undefined;
+}
+
+export interface PreparedBundle extends ReadBundleResult {
+  /** In manifest order. */
+  readonly components: readonly PreparedComponent[];
+  /** When the staged metadata says it was downloaded (DownloadedAt, VEX cache.json). */
+  readonly preparedAt: Date;
+}
+
+export function keyOf(component: Component): ComponentKey {
+  return componentKeyOf(component.kind, component.kind === 'vex' ? component.name : undefined);
+}
+
+/** Feeds one entry to several sinks (e.g. a work copy and the layer inspector). */
+class TeeSink implements EntrySink {
+  constructor(private readonly sinks: readonly EntrySink[]) {}
+
+  async write(chunk: Buffer): Promise<void> {
+    for (const sink of this.sinks) await sink.write(chunk);
+  }
+
+  async end(): Promise<void> {
+    for (const sink of this.sinks) await sink.end();
+  }
+
+  async abort(): Promise<void> {
+    for (const sink of this.sinks) await sink.abort();
+  }
+}
+
+/** Trivy reads one vex-repo-spec version; a repository for another one is not installable. */
+export function requireSupportedSpecVersion(component: VexComponent): void {
+  if (component.specVersion === VEX_SPEC_VERSION) return;
+  throw new ImporterError(
+    'BUNDLE_CONTENT_INVALID',
+    `VEX repository ${component.name}: spec version ${JSON.stringify(component.specVersion)} is not ${VEX_SPEC_VERSION}, the one Trivy reads`,
+    { hint: 'the bundle was made by a broken exporter or edited; export it again' },
+  );
+}
+
+/** A VEX archive problem is a problem of the bundle: reported with a bundle code (CLI exit 3). */
+function asBundleError(error: unknown, what: string): unknown {
+  if (!(error instanceof TrivyError)) return error;
+  return new ImporterError(
+    error.code === 'VEX_ARCHIVE_UNSAFE' ? 'BUNDLE_ENTRY_UNSAFE' : 'BUNDLE_CONTENT_INVALID',
+    `${what}: ${error.message}`,
+    { cause: error, hint: 'the bundle carries a broken or hostile archive; nothing was installed' },
+  );
+}
+
+export async function prepareBundle(options: PrepareBundleOptions): Promise<PreparedBundle> {
+  const onProgress = options.onProgress ?? ignoreProgress;
+  const clock = options.clock ?? (() => new Date());
+  const signal = options.signal;
+  const unpackers = new Map<ComponentKey, LayerUnpacker>();
+  const archives = new Map<ComponentKey, string>();
+  let stage: string | undefined;
+  /** VEX archives (zip needs random access): in staging for an import, a temp dir otherwise. */
+  let scratch: string | undefined;
+  const scratchDir = async (): Promise<string> => {
+    if (scratch === undefined) {
+      if (stage === undefined) {
+        scratch = await mkdtemp(join(tmpdir(), 'trivy-airgap-verify-'));
+      } else {
+        scratch = resolveInside(stage, 'archives', 'staging');
+      }
+    }
+    return scratch;
+  };
+  try {
+    const verified = await readBundle(options.bundle, {
+      ...options,
+      onProgress,
+      onTrusted: async (trusted) => {
+        await options.onTrusted?.(trusted);
+        if (options.stage !== undefined) stage = await options.stage(trusted);
+      },
+      openEntry: async (file, role) => {
+        const sinks: EntrySink[] = [];
+        const copy = options.copyEntry?.(file, role);
+        if (copy !== undefined) sinks.push(new FileSink(copy));
+        if (role.kind === 'layer') {
+          const key = keyOf(role.component);
+          const dest =
+            stage === undefined
+              ? undefined
+              : resolveInside(stage, role.component.kind === 'checks' ? `${key}/content` : key, 'staging');
+          const unpacker = new LayerUnpacker(
+            `${role.component.kind} layer`,
+            file.size,
+            dest,
+            LAYER_LIMITS[role.component.kind],
+          );
+          unpackers.set(key, unpacker);
+          sinks.push(unpacker);
+        } else if (role.kind === 'vex-archive') {
+          const key = keyOf(role.component);
+          const path = resolveInside(
+            await scratchDir(),
+            `${role.component.name}.${role.component.archiveType}`,
+            'VEX archive',
+          );
+          archives.set(key, path);
+          sinks.push(new FileSink(path));
+        }
+        return sinks.length > 1 ? new TeeSink(sinks) : sinks[0];
+      },
+    });
+
+    const preparedAt = clock();
+    const checks: VerificationCheck[] = [...verified.checks];
+    const components: PreparedComponent[] = [];
+    for (const component of verified.manifest.components) {
+      if (signal?.aborted === true) throw abortedError();
+      const key = keyOf(component);
+      const dir = stage === undefined ? undefined : resolveInside(stage, key, 'staging');
+      if (component.kind === 'vex') {
+        checks.push(await prepareVex(component, verified, archives.get(key), dir, preparedAt));
+      } else {
+        const unpacker = unpackers.get(key);
+        if (unpacker === undefined) throw new Error(`internal: no layer read for ${key}`);
+        checks.push(await prepareOci(component, unpacker, dir, preparedAt));
+      }
+      components.push({ component, key, dir });
+    }
+    return { ...verified, checks, components, preparedAt };
+  } finally {
+    if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/** A layer's content against Trivy's rules and the signed manifest; then its metadata.json. */
+async function prepareOci(
+  component: OciComponent,
+  unpacker: LayerUnpacker,
+  dir: string | undefined,
+  preparedAt: Date,
+): Promise<VerificationCheck> {
+  const layer = await unpacker.result();
+  const upstream = checkLayerContent(component, layer);
+  const metadata =
+    upstream !== undefined
+      ? renderDbMetadata(upstream, preparedAt)
+      : renderPolicyMetadata({
+          digest: component.manifest.digest,
+          downloadedAt: preparedAt,
+          version: checksMajorVersion(component.version),
+        });
+  if (dir !== undefined) await writeFile(join(dir, 'metadata.json'), metadata, { mode: 0o644 });
+  return {
+    check: 'layer-content',
+    subject: component.kind,
+    ok: true,
+    detail: `${layer.files.length} files, ${layer.bytes} bytes unpacked; contents match the manifest`,
+  };
+}
+
+/** A VEX repository: spec version, the archive unpacked (or checked), index.json vs the manifest. */
+async function prepareVex(
+  component: VexComponent,
+  verified: ReadBundleResult,
+  archive: string | undefined,
+  dir: string | undefined,
+  preparedAt: Date,
+): Promise<VerificationCheck> {
+  requireSupportedSpecVersion(component);
+  const manifestBytes = verified.smallFiles.get(component.manifestPath);
+  if (archive === undefined || manifestBytes === undefined) {
+    throw new Error(`internal: VEX repository ${component.name} was not read`);
+  }
+  // The directory name is Trivy's constant, never the manifest's string.
+  const into = dir === undefined ? undefined : resolveInside(dir, VEX_SPEC_VERSION, 'VEX spec version');
+  const summary = await unpackVexArchive(archive, component.archiveType, component.subdir, into).catch(
+    (error: unknown) => {
+      throw asBundleError(error, `VEX repository ${component.name}`);
+    },
+  );
+  // Anti-rollback compares the manifest's updatedAt: it must be what index.json says.
+  if (
+    component.updatedAt !== undefined &&
+    Date.parse(component.updatedAt) !== Date.parse(summary.index.updatedAt ?? '')
+  ) {
+    throw new ImporterError(
+      'BUNDLE_CONTENT_INVALID',
+      `VEX repository ${component.name}: index.json updated_at is ${summary.index.updatedAt ?? 'absent'}, the signed manifest says ${component.updatedAt}`,
+      { hint: 'the bundle was made by a broken exporter or edited; export it again' },
+    );
+  }
+  if (dir !== undefined) {
+    await writeFile(join(dir, 'vex-repository.json'), manifestBytes, { mode: 0o644 });
+    await writeFile(
+      join(dir, 'cache.json'),
+      renderVexCacheJson({
+        updatedAt: preparedAt,
+        etags: component.etag === undefined ? {} : { [component.location]: component.etag },
+      }),
+      { mode: 0o644 },
+    );
+  }
+  return {
+    check: 'vex-archive',
+    subject: component.name,
+    ok: true,
+    detail: `${summary.files.length} files below ${component.subdir === '' ? 'the root' : component.subdir}/, index.json lists ${summary.index.packages.length} packages (updated ${summary.index.updatedAt ?? 'at an unknown time'})`,
+  };
+}

@@ -1,0 +1,140 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import {
+  buildBundle,
+  defaultTestKey,
+  flipTarByte,
+  treeDigest,
+  treeList,
+  type BuiltBundle,
+} from '@trivy-airgap/test-utils';
+
+/**
+ * Damaged and hostile bundles through the BUILT CLI as a process: what a user sees is the exit
+ * code (3 = the bundle cannot be trusted), exactly one `error:` line, and a cache and VEX config
+ * exactly as they were, without a staging directory left behind. In-process sweeps over many
+ * more variants live in packages/importer/test; this file proves the process-level contract
+ * (no unsettled promise: Node exits 13 when the top-level await never settles).
+ */
+
+const CLI = fileURLToPath(new URL('../../../packages/cli/dist/src/main.js', import.meta.url));
+const work = mkdtempSync(join(tmpdir(), 'airgap-hostile-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+const trust = join(work, 'signing.pub');
+writeFileSync(trust, defaultTestKey().publicKeyPem);
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function cli(args: readonly string[]): Run {
+  const result = spawnSync(process.execPath, [CLI, ...args], {
+    cwd: work,
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { PATH: process.env.PATH, HOME: work, NO_COLOR: '1' },
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** A cache with a working import in it, so that "unchanged" means something. */
+function seededCache(name: string): { cache: string; vexConfig: string } {
+  const cache = join(work, name, 'cache');
+  const vexConfig = join(work, name, 'repository.yaml');
+  const seed = join(work, `${name}-seed.tgz`);
+  const old = new Date('2024-01-01T00:00:00Z');
+  writeFileSync(
+    seed,
+    buildBundle({
+      components: [
+        { kind: 'db', options: { updatedAt: old } },
+        { kind: 'checks' },
+        { kind: 'vex', updatedAt: old.toISOString() },
+      ],
+    }).bytes,
+  );
+  const run = cli(['import', seed, '--trust', trust, '--cache-dir', cache, '--vex-config', vexConfig]);
+  assert.equal(run.code, 0, run.stderr);
+  return { cache, vexConfig };
+}
+
+function snapshot(target: { cache: string; vexConfig: string }): string {
+  const yaml = existsSync(target.vexConfig) ? readFileSync(target.vexConfig, 'utf8') : '';
+  return `${treeDigest(target.cache)} ${yaml}`;
+}
+
+function errorLines(stderr: string): string[] {
+  return stderr.split('\n').filter((line) => line.startsWith('error:'));
+}
+
+/** verify and import both refuse with exit 3 and one error line; the cache is untouched. */
+function assertRefusedByProcess(
+  bytes: Buffer,
+  target: { cache: string; vexConfig: string },
+  what: string,
+): void {
+  const path = join(work, 'hostile.tgz');
+  writeFileSync(path, bytes);
+  const before = snapshot(target);
+  const verify = cli(['verify', path, '--trust', trust]);
+  assert.equal(verify.code, 3, `${what}: verify exited ${String(verify.code)}\n${verify.stderr}`);
+  assert.equal(errorLines(verify.stderr).length, 1, `${what}: verify\n${verify.stderr}`);
+  const run = cli([
+    'import',
+    path,
+    '--trust',
+    trust,
+    '--cache-dir',
+    target.cache,
+    '--vex-config',
+    target.vexConfig,
+  ]);
+  assert.equal(run.code, 3, `${what}: import exited ${String(run.code)}\n${run.stderr}`);
+  assert.equal(errorLines(run.stderr).length, 1, `${what}: import\n${run.stderr}`);
+  assert.equal(snapshot(target), before, `${what}: the cache changed:\n${treeList(target.cache).join('\n')}`);
+  const staging = join(target.cache, '.trivy-airgap', 'staging');
+  assert.deepEqual(existsSync(staging) ? readdirSync(staging) : [], [], `${what}: staging left behind`);
+}
+
+/** Offsets (in the uncompressed tar) spread over the body of the DB layer blob. */
+function dbLayerOffsets(bundle: BuiltBundle, fractions: readonly number[]): number[] {
+  const artifact = bundle.artifacts.get('db');
+  assert.ok(artifact !== undefined);
+  const entry = bundle.offsets.get(`oci/blobs/sha256/${artifact.layerDigest.slice('sha256:'.length)}`);
+  assert.ok(entry !== undefined);
+  return fractions.map((fraction) => entry.body + Math.floor(entry.size * fraction));
+}
+
+describe('damaged bundles through the CLI process: exit 3, one error line, cache unchanged', () => {
+  // A DB big enough that its layer inflates over several chunks while the entry's digest is hashed.
+  const bundle = buildBundle({
+    components: [
+      { kind: 'db', options: { dbContents: 1_500_000 } },
+      { kind: 'java-db' },
+      { kind: 'checks' },
+      { kind: 'vex' },
+    ],
+  });
+
+  it('a flipped byte inside a gzip-compressed layer cannot leave import unsettled (Node exit 13) or staging behind', () => {
+    const target = seededCache('flip-layer');
+    for (const offset of dbLayerOffsets(bundle, [0.2, 0.5, 0.8])) {
+      assertRefusedByProcess(flipTarByte(bundle, offset), target, `flip at tar offset ${offset}`);
+    }
+  });
+
+  it('a bundle truncated in the middle cannot leave import unsettled or staging behind', () => {
+    const target = seededCache('truncated');
+    for (const fraction of [0.25, 0.5, 0.8, 0.97]) {
+      const cut = Math.floor(bundle.bytes.length * fraction);
+      assertRefusedByProcess(bundle.bytes.subarray(0, cut), target, `truncated at ${cut}`);
+    }
+  });
+});
