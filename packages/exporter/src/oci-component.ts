@@ -165,7 +165,9 @@ export async function fetchOciComponent(
           );
         }
         const why =
-          index === 0 && references.length > 1
+          // Only an answer from the registry raises the fallback question; DNS, refused and TLS
+          // failures are named as what they are.
+          index === 0 && references.length > 1 && error.status !== undefined
             ? '; not trying the next repository (Trivy falls back only on temporary errors)'
             : '';
         throw new ExporterError('SOURCE_FAILED', `${name}: ${error.message}${why}`, {
