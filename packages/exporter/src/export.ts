@@ -250,6 +250,7 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
       const repositories = repositoriesFor[kind];
       const result = await fetchOciComponent(ociContext, kind, repositories, {
         expectedChecksMajor: kind === 'checks' ? expectedChecksMajor(sources) : undefined,
+        trivyVersion: options.trivyVersion,
       });
       let confirmedBy: string[] | undefined;
       if (options.verifyMirrors === true) {

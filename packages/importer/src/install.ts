@@ -45,6 +45,7 @@ import {
   type StepHook,
 } from './cache.js';
 import { ImporterError, throwIfAborted } from './errors.js';
+import { generationFingerprint } from './fingerprint.js';
 import { keyOf, prepareBundle } from './prepare.js';
 import type { PolicyOptions, TrustedBundle, VerificationCheck } from './reader.js';
 import type { BundleInput } from './source.js';
@@ -333,6 +334,7 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
       await rename(dir, generationPath);
       moved.push(generationPath);
       await fsyncDir(dirname(generationPath));
+      const fingerprint = await generationFingerprint(generationPath);
       const record: GenerationRecord = {
         generation,
         target: linkTargetOf(paths, key, generation),
@@ -341,6 +343,7 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
         keyId: prepared.signature?.keyId ?? null,
         installedAt: installedAt.toISOString(),
         ...describeComponent(component),
+        ...(fingerprint === undefined ? {} : { fingerprint }),
       };
       const { previous, migrateTo } = await previousOf(paths, state.components[key], key, installedAt);
       components[key] = {
@@ -449,6 +452,8 @@ async function previousOf(
     // Made by Trivy or by hand: keep it as a generation so rollback can bring it back.
     const generation = generationName(now, 'preexisting');
     const probed = await probeLiveDirectory(paths, key);
+    // Moving the directory keeps every entry's inode and mtime: the fingerprint stays valid.
+    const fingerprint = await generationFingerprint(linkPath);
     return {
       previous: {
         generation,
@@ -457,6 +462,7 @@ async function previousOf(
         keyId: null,
         installedAt: info.mtime.toISOString(),
         ...(probed?.updatedAt === undefined ? {} : { updatedAt: probed.updatedAt }),
+        ...(fingerprint === undefined ? {} : { fingerprint }),
       },
       migrateTo: generationPathOf(paths, key, generation),
     };

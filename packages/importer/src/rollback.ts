@@ -14,6 +14,7 @@ import {
 } from './cache.js';
 import { asFileSystemError } from '@trivy-airgap/format';
 import { ImporterError } from './errors.js';
+import { generationFingerprint } from './fingerprint.js';
 import { lstat, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 
@@ -93,6 +94,19 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
           'CACHE_STATE_INVALID',
           `the previous generation of ${component.key} (${target}) is gone; nothing was changed`,
           { path: target, hint: 'import a bundle instead' },
+        );
+      }
+      const recorded = component.previous.fingerprint;
+      if (recorded !== undefined && (await generationFingerprint(target)) !== recorded) {
+        // Trivy run without the skip flags updates the cache in place, through our links: what is
+        // there now is not what was installed, and may be half of an interrupted update.
+        throw new ImporterError(
+          'CACHE_STATE_INVALID',
+          `the previous generation of ${component.key} (${target}) was changed after it was installed (Trivy updates the cache in place when run without the skip flags); nothing was changed`,
+          {
+            path: target,
+            hint: `import a bundle instead${chosen.length > 1 ? ', or roll back the other components with --component' : ''}`,
+          },
         );
       }
     }
