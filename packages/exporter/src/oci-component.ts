@@ -106,14 +106,18 @@ export async function fetchOciComponent(
   context: OciFetchContext,
   kind: OciComponentKind,
   repositories: readonly string[],
-  options: { expectedChecksMajor?: number | undefined } = {},
+  options: {
+    expectedChecksMajor?: number | undefined;
+    /** The targeted Trivy (release or range): its tag rule for a tagless repository applies. */
+    trivyVersion?: string | undefined;
+  } = {},
 ): Promise<FetchedOciComponent> {
   if (repositories.length === 0) {
     throw new ExporterError('INVALID_OPTION', `no repository given for the ${COMPONENT_LABELS[kind]}`);
   }
   const references = repositories.map((repository) => {
     try {
-      return parseReference(normalizeRepository(kind, repository));
+      return parseReference(normalizeRepository(kind, repository, options.trivyVersion));
     } catch (cause) {
       throw new ExporterError('INVALID_OPTION', `${repository}: ${describeError(cause)}`, { cause });
     }
