@@ -726,12 +726,12 @@ describe('exportBundle', () => {
         exportBundle({ ...options('taken.tgz'), dbRepositories: [`${watcher.host}/x/trivy-db:2`] }),
         'OUTPUT_EXISTS',
       );
-      await assertExporterError(
+      await assert.rejects(
         exportBundle({
           ...options('no/such/dir/b.tgz'),
           dbRepositories: [`${watcher.host}/x/trivy-db:2`],
         }),
-        'OUTPUT_FAILED',
+        { code: 'FS_NOT_FOUND', path: join(work, 'no/such/dir') },
       );
       assert.equal(watcher.requests.length, 0);
     } finally {

@@ -4,6 +4,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
+  asFileSystemError,
   ignoreProgress,
   resolveInside,
   type BundleManifest,
@@ -43,7 +44,7 @@ import {
   type LinkSwitch,
   type StepHook,
 } from './cache.js';
-import { ImporterError, asWriteError, throwIfAborted } from './errors.js';
+import { ImporterError, throwIfAborted } from './errors.js';
 import { generationFingerprint } from './fingerprint.js';
 import { keyOf, prepareBundle } from './prepare.js';
 import type { PolicyOptions, TrustedBundle, VerificationCheck } from './reader.js';
@@ -420,7 +421,7 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
     if (!committed) {
       for (const path of moved) await rm(path, { recursive: true, force: true });
     }
-    throw asWriteError(error, paths.cacheDir);
+    throw asFileSystemError(error, { where: paths.cacheDir });
   } finally {
     if (stage !== undefined) await rm(stage, { recursive: true, force: true });
     await lock?.release();

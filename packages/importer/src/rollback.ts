@@ -12,7 +12,8 @@ import {
   type Journal,
   type StepHook,
 } from './cache.js';
-import { ImporterError, asWriteError } from './errors.js';
+import { asFileSystemError } from '@trivy-airgap/format';
+import { ImporterError } from './errors.js';
 import { generationFingerprint } from './fingerprint.js';
 import { lstat, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
@@ -58,7 +59,9 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
       hint: 'rollback restores what an import replaced; check --cache-dir',
     });
   }
-  const lock = await acquireCacheLock(paths, 'rollback');
+  const lock = await acquireCacheLock(paths, 'rollback').catch((error: unknown) => {
+    throw asFileSystemError(error, { where: paths.cacheDir });
+  });
   try {
     const cleaned = await recoverAndClean(paths);
     const state = await readState(paths);
@@ -132,7 +135,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
       cleaned: [...cleaned, ...(await recoverAndClean(paths))],
     };
   } catch (error) {
-    throw asWriteError(error, paths.cacheDir);
+    throw asFileSystemError(error, { where: paths.cacheDir });
   } finally {
     await lock.release();
   }

@@ -7,5 +7,6 @@ export * from './registry.js';
 export * from './http-servers.js';
 export * from './proxy.js';
 export * from './seed.js';
+export * from './mounts.js';
 export * from './fs-tree.js';
 export * from './paced-link.js';
