@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { exportBundle, importBundle, offlineRootfsArgs, sourceFlags } from './harness/airgap.js';
 import { PROBE } from './harness/fixtures.js';
 import { VERSIONS } from './harness/toolchain.js';
 import { reportOf, runAirgap, runTrivy, startWorld, vulnerabilities, type World } from './harness/world.js';
@@ -44,55 +45,20 @@ function changes(json: StatusJson): string[] {
 }
 
 async function scanOffline(): Promise<string[]> {
-  return vulnerabilities(
-    reportOf(
-      await runTrivy(world, TRIVY, [
-        'rootfs',
-        '--skip-db-update',
-        '--skip-java-db-update',
-        '--offline-scan',
-        '--cache-dir',
-        cache,
-        '--skip-version-check',
-        '--disable-telemetry',
-        '--scanners',
-        'vuln',
-        '--format',
-        'json',
-        world.rootfs,
-      ]),
-    ),
-  );
+  return vulnerabilities(reportOf(await runTrivy(world, TRIVY, offlineRootfsArgs(world, cache))));
 }
 
-async function exportFor(version: string, name: string, major: '1' | '2'): Promise<string> {
-  const bundle = join(world.work, `${name}.tgz`);
-  const run = await runAirgap(world, [
-    'export',
+function exportFor(version: string, name: string, major: '1' | '2'): Promise<string> {
+  return exportBundle(world, name, [
     '--all',
-    '--db-repository',
-    world.refs.db,
-    '--java-db-repository',
-    world.refs.javaDb,
-    '--checks-bundle-repository',
-    world.refs.checks[major]!,
-    '--vex-repository',
-    `probe=${world.vex.url}`,
+    ...sourceFlags(world, world.refs.checks[major]!),
     '--trivy-version',
     version,
-    '--plain-http',
-    '--unsigned',
-    '--work-dir',
-    join(world.work, `export-${name}`),
-    '-o',
-    bundle,
   ]);
-  assert.equal(run.code, 0, run.stderr);
-  return bundle;
 }
 
-async function importBundle(bundle: string): Promise<{ code: number | null; stderr: string }> {
-  return runAirgap(world, ['import', bundle, '--allow-unsigned', '--cache-dir', cache]);
+function importInto(bundle: string): Promise<{ code: number | null; stderr: string }> {
+  return importBundle(world, bundle, cache);
 }
 
 function describeCache(): string {
@@ -111,7 +77,7 @@ before(async () => {
   cache = join(world.work, 'cache');
   older = await exportFor('0.68.2', 'for-0.68', '1');
   newer = await exportFor(TRIVY, `for-${TRIVY}`, '2');
-  assert.equal((await importBundle(older)).code, 0);
+  assert.equal((await importInto(older)).code, 0);
 });
 
 after(async () => {
@@ -170,7 +136,7 @@ describe(`symlinked generations vs Trivy ${TRIVY}'s own writes`, () => {
 
   it('rollback after Trivy changed generations in place: refused, nothing changed', async () => {
     // Nothing to roll back to yet for the changed components except their first import: make one.
-    const imported = await importBundle(newer);
+    const imported = await importInto(newer);
     assert.equal(imported.code, 0, imported.stderr);
     const before = describeCache();
     const run = await runAirgap(world, ['rollback', '--cache-dir', cache, '--json']);
@@ -194,7 +160,7 @@ describe(`symlinked generations vs Trivy ${TRIVY}'s own writes`, () => {
   });
 
   it('the next import takes over whatever Trivy left; status is clean again and Trivy scans offline', async () => {
-    const imported = await importBundle(newer);
+    const imported = await importInto(newer);
     assert.equal(imported.code, 0, imported.stderr);
     const { code, json } = await status();
     assert.equal(code, 0);
@@ -220,7 +186,7 @@ describe(`symlinked generations vs Trivy ${TRIVY}'s own writes`, () => {
         (flags as readonly string[]).includes('--all') ? 1 : 0,
         'FAIL only without the vulnerability DB',
       );
-      const imported = await importBundle(newer);
+      const imported = await importInto(newer);
       assert.equal(imported.code, 0, imported.stderr);
       assert.deepEqual(changes((await status()).json), []);
       assert.deepEqual(await scanOffline(), ALL);

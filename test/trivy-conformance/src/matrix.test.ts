@@ -2,18 +2,17 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { defaultSources } from '@trivy-airgap/trivy';
+import {
+  configWithYaml,
+  exportBundle,
+  importBundle,
+  printedFlags,
+  runPrinted,
+  sourceFlags,
+} from './harness/airgap.js';
 import { PROBE } from './harness/fixtures.js';
 import { VERSIONS } from './harness/toolchain.js';
-import {
-  failedChecks,
-  reportOf,
-  runAirgap,
-  runShell,
-  runTrivy,
-  startWorld,
-  vulnerabilities,
-  type World,
-} from './harness/world.js';
+import { failedChecks, reportOf, startWorld, vulnerabilities, type World } from './harness/world.js';
 
 /**
  * The version matrix (versions.json): for every pinned Trivy release, `export --trivy-version`
@@ -62,43 +61,16 @@ async function exportAndImport(
   checksRepository: string,
   cache: string,
 ): Promise<{ printed: string; trivyYaml: string }> {
-  const bundle = join(world.work, `${name}.tgz`);
-  const exported = await runAirgap(world, [
-    'export',
+  const bundle = await exportBundle(world, name, [
     ...components,
-    '--db-repository',
-    world.refs.db,
-    '--java-db-repository',
-    world.refs.javaDb,
-    '--checks-bundle-repository',
-    checksRepository,
-    '--vex-repository',
-    `probe=${world.vex.url}`,
+    ...sourceFlags(world, checksRepository),
     '--trivy-version',
     version,
-    '--plain-http',
-    '--work-dir',
-    join(world.work, `export-${name}`),
-    '--unsigned',
-    '-o',
-    bundle,
   ]);
-  assert.equal(exported.code, 0, exported.stderr);
   const trivyYaml = join(world.work, `${name}.trivy.yaml`);
-  const imported = await runAirgap(world, [
-    'import',
-    bundle,
-    '--allow-unsigned',
-    '--cache-dir',
-    cache,
-    '--write-trivy-config',
-    trivyYaml,
-  ]);
+  const imported = await importBundle(world, bundle, cache, ['--write-trivy-config', trivyYaml]);
   assert.equal(imported.code, 0, imported.stderr);
-  const line = imported.stdout.split('\n').find((text) => text.trim().startsWith('trivy image '));
-  const printed = line === undefined ? undefined : /^\s*trivy image (.*) IMAGE$/.exec(line)?.[1];
-  assert.ok(printed !== undefined, imported.stdout);
-  return { printed, trivyYaml };
+  return { printed: printedFlags(imported.stdout), trivyYaml };
 }
 
 describe(
@@ -117,23 +89,10 @@ describe(
           cache,
         );
         // The printed command, verbatim, with that Trivy: VEX applied (the OS CVE is not_affected).
-        const scan = await runShell(
-          world,
-          `exec "$TRIVY" rootfs ${printed} --scanners vuln --format json "$ROOTFS"`,
-          { TRIVY: world.tools.trivy[version], ROOTFS: world.rootfs },
-        );
+        const scan = await runPrinted(world, version, printed);
         assert.deepEqual(vulnerabilities(reportOf(scan)), JAVA_ONLY);
         // The written trivy.yaml with that Trivy: the imported checks run.
-        const config = reportOf(
-          await runTrivy(world, version, [
-            'config',
-            '--config',
-            trivyYaml,
-            '--format',
-            'json',
-            world.project,
-          ]),
-        );
+        const config = await configWithYaml(world, version, trivyYaml);
         assert.ok(hasRootUserCheck(config), JSON.stringify(failedChecks(config)));
         assert.deepEqual(world.proxy.refused, []);
         if (!PROVES_IMPORTED_CHECKS.has(version)) return;
@@ -145,16 +104,7 @@ describe(
           world.refs.checksWithoutRootUser[major]!,
           cache,
         );
-        const noRoot = reportOf(
-          await runTrivy(world, version, [
-            'config',
-            '--config',
-            trivyYaml,
-            '--format',
-            'json',
-            world.project,
-          ]),
-        );
+        const noRoot = await configWithYaml(world, version, trivyYaml);
         assert.ok(failedChecks(noRoot).length > 0, 'the other Dockerfile checks still run');
         assert.equal(hasRootUserCheck(noRoot), false, JSON.stringify(failedChecks(noRoot)));
       });
