@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { CACHE_LAYOUT, VEX_REPOSITORY_FILES, vexRepositoryDir } from '../src/index.js';
+import { CACHE_LAYOUT, VEX_REPOSITORY_FILES, vexRepositoryDir } from '../src/layout.js';
 import { throwsCode } from './helpers.js';
 
 describe('cache layout (trivy-facts: subdirectories and the VEX cache layout)', () => {
