@@ -9,3 +9,4 @@ export * from './proxy.js';
 export * from './seed.js';
 export * from './fs-tree.js';
 export * from './paced-link.js';
+export * from './seeded.js';
