@@ -167,7 +167,7 @@ describe('a representative subset of the importer sweeps through the CLI process
         offset: compressedOffset(small.bytes, offset),
       })),
     ];
-    for (let i = 0; i < 6; i++)
+    for (let i = 0; i < 4; i++)
       flips.push({ what: `seeded flip ${i}`, offset: seededInt(random, 0, small.bytes.length) });
     for (const { what, offset } of flips) {
       const bytes = Buffer.from(small.bytes);
