@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import {
@@ -11,7 +13,7 @@ import {
   type ArtifactOptions,
   type BuildBundleOptions,
 } from '@trivy-airgap/test-utils';
-import { verifyBundle } from '../src/index.js';
+import { ImporterError, importBundle, verifyBundle } from '../src/index.js';
 import { trustFile, workDir, writeBytes } from './helpers.js';
 import { AttackedSite } from './refusal.js';
 
@@ -330,4 +332,44 @@ describe('bytes no digest covers are checked: gzip framing and tar padding', () 
     const result = await verifyBundle({ bundle: writeBytes(work, gzipBundle(tar)), trustFiles: [pub] });
     assert.equal(result.bundleId, built.bundleId);
   });
+});
+
+describe('a cancelled import (AbortSignal, Ctrl-C) leaves nothing behind', () => {
+  const big = buildBundle({
+    components: [{ kind: 'db', options: { dbContents: 3 * 1024 * 1024 } }, { kind: 'vex' }],
+  });
+
+  for (const moment of ['before reading', 'mid-stream'] as const) {
+    it(`aborted ${moment}: ABORTED (category cancelled), the cache untouched, no staging, the lock released`, async () => {
+      const path = writeBytes(work, big.bytes);
+      const before = site.snapshot();
+      const controller = new AbortController();
+      if (moment === 'before reading') controller.abort();
+      const error = await importBundle({
+        bundle: path,
+        trustFiles: [pub],
+        cacheDir: site.cache,
+        vexConfigPath: site.vexConfig,
+        signal: controller.signal,
+        onProgress: (event) => {
+          if (event.type === 'task-progress' && event.done > 0) controller.abort();
+        },
+      }).then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
+      assert.ok(error instanceof ImporterError, String(error));
+      assert.equal(error.code, 'ABORTED');
+      assert.equal(error.category, 'cancelled');
+      assert.equal(site.snapshot(), before);
+      assert.deepEqual(readdirSync(join(site.cache, '.trivy-airgap', 'staging')), []);
+      assert.ok(!existsSync(join(site.cache, '.trivy-airgap', 'lock')));
+      const verifying = new AbortController();
+      verifying.abort();
+      await assert.rejects(
+        verifyBundle({ bundle: path, trustFiles: [pub], signal: verifying.signal }),
+        (caught: ImporterError) => caught.code === 'ABORTED',
+      );
+    });
+  }
 });
