@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import {
   copyFileSync,
   existsSync,
@@ -10,8 +9,6 @@ import {
   readFileSync,
   rmSync,
   writeFileSync,
-  lstatSync,
-  readlinkSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +18,7 @@ import {
   seedRegistryWithSkopeo,
   startRegistry,
   startVexRepositoryServer,
+  treeDigest,
   trivyArtifact,
   vexRepositoryArchive,
   type TestRegistry,
@@ -62,21 +60,6 @@ function runCli(
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
-}
-
-/** sha256 over every path, type, link target and file content under `dir`: "byte-for-byte unchanged". */
-function treeHash(dir: string): string {
-  const hash = createHash('sha256');
-  const walk = (path: string, rel: string): void => {
-    const stat = lstatSync(path);
-    if (stat.isSymbolicLink()) hash.update(`L ${rel} -> ${readlinkSync(path)}\n`);
-    else if (stat.isDirectory()) {
-      hash.update(`D ${rel}\n`);
-      for (const name of readdirSync(path).sort()) walk(join(path, name), `${rel}/${name}`);
-    } else hash.update(`F ${rel} ${createHash('sha256').update(readFileSync(path)).digest('hex')}\n`);
-  };
-  if (existsSync(dir)) walk(dir, '');
-  return hash.digest('hex');
 }
 
 let registry: TestRegistry;
@@ -224,7 +207,7 @@ describe('export → carry → import, through the built CLIs', () => {
     const bytes = readFileSync(bundle);
     bytes[Math.floor(bytes.length / 2)]! ^= 0x20;
     writeFileSync(tampered, bytes);
-    const before = treeHash(cache);
+    const before = treeDigest(cache);
     const run = await runCli(singleFileCopy, [
       'import',
       tampered,
@@ -238,7 +221,7 @@ describe('export → carry → import, through the built CLIs', () => {
     assert.equal(run.code, 3, run.stderr);
     assert.match(run.stderr, /error:/);
     assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace without --debug');
-    assert.equal(treeHash(cache), before);
+    assert.equal(treeDigest(cache), before);
   });
 
   it('on a terminal (script(1) pseudo-terminal) progress is drawn; off a terminal there are no escape codes', async () => {

@@ -4,12 +4,8 @@ import { AirgapError, type AirgapErrorOptions, type ErrorCategory } from '@trivy
 export const CLI_ERROR_CODES = {
   /** The command line is wrong: an unknown flag, a missing argument, flags that do not go together. */
   USAGE: 'usage',
-  /** The --key file cannot be read. */
-  KEY_FILE: 'failure',
-  /** The --passphrase-file cannot be read or is empty. */
+  /** keygen's --passphrase-file is missing, or a passphrase file is empty (other read errors are FS_*). */
   PASSPHRASE_FILE: 'failure',
-  /** The --ca-cert file cannot be read. */
-  CA_CERT_FILE: 'failure',
   /** --with-tool asks for the single-file build, which was not built. */
   TOOL_MISSING: 'failure',
   /** keygen would overwrite an existing key. */

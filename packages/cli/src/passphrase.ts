@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { asFileSystemError } from '@trivy-airgap/format';
 import { CliError } from './errors.js';
 
 /** Reads a passphrase file: its first line, without the line ending. */
@@ -7,7 +8,7 @@ export async function readPassphrase(path: string): Promise<string> {
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    throw new CliError('PASSPHRASE_FILE', `cannot read the passphrase file ${path}`, { cause: error });
+    throw asFileSystemError(error, { where: path, pathHint: 'check the --passphrase-file path' });
   }
   const passphrase = text.split(/\r?\n/, 1)[0] ?? '';
   if (passphrase.length === 0) {

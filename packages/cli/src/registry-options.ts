@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { CliError } from './errors.js';
+import { asFileSystemError } from '@trivy-airgap/format';
 import type { RegistryClientOptions } from '@trivy-airgap/oci';
 import type { Argv } from 'yargs';
 import type { CommandContext } from './context.js';
@@ -57,7 +57,7 @@ export async function readCaCert(
   if (args['ca-cert'] === undefined) return undefined;
   const path = resolve(context.io.cwd, args['ca-cert']);
   return readFile(path, 'utf8').catch((error: unknown) => {
-    throw new CliError('CA_CERT_FILE', `cannot read the CA certificate ${path}`, { cause: error });
+    throw asFileSystemError(error, { where: path, pathHint: 'check the --ca-cert path (a PEM file)' });
   });
 }
 

@@ -1,4 +1,4 @@
-import { AirgapError } from '@trivy-airgap/format';
+import { AirgapError, fileSystemError } from '@trivy-airgap/format';
 import yargs from 'yargs';
 import { exportCommand } from './commands/export.js';
 import { importCommand } from './commands/import.js';
@@ -70,7 +70,11 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       for (const line of examplesSection(command, TOOL_NAME)) io.stdout.write(`${line}\n`);
     }
     return EXIT_OK;
-  } catch (error) {
+  } catch (caught) {
+    // Last line of defence: a file-system error the user's environment causes (read-only or full
+    // disk, permissions, a wrong path) that no library mapped at its boundary is still reported
+    // as what it is, never as a bug.
+    const error = fileSystemError(caught) ?? caught;
     if (!(error instanceof ReportedFailure)) reportError(out, error);
     return exitCodeFor(error);
   }

@@ -1,10 +1,15 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { EXPORTER_ERROR_CODES, ExporterError } from '@trivy-airgap/exporter';
 import {
   AirgapError,
+  FILE_SYSTEM_ERROR_CODES,
   FORMAT_ERROR_CODES,
+  FileSystemError,
   FormatError,
   type ErrorCategory,
   type ErrorCodeTable,
@@ -19,9 +24,18 @@ import { OCI_ERROR_CODES, OciError } from '@trivy-airgap/oci';
 import { TRIVY_ERROR_CODES, TrivyError } from '@trivy-airgap/trivy';
 import { CLI_ERROR_CODES, CliError, exitCodeFor, run } from '../src/index.js';
 
+const work = mkdtempSync(join(tmpdir(), 'airgap-exit-codes-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+
 /** Every package's code table with a way to make an error of each code. */
 const TABLES: readonly [string, ErrorCodeTable, (code: string) => AirgapError][] = [
   ['format', FORMAT_ERROR_CODES, (code) => new FormatError(code as never, 'm')],
+  [
+    'file system',
+    FILE_SYSTEM_ERROR_CODES,
+    (code) =>
+      new FileSystemError(code as never, 'm', { cause: undefined, hint: 'h', path: '/p', errno: 'E' }),
+  ],
   ['oci', OCI_ERROR_CODES, (code) => new OciError(code as never, 'm')],
   ['trivy', TRIVY_ERROR_CODES, (code) => new TrivyError(code as never, 'm')],
   ['exporter', EXPORTER_ERROR_CODES, (code) => new ExporterError(code as never, 'm')],
@@ -79,6 +93,38 @@ describe('run() reports an error by its category', () => {
     const code = await run(argv, { stdout, stderr, env: {}, cwd: process.cwd() });
     return { code, ...chunks };
   }
+
+  it('an unreadable --key file: exit 1, FS_NOT_FOUND naming the path, advice about --key', async () => {
+    const missing = join(work, 'missing.key');
+    const result = await runInProcess([
+      'export',
+      '--db',
+      '--key',
+      missing,
+      '-o',
+      join(work, 'b.tgz'),
+      '--json',
+    ]);
+    assert.equal(result.code, 1, result.stderr);
+    const { error } = JSON.parse(result.stdout) as { error: { code: string; path: string; hint: string } };
+    assert.equal(error.code, 'FS_NOT_FOUND');
+    assert.equal(error.path, missing);
+    assert.match(error.hint, /--key/);
+  });
+
+  it('last line of defence: a raw file-system error no library mapped is reported as such, not as a bug', async () => {
+    const file = join(work, 'a-file');
+    writeFileSync(file, 'x');
+    const result = await runInProcess(['keygen', '--out-dir', join(file, 'keys')]);
+    assert.equal(result.code, 1);
+    assert.match(
+      result.stderr,
+      /^error: cannot create the directory .*a-file\/keys: a part of the path is not a directory\n/,
+    );
+    assert.doesNotMatch(result.stderr, /this is a bug/);
+    const json = await runInProcess(['keygen', '--out-dir', join(file, 'keys'), '--json']);
+    assert.equal((JSON.parse(json.stdout) as { error: { code: string } }).error.code, 'FS_NOT_A_DIRECTORY');
+  });
 
   it('an unknown flag: exit 2, JSON error with code USAGE and category usage', async () => {
     const result = await runInProcess(['status', '--no-such-flag', '--json']);

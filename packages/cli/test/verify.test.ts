@@ -102,8 +102,12 @@ describe('trivy-airgap verify (built CLI as a process)', () => {
   it('a --trust file that does not exist: exit 1 with one line naming it, not a stack', () => {
     const run = cli(['verify', 'trivy-bundle.tgz', '--trust', 'nope.pub']);
     assert.equal(run.code, 1);
-    assert.match(run.stderr, /^error: cannot read the trusted key .*nope\.pub/m);
+    assert.match(run.stderr, /^error: .*nope\.pub: .*\n {2}.*--trust\n$/);
     assert.doesNotMatch(run.stderr, /this is a bug/);
+    const json = cli(['verify', 'trivy-bundle.tgz', '--trust', 'nope.pub', '--json']);
+    const { error } = JSON.parse(json.stdout) as { error: { code: string; path: string } };
+    assert.equal(error.code, 'FS_NOT_FOUND');
+    assert.match(error.path, /nope\.pub$/);
   });
 
   it('a missing bundle argument is a usage error (exit 2)', () => {

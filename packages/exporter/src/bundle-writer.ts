@@ -12,6 +12,7 @@ import {
   bundlePathProblem,
   digestHex,
   digestOfBytes,
+  fileSystemError,
   ignoreProgress,
   parseManifest,
   serializeManifest,
@@ -433,7 +434,13 @@ async function copyCompanion(
     else await pipeline(createReadStream(source), hashing, createWriteStream(temp, { mode: 0o644 }));
   } catch (error) {
     if (temp !== undefined) await rm(temp, { force: true });
-    throw new ExporterError('OUTPUT_FAILED', `cannot copy ${source} beside the bundle`, { cause: error });
+    throw (
+      fileSystemError(error, { where: dirname(target), elsewhere: 'choose another -o directory' }) ??
+      new ExporterError('OUTPUT_FAILED', `cannot copy ${source} beside the bundle`, {
+        cause: error,
+        path: source,
+      })
+    );
   }
   return { file: { path: target, size: hasher.size, digest: hasher.digest() }, temp };
 }
@@ -447,7 +454,10 @@ function wrapWriteError(error: unknown, output: string, signal: AbortSignal | un
   if (signal?.aborted === true)
     return new ExporterError('ABORTED', 'the export was cancelled', { cause: error });
   const detail = error instanceof Error ? error.message : String(error);
-  return new ExporterError('OUTPUT_FAILED', `cannot write ${output}: ${detail}`, { cause: error });
+  return (
+    fileSystemError(error, { where: output, elsewhere: 'choose another -o path' }) ??
+    new ExporterError('OUTPUT_FAILED', `cannot write ${output}: ${detail}`, { cause: error, path: output })
+  );
 }
 
 export { partPath };

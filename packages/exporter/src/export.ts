@@ -4,8 +4,10 @@ import { access, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import {
   MANIFEST_MEDIA_TYPE,
+  asFileSystemError,
   blobPath,
   digestOfBytes,
+  fileSystemError,
   ignoreProgress,
   type BundleManifest,
   type Component,
@@ -192,7 +194,6 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
   try {
     unlock = await lockWorkDir(workDir);
   } catch (cause) {
-    if (cause instanceof ExporterError) throw cause;
     throw workDirError(workDir, cause);
   }
   try {
@@ -249,6 +250,7 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
       const repositories = repositoriesFor[kind];
       const result = await fetchOciComponent(ociContext, kind, repositories, {
         expectedChecksMajor: kind === 'checks' ? expectedChecksMajor(sources) : undefined,
+        trivyVersion: options.trivyVersion,
       });
       let confirmedBy: string[] | undefined;
       if (options.verifyMirrors === true) {
@@ -313,7 +315,10 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
     const ociKinds = kinds.filter((kind): kind is OciComponentKind => kind !== 'vex');
     const ociTasks = ociKinds.map((kind) => fetchOne(kind));
     const vexTask = kinds.includes('vex') ? fetchVex() : Promise.resolve([]);
-    await settleAll(run, [...ociTasks, vexTask]);
+    // Downloads write into the work dir: a full or read-only disk there is named as such.
+    await settleAll(run, [...ociTasks, vexTask]).catch((error: unknown) => {
+      throw asFileSystemError(error, { where: workDir, elsewhere: OTHER_WORK_DIR });
+    });
     // Every task fulfilled (settleAll threw otherwise): these awaits return at once.
     const ociResults = await Promise.all(ociTasks);
     const vexResults = await vexTask;
@@ -388,21 +393,33 @@ async function settleAll(run: AbortController, tasks: readonly Promise<unknown>[
   if (first !== undefined) throw first.error;
 }
 
-function workDirError(workDir: string, cause: unknown): ExporterError {
-  return new ExporterError('OUTPUT_FAILED', `cannot use the work dir ${workDir}: ${describe(cause)}`, {
-    cause,
-    hint: 'pass --work-dir DIR on a writable disk with room for the downloads',
-  });
+const OTHER_WORK_DIR = 'pass --work-dir DIR on another disk';
+
+function workDirError(workDir: string, cause: unknown): unknown {
+  if (cause instanceof ExporterError) return cause;
+  return (
+    fileSystemError(cause, { where: workDir, elsewhere: OTHER_WORK_DIR }) ??
+    new ExporterError('OUTPUT_FAILED', `cannot use the work dir ${workDir}: ${describe(cause)}`, {
+      cause,
+      path: workDir,
+      hint: 'pass --work-dir DIR on a writable disk with room for the downloads',
+    })
+  );
 }
 
 async function assertWritableDirectory(dir: string): Promise<void> {
+  const pathHint = 'create the directory first, or choose another -o path';
+  let info;
   try {
-    if (!(await stat(dir)).isDirectory()) throw new Error('not a directory');
+    info = await stat(dir);
     await access(dir, constants.W_OK);
   } catch (cause) {
-    throw new ExporterError('OUTPUT_FAILED', `cannot write the bundle into ${dir}: ${describe(cause)}`, {
-      cause,
-      hint: 'create the directory first, or choose another -o path',
+    throw asFileSystemError(cause, { where: dir, elsewhere: 'choose another -o path', pathHint });
+  }
+  if (!info.isDirectory()) {
+    throw new ExporterError('OUTPUT_FAILED', `cannot write the bundle into ${dir}: not a directory`, {
+      path: dir,
+      hint: pathHint,
     });
   }
 }

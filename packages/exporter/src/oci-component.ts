@@ -106,14 +106,18 @@ export async function fetchOciComponent(
   context: OciFetchContext,
   kind: OciComponentKind,
   repositories: readonly string[],
-  options: { expectedChecksMajor?: number | undefined } = {},
+  options: {
+    expectedChecksMajor?: number | undefined;
+    /** The targeted Trivy (release or range): its tag rule for a tagless repository applies. */
+    trivyVersion?: string | undefined;
+  } = {},
 ): Promise<FetchedOciComponent> {
   if (repositories.length === 0) {
     throw new ExporterError('INVALID_OPTION', `no repository given for the ${COMPONENT_LABELS[kind]}`);
   }
   const references = repositories.map((repository) => {
     try {
-      return parseReference(normalizeRepository(kind, repository));
+      return parseReference(normalizeRepository(kind, repository, options.trivyVersion));
     } catch (cause) {
       throw new ExporterError('INVALID_OPTION', `${repository}: ${describeError(cause)}`, { cause });
     }
@@ -161,7 +165,9 @@ export async function fetchOciComponent(
           );
         }
         const why =
-          index === 0 && references.length > 1
+          // Only an answer from the registry raises the fallback question; DNS, refused and TLS
+          // failures are named as what they are.
+          index === 0 && references.length > 1 && error.status !== undefined
             ? '; not trying the next repository (Trivy falls back only on temporary errors)'
             : '';
         throw new ExporterError('SOURCE_FAILED', `${name}: ${error.message}${why}`, {

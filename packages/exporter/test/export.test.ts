@@ -362,8 +362,9 @@ describe('exportBundle', () => {
     }
   });
 
-  it('falls back when the first mirror has the manifest but not the blob (BLOB_UNKNOWN is temporary for Trivy)', async () => {
-    const halfMirror = await startRouteServer([
+  /** A mirror that serves the DB manifest and answers every blob request with `blob`. */
+  const startHalfMirror = (blob: Parameters<typeof startRouteServer>[0][number]['handle']) =>
+    startRouteServer([
       {
         name: 'manifest',
         method: 'GET',
@@ -374,8 +375,11 @@ describe('exportBundle', () => {
           db.manifest.toString(),
         ),
       },
-      { name: 'blob', method: 'GET', path: /\/blobs\//, handle: registryError(404, 'BLOB_UNKNOWN') },
+      { name: 'blob', method: 'GET', path: /\/blobs\//, handle: blob },
     ]);
+
+  it('falls back when the first mirror has the manifest but not the blob (BLOB_UNKNOWN is temporary for Trivy)', async () => {
+    const halfMirror = await startHalfMirror(registryError(404, 'BLOB_UNKNOWN'));
     try {
       const result = await exportBundle({
         ...options('blob-unknown.tgz'),
@@ -393,19 +397,7 @@ describe('exportBundle', () => {
   });
 
   it('does not fall back on a bare 404 for the blob (no error body: not temporary for Trivy)', async () => {
-    const halfMirror = await startRouteServer([
-      {
-        name: 'manifest',
-        method: 'GET',
-        path: '/v2/aquasec/trivy-db/manifests/2',
-        handle: respond(
-          200,
-          { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
-          db.manifest.toString(),
-        ),
-      },
-      { name: 'blob', method: 'GET', path: /\/blobs\//, handle: respond(404, {}, '') },
-    ]);
+    const halfMirror = await startHalfMirror(respond(404, {}, ''));
     const second = await startRouteServer([]);
     try {
       await assertExporterError(
@@ -734,12 +726,12 @@ describe('exportBundle', () => {
         exportBundle({ ...options('taken.tgz'), dbRepositories: [`${watcher.host}/x/trivy-db:2`] }),
         'OUTPUT_EXISTS',
       );
-      await assertExporterError(
+      await assert.rejects(
         exportBundle({
           ...options('no/such/dir/b.tgz'),
           dbRepositories: [`${watcher.host}/x/trivy-db:2`],
         }),
-        'OUTPUT_FAILED',
+        { code: 'FS_NOT_FOUND', path: join(work, 'no/such/dir') },
       );
       assert.equal(watcher.requests.length, 0);
     } finally {

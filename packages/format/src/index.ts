@@ -1,4 +1,5 @@
 export * from './errors.js';
+export * from './file-system-errors.js';
 export * from './digest.js';
 export * from './safe-path.js';
 export * from './manifest.js';

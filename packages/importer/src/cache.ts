@@ -102,6 +102,11 @@ export interface GenerationRecord {
   /** OCI manifest digest, or the VEX archive digest. */
   readonly digest?: string;
   readonly source?: string;
+  /**
+   * `generationFingerprint` of the generation when it was installed (or taken over): rollback
+   * refuses a generation that changed since (Trivy updated it in place), status reports it.
+   */
+  readonly fingerprint?: string;
 }
 
 export interface ComponentState {

@@ -10,7 +10,6 @@ export const IMPORTER_ERROR_CODES = {
   BUNDLE_NOT_A_FILE: 'failure',
   /** A split part between the first and the last one is missing. */
   BUNDLE_PART_MISSING: 'failure',
-  TRUSTED_KEY_UNREADABLE: 'failure',
   BUNDLE_CORRUPT: 'verification',
   BUNDLE_ENTRY_UNLISTED: 'verification',
   BUNDLE_ENTRY_DUPLICATE: 'verification',
@@ -28,7 +27,6 @@ export const IMPORTER_ERROR_CODES = {
   LOCKED: 'failure',
   NOTHING_TO_ROLL_BACK: 'failure',
   CACHE_STATE_INVALID: 'failure',
-  CACHE_WRITE_FAILED: 'failure',
   /** The caller's AbortSignal fired (Ctrl-C) before the commit point; nothing was changed. */
   ABORTED: 'cancelled',
 } as const satisfies Record<string, ErrorCategory>;
@@ -54,29 +52,4 @@ export function abortedError(): ImporterError {
 /** Throws ABORTED when the signal has fired: checked between entries and install steps. */
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted === true) throw abortedError();
-}
-
-/** File-system errors that are about the place we write to (not about the bundle). */
-const WRITE_ERRNOS = new Set(['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EIO', 'EMFILE', 'ENFILE']);
-
-/** Turns "no space", "permission denied" and the like into one clear error naming the path. */
-export function asWriteError(error: unknown, where: string): unknown {
-  const errno = error as NodeJS.ErrnoException;
-  if (error instanceof AirgapError || typeof errno.code !== 'string' || !WRITE_ERRNOS.has(errno.code))
-    return error;
-  const reason: Record<string, string> = {
-    ENOSPC: 'no space left on the device',
-    EDQUOT: 'disk quota exceeded',
-    EACCES: 'permission denied',
-    EPERM: 'operation not permitted',
-    EROFS: 'read-only file system',
-  };
-  return new ImporterError(
-    'CACHE_WRITE_FAILED',
-    `cannot write ${errno.path ?? where}: ${reason[errno.code] ?? errno.code}`,
-    {
-      cause: error,
-      hint: `make room or fix the permissions of ${where}, then run the command again`,
-    },
-  );
 }

@@ -4,6 +4,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
+  asFileSystemError,
   ignoreProgress,
   resolveInside,
   type BundleManifest,
@@ -43,7 +44,8 @@ import {
   type LinkSwitch,
   type StepHook,
 } from './cache.js';
-import { ImporterError, asWriteError, throwIfAborted } from './errors.js';
+import { ImporterError, throwIfAborted } from './errors.js';
+import { generationFingerprint } from './fingerprint.js';
 import { keyOf, prepareBundle } from './prepare.js';
 import type { PolicyOptions, TrustedBundle, VerificationCheck } from './reader.js';
 import type { BundleInput } from './source.js';
@@ -332,6 +334,7 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
       await rename(dir, generationPath);
       moved.push(generationPath);
       await fsyncDir(dirname(generationPath));
+      const fingerprint = await generationFingerprint(generationPath);
       const record: GenerationRecord = {
         generation,
         target: linkTargetOf(paths, key, generation),
@@ -340,6 +343,7 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
         keyId: prepared.signature?.keyId ?? null,
         installedAt: installedAt.toISOString(),
         ...describeComponent(component),
+        ...(fingerprint === undefined ? {} : { fingerprint }),
       };
       const { previous, migrateTo } = await previousOf(paths, state.components[key], key, installedAt);
       components[key] = {
@@ -417,7 +421,7 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
     if (!committed) {
       for (const path of moved) await rm(path, { recursive: true, force: true });
     }
-    throw asWriteError(error, paths.cacheDir);
+    throw asFileSystemError(error, { where: paths.cacheDir });
   } finally {
     if (stage !== undefined) await rm(stage, { recursive: true, force: true });
     await lock?.release();
@@ -448,6 +452,8 @@ async function previousOf(
     // Made by Trivy or by hand: keep it as a generation so rollback can bring it back.
     const generation = generationName(now, 'preexisting');
     const probed = await probeLiveDirectory(paths, key);
+    // Moving the directory keeps every entry's inode and mtime: the fingerprint stays valid.
+    const fingerprint = await generationFingerprint(linkPath);
     return {
       previous: {
         generation,
@@ -456,6 +462,7 @@ async function previousOf(
         keyId: null,
         installedAt: info.mtime.toISOString(),
         ...(probed?.updatedAt === undefined ? {} : { updatedAt: probed.updatedAt }),
+        ...(fingerprint === undefined ? {} : { fingerprint }),
       },
       migrateTo: generationPathOf(paths, key, generation),
     };

@@ -12,7 +12,9 @@ import {
   type Journal,
   type StepHook,
 } from './cache.js';
-import { ImporterError, asWriteError } from './errors.js';
+import { asFileSystemError } from '@trivy-airgap/format';
+import { ImporterError } from './errors.js';
+import { generationFingerprint } from './fingerprint.js';
 import { lstat, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 
@@ -57,7 +59,9 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
       hint: 'rollback restores what an import replaced; check --cache-dir',
     });
   }
-  const lock = await acquireCacheLock(paths, 'rollback');
+  const lock = await acquireCacheLock(paths, 'rollback').catch((error: unknown) => {
+    throw asFileSystemError(error, { where: paths.cacheDir });
+  });
   try {
     const cleaned = await recoverAndClean(paths);
     const state = await readState(paths);
@@ -92,6 +96,19 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
           { path: target, hint: 'import a bundle instead' },
         );
       }
+      const recorded = component.previous.fingerprint;
+      if (recorded !== undefined && (await generationFingerprint(target)) !== recorded) {
+        // Trivy run without the skip flags updates the cache in place, through our links: what is
+        // there now is not what was installed, and may be half of an interrupted update.
+        throw new ImporterError(
+          'CACHE_STATE_INVALID',
+          `the previous generation of ${component.key} (${target}) was changed after it was installed (Trivy updates the cache in place when run without the skip flags); nothing was changed`,
+          {
+            path: target,
+            hint: `import a bundle instead${chosen.length > 1 ? ', or roll back the other components with --component' : ''}`,
+          },
+        );
+      }
     }
     const components: Record<ComponentKey, ComponentState> = { ...state.components };
     for (const component of chosen) {
@@ -118,7 +135,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
       cleaned: [...cleaned, ...(await recoverAndClean(paths))],
     };
   } catch (error) {
-    throw asWriteError(error, paths.cacheDir);
+    throw asFileSystemError(error, { where: paths.cacheDir });
   } finally {
     await lock.release();
   }

@@ -1,6 +1,17 @@
 import { diagnoseCache, type CacheDiagnosis, type ComponentDiagnosis } from '@trivy-airgap/trivy';
 import { inspectLock } from '@trivy-airgap/durable';
-import { cachePaths, readJournal, readState, type InstallState } from './cache.js';
+import { lstat, readlink } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import {
+  cachePaths,
+  linkPathOf,
+  readJournal,
+  readState,
+  type ComponentKey,
+  type ComponentState,
+  type InstallState,
+} from './cache.js';
+import { generationFingerprint } from './fingerprint.js';
 
 export interface CacheStatusOptions {
   readonly cacheDir: string;
@@ -28,6 +39,27 @@ export interface LockedBy {
   readonly alive: boolean;
 }
 
+export interface ChangedComponent {
+  readonly key: ComponentKey;
+  readonly kind: string;
+  readonly name?: string;
+  readonly change: 'removed' | 'replaced' | 'modified';
+}
+
+async function changeOf(
+  cacheDir: string,
+  component: ComponentState,
+): Promise<ChangedComponent['change'] | undefined> {
+  const link = join(cacheDir, linkPathOf(component.key));
+  const info = await lstat(link).catch(() => undefined);
+  if (info === undefined) return 'removed';
+  if (!info.isSymbolicLink() || (await readlink(link)) !== component.current.target) return 'replaced';
+  const recorded = component.current.fingerprint;
+  if (recorded === undefined) return undefined;
+  const now = await generationFingerprint(resolve(dirname(link), component.current.target));
+  return now === recorded ? undefined : 'modified';
+}
+
 export interface CacheStatus {
   readonly cacheDir: string;
   /** The doctor's replay of Trivy's offline rules, per component. */
@@ -41,6 +73,12 @@ export interface CacheStatus {
    * lock is stale and the next import or rollback takes it over.
    */
   readonly lockedBy?: LockedBy;
+  /**
+   * Installed components that are no longer what the import installed: `removed` (the link is
+   * gone, e.g. `trivy clean`), `replaced` (Trivy put its own directory or link there), `modified`
+   * (Trivy updated our generation in place). What the doctor reports for them is Trivy's content.
+   */
+  readonly changedSinceImport: readonly ChangedComponent[];
   /** Components older than maxAgeMs. */
   readonly stale: readonly StaleComponent[];
   /** No component fails, and none is stale. */
@@ -62,6 +100,18 @@ export async function cacheStatus(options: CacheStatusOptions): Promise<CacheSta
     lock?.holder === undefined
       ? undefined
       : { ...lock.holder, command: lock.holder.operation, alive: lock.alive };
+  const changedSinceImport: ChangedComponent[] = [];
+  for (const component of Object.values(state.components)) {
+    const change = await changeOf(paths.cacheDir, component);
+    if (change !== undefined) {
+      changedSinceImport.push({
+        key: component.key,
+        kind: component.kind,
+        ...(component.name === undefined ? {} : { name: component.name }),
+        change,
+      });
+    }
+  }
   const stale: StaleComponent[] = [];
   if (options.maxAgeMs !== undefined) {
     for (const component of diagnosis.components) {
@@ -75,6 +125,7 @@ export async function cacheStatus(options: CacheStatusOptions): Promise<CacheSta
     state,
     interrupted,
     ...(lockedBy === undefined ? {} : { lockedBy }),
+    changedSinceImport,
     stale,
     healthy: diagnosis.verdict !== 'fail' && stale.length === 0,
   };

@@ -1,8 +1,7 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { FormatError, loadTrustedKey, type TrustedKey } from '@trivy-airgap/format';
-import { ImporterError } from './errors.js';
+import { FormatError, asFileSystemError, loadTrustedKey, type TrustedKey } from '@trivy-airgap/format';
 
 /** Trust directories, strongest first: the user's, then the system's. */
 export function defaultTrustDirs(env: NodeJS.ProcessEnv = process.env): string[] {
@@ -32,19 +31,12 @@ export async function loadTrustedKeys(options: TrustOptions): Promise<TrustedKey
     keys.push(key);
   };
   for (const file of options.trustFiles ?? []) {
-    let pem: string;
-    try {
-      pem = await readFile(file, 'utf8');
-    } catch (error) {
-      throw new ImporterError(
-        'TRUSTED_KEY_UNREADABLE',
-        `cannot read the trusted key ${file}: ${(error as Error).message}`,
-        {
-          cause: error,
-          hint: 'pass the public key file the exporter made (signing.pub) with --trust',
-        },
-      );
-    }
+    const pem = await readFile(file, 'utf8').catch((error: unknown) => {
+      throw asFileSystemError(error, {
+        where: file,
+        pathHint: 'pass the public key file the exporter made (signing.pub) with --trust',
+      });
+    });
     add(loadTrustedKey(pem, file));
   }
   for (const dir of options.trustDirs ?? []) {
@@ -56,7 +48,10 @@ export async function loadTrustedKeys(options: TrustOptions): Promise<TrustedKey
     }
     for (const name of names.filter((n) => n.endsWith('.pub') || n.endsWith('.pem')).sort()) {
       const path = join(dir, name);
-      add(loadTrustedKey(await readFile(path, 'utf8'), path));
+      const pem = await readFile(path, 'utf8').catch((error: unknown) => {
+        throw asFileSystemError(error, { where: path });
+      });
+      add(loadTrustedKey(pem, path));
     }
   }
   return keys;

@@ -17,6 +17,10 @@ export const OCI_ERROR_CODES = {
   SERVER_ERROR: 'failure',
   UNEXPECTED_STATUS: 'failure',
   NETWORK: 'failure',
+  /** The registry's (or proxy's) host name does not resolve. */
+  DNS: 'failure',
+  /** Nothing listens at the registry's (or proxy's) host and port, or it cannot be reached. */
+  CONNECTION_REFUSED: 'failure',
   TIMEOUT: 'failure',
   TLS: 'failure',
   REDIRECT: 'failure',

@@ -758,6 +758,19 @@ export class RegistryClient {
     let registryMessage: string | undefined;
     try {
       const text = response.body.readableEnded ? '' : await response.text(MAX_ERROR_BODY);
+      // Go's HTTPS server answers a plain-HTTP request with exactly this 400: --plain-http
+      // against a TLS registry (a plain "HTTP 400" would send the user looking at the name).
+      if (status === 400 && text.includes('HTTP request to an HTTPS server')) {
+        return new OciError(
+          'TLS',
+          `${new URL(response.url).host} serves HTTPS, but the request was plain HTTP`,
+          {
+            status,
+            url: redactUrl(response.url),
+            hint: 'leave out --plain-http (with --ca-cert FILE if its certificate comes from a private CA)',
+          },
+        );
+      }
       const parsed = JSON.parse(text) as { errors?: { code?: unknown; message?: unknown }[] };
       if (Array.isArray(parsed.errors)) {
         registryCodes = parsed.errors.map((e) => e.code).filter((c): c is string => typeof c === 'string');

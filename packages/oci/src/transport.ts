@@ -96,14 +96,32 @@ const TIMEOUT_ERROR_CODES = new Set([
   'ETIMEDOUT',
 ]);
 
-/** Turns a socket/TLS/undici error into an OciError without leaking the query string. */
-export function networkError(cause: unknown, url: string | URL): OciError {
+const DNS_ERROR_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NONAME', 'EAI_NODATA']);
+const REFUSED_ERROR_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/**
+ * A name that does not resolve or a port nobody listens on will not change in seconds: such
+ * failures are tried once more, briefly, instead of through the whole backoff (16 "retrying" lines
+ * for a machine without network, each with the same cause).
+ */
+const BRIEF_RETRY_CODES = new Set<OciErrorCode>(['DNS', 'CONNECTION_REFUSED']);
+const BRIEF_RETRY_ATTEMPTS = 2;
+const BRIEF_RETRY_DELAY_MS = 500;
+
+/**
+ * Turns a socket/TLS/undici error into an OciError without leaking the query string, naming the
+ * real cause (DNS, a refused connection, TLS vs plain HTTP) and its fix. `proxy` is the proxy the
+ * request went through, if any: then the name or port that failed may be the proxy's.
+ */
+export function networkError(cause: unknown, url: string | URL, proxy?: string): OciError {
   const code = errorCode(cause);
   const where = redactUrl(url);
+  const host = hostOf(url);
+  const via = proxy === undefined ? '' : ` through the proxy ${redactUrl(proxy)}`;
   if (isAbort(cause))
     return new OciError('ABORTED', `request to ${where} was aborted`, { cause, url: where });
   if (code === 'ERR_SSL_WRONG_VERSION_NUMBER') {
-    return new OciError('TLS', `${where} does not speak TLS (${code})`, {
+    return new OciError('TLS', `${host} does not speak TLS: it answered in plain HTTP (${code})`, {
       cause,
       url: where,
       hint: 'if the registry serves plain HTTP, pass --plain-http',
@@ -116,11 +134,53 @@ export function networkError(cause: unknown, url: string | URL): OciError {
       hint: 'pass the registry CA with --ca-cert, or --insecure to skip verification',
     });
   }
+  if (code !== undefined && DNS_ERROR_CODES.has(code)) {
+    const name = proxy === undefined ? host : hostOf(proxy);
+    return new OciError(
+      'DNS',
+      `cannot resolve ${name}${proxy === undefined ? '' : ' (the proxy)'}: ${code === 'EAI_AGAIN' ? 'the DNS server did not answer' : 'no such host name'} (${code})`,
+      {
+        cause,
+        url: where,
+        hint:
+          proxy === undefined
+            ? "this machine cannot look up the registry's name: check its network and DNS (or the host name); if it must use a proxy, set HTTPS_PROXY"
+            : 'check the HTTPS_PROXY / HTTP_PROXY setting and the DNS of this machine',
+      },
+    );
+  }
+  if (code !== undefined && REFUSED_ERROR_CODES.has(code)) {
+    const target = proxy === undefined ? new URL(url).host : new URL(proxy).host;
+    const what = code === 'ECONNREFUSED' ? 'refused the connection' : 'cannot be reached';
+    return new OciError(
+      'CONNECTION_REFUSED',
+      `${target}${proxy === undefined ? '' : ' (the proxy)'} ${what} (${code})`,
+      {
+        cause,
+        url: where,
+        hint:
+          proxy === undefined
+            ? 'check that the registry runs and listens on that host and port (and that a firewall lets this machine through)'
+            : 'check that the proxy runs and the HTTPS_PROXY / HTTP_PROXY setting',
+      },
+    );
+  }
   if (code !== undefined && TIMEOUT_ERROR_CODES.has(code)) {
-    return new OciError('TIMEOUT', `timed out talking to ${where} (${code})`, { cause, url: where });
+    return new OciError('TIMEOUT', `timed out talking to ${where}${via} (${code})`, { cause, url: where });
   }
   const detail = code ?? (cause instanceof Error ? cause.message : String(cause));
-  return new OciError('NETWORK', `network error talking to ${where} (${detail})`, { cause, url: where });
+  return new OciError('NETWORK', `network error talking to ${where}${via} (${detail})`, {
+    cause,
+    url: where,
+  });
+}
+
+function hostOf(url: string | URL): string {
+  try {
+    return (typeof url === 'string' ? new URL(url) : url).hostname;
+  } catch {
+    return '<invalid url>';
+  }
 }
 
 function errorCode(error: unknown): string | undefined {
@@ -327,10 +387,14 @@ class TransportHttpClient implements HttpClient {
       } catch (cause) {
         if (cause instanceof OciError) throw cause;
         if (bodyFailure !== undefined) throw bodyFailure;
-        const error = networkError(cause, url);
+        const error = networkError(cause, url, proxyFor(url, this.env));
         if (error.code === 'ABORTED' || error.code === 'TLS' || options.signal?.aborted === true) throw error;
-        const delay = retryDelayMs(attempt, retry);
-        if (attempt >= maxAttempts || Date.now() + delay > deadline) throw error;
+        const brief = BRIEF_RETRY_CODES.has(error.code);
+        const delay = brief
+          ? Math.min(BRIEF_RETRY_DELAY_MS, retryDelayMs(attempt, retry))
+          : retryDelayMs(attempt, retry);
+        const attempts = brief ? Math.min(maxAttempts, BRIEF_RETRY_ATTEMPTS) : maxAttempts;
+        if (attempt >= attempts || Date.now() + delay > deadline) throw error;
         this.emit({ type: 'retry', url: redactUrl(url), attempt, delayMs: delay, reason: error.code });
         await backoff(delay, url, options.signal);
         continue;

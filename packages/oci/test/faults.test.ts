@@ -355,12 +355,12 @@ describe('retries and classification', () => {
     assert.ok(Date.now() - started < 5000);
   });
 
-  it('a closed port is a NETWORK error after retries', async () => {
+  it('a closed port is a CONNECTION_REFUSED error (named as such, not a generic NETWORK error)', async () => {
     const s = await server([]);
     await s.close();
     servers.splice(servers.indexOf(s), 1);
     const c = client(s, { retry: { maxAttempts: 2, baseDelayMs: 1 } });
-    const error = await expectOciError(c.getManifest(ref(s)), 'NETWORK');
+    const error = await expectOciError(c.getManifest(ref(s)), 'CONNECTION_REFUSED');
     assert.deepEqual([error.status, error.registryCodes], [undefined, []]);
   });
 });

@@ -7,6 +7,7 @@ export * from './registry.js';
 export * from './http-servers.js';
 export * from './proxy.js';
 export * from './seed.js';
+export * from './mounts.js';
 export * from './fs-tree.js';
 export * from './paced-link.js';
 export * from './seeded.js';

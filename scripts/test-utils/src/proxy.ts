@@ -83,6 +83,8 @@ export async function startProxy(options: ProxyOptions = {}): Promise<TestProxy>
   });
 
   server.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
+    // A client told 403 may reset the connection: that is its business, not an uncaught error here.
+    client.on('error', () => client.destroy());
     const [host = '', portText = '443'] = (req.url ?? '').split(/:(?=\d+$)/);
     const address = resolveTarget(host, hostMap);
     if (address === undefined) {
@@ -102,6 +104,7 @@ export async function startProxy(options: ProxyOptions = {}): Promise<TestProxy>
     upstream.on('error', () => client.destroy());
     client.on('error', () => upstream.destroy());
   });
+  server.on('clientError', (_error: Error, socket: Socket) => socket.destroy());
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));

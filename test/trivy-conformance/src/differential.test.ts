@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { exportBundle, importBundle, sourceFlags } from './harness/airgap.js';
 import { cacheFiles, compareTrees } from './harness/tree.js';
 import { VERSIONS } from './harness/toolchain.js';
-import { runAirgap, runTrivy, startWorld, type World } from './harness/world.js';
+import { runTrivy, startWorld, type World } from './harness/world.js';
 
 /**
  * Differential: Trivy itself fills a second cache from the same loopback registry and VEX server
@@ -32,27 +33,8 @@ before(async () => {
   world = await startWorld({ checksMajors: ['2'] });
   ours = join(world.work, 'ours');
   theirs = join(world.work, 'theirs');
-  const bundle = join(world.work, 'all.tgz');
-  const exported = await runAirgap(world, [
-    'export',
-    '--all',
-    '--db-repository',
-    world.refs.db,
-    '--java-db-repository',
-    world.refs.javaDb,
-    '--checks-bundle-repository',
-    world.refs.checks['2']!,
-    '--vex-repository',
-    `probe=${world.vex.url}`,
-    '--plain-http',
-    '--unsigned',
-    '--work-dir',
-    join(world.work, 'export-work'),
-    '-o',
-    bundle,
-  ]);
-  assert.equal(exported.code, 0, exported.stderr);
-  const imported = await runAirgap(world, ['import', bundle, '--allow-unsigned', '--cache-dir', ours]);
+  const bundle = await exportBundle(world, 'all', ['--all', ...sourceFlags(world, world.refs.checks['2']!)]);
+  const imported = await importBundle(world, bundle, ours);
   assert.equal(imported.code, 0, imported.stderr);
   // Trivy fills its own cache from the same sources (the same repository.yaml: `probe` only is downloaded).
   const runs = await Promise.all([

@@ -2,13 +2,21 @@ import assert from 'node:assert/strict';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import {
+  configWithYaml,
+  exportBundle,
+  importBundle,
+  offlineRootfsArgs,
+  printedFlags as flagsOf,
+  runPrinted,
+  sourceFlags,
+} from './harness/airgap.js';
 import { PROBE } from './harness/fixtures.js';
 import { VERSIONS } from './harness/toolchain.js';
 import {
   failedChecks,
   reportOf,
   runAirgap,
-  runShell,
   runTrivy,
   startWorld,
   vulnerabilities,
@@ -38,25 +46,6 @@ function hasRootUserCheck(ids: readonly string[]): boolean {
   return ids.some((id) => (PROBE.rootUserCheck.ids as readonly string[]).includes(id));
 }
 
-async function exportBundle(name: string, args: readonly string[]): Promise<string> {
-  const bundle = join(world.work, `${name}.tgz`);
-  const run = await runAirgap(world, [
-    'export',
-    ...args,
-    '--plain-http',
-    '--trivy-version',
-    TRIVY,
-    '--work-dir',
-    join(world.work, `export-${name}`),
-    '--key',
-    join(keys, 'signing.key'),
-    '-o',
-    bundle,
-  ]);
-  assert.equal(run.code, 0, run.stderr);
-  return bundle;
-}
-
 before(async () => {
   world = await startWorld({ checksMajors: ['2'] });
   keys = join(world.work, 'keys');
@@ -72,90 +61,36 @@ after(async () => {
 
 describe(`offline scans with the real Trivy ${TRIVY} on what import installed`, () => {
   it('export --all → import: prints the offline command and writes trivy.yaml', async () => {
-    const bundle = await exportBundle('all', [
-      '--all',
-      '--db-repository',
-      world.refs.db,
-      '--java-db-repository',
-      world.refs.javaDb,
-      '--checks-bundle-repository',
-      world.refs.checks['2']!,
-      '--vex-repository',
-      `probe=${world.vex.url}`,
-    ]);
-    const imported = await runAirgap(world, [
-      'import',
-      bundle,
-      '--trust',
-      join(keys, 'signing.pub'),
-      '--cache-dir',
-      cache,
-      '--write-trivy-config',
-      trivyYaml,
-    ]);
+    const bundle = await exportBundle(
+      world,
+      'all',
+      ['--all', ...sourceFlags(world, world.refs.checks['2']!), '--trivy-version', TRIVY],
+      keys,
+    );
+    const imported = await importBundle(world, bundle, cache, ['--write-trivy-config', trivyYaml], keys);
     assert.equal(imported.code, 0, imported.stderr);
-    const line = imported.stdout.split('\n').find((text) => text.trim().startsWith('trivy image '));
-    assert.ok(line !== undefined, imported.stdout);
-    const match = /^\s*trivy image (.*) IMAGE$/.exec(line);
-    assert.ok(match?.[1] !== undefined, line);
-    printedFlags = match[1];
+    printedFlags = flagsOf(imported.stdout);
   });
 
   it('trivy rootfs --skip-db-update --skip-java-db-update --offline-scan finds exactly the DB CVE and the Java CVE', async () => {
-    const report = reportOf(
-      await runTrivy(world, TRIVY, [
-        'rootfs',
-        '--skip-db-update',
-        '--skip-java-db-update',
-        '--offline-scan',
-        '--cache-dir',
-        cache,
-        '--skip-version-check',
-        '--disable-telemetry',
-        '--scanners',
-        'vuln',
-        '--format',
-        'json',
-        world.rootfs,
-      ]),
-    );
+    const report = reportOf(await runTrivy(world, TRIVY, offlineRootfsArgs(world, cache)));
     assert.deepEqual(vulnerabilities(report), ALL_FINDINGS);
   });
 
   it('--vex repo --skip-vex-repo-update suppresses the CVE the imported VEX repository marks not_affected', async () => {
     const report = reportOf(
-      await runTrivy(world, TRIVY, [
-        'rootfs',
-        '--skip-db-update',
-        '--skip-java-db-update',
-        '--offline-scan',
-        '--vex',
-        'repo',
-        '--skip-vex-repo-update',
-        '--cache-dir',
-        cache,
-        '--skip-version-check',
-        '--disable-telemetry',
-        '--scanners',
-        'vuln',
-        '--format',
-        'json',
-        world.rootfs,
-      ]),
+      await runTrivy(
+        world,
+        TRIVY,
+        offlineRootfsArgs(world, cache, ['--vex', 'repo', '--skip-vex-repo-update']),
+      ),
     );
     assert.deepEqual(vulnerabilities(report), JAVA_ONLY);
   });
 
   it('the command import printed runs verbatim (through a shell) and asks nothing of the network', async () => {
     const refusedBefore = world.proxy.refused.length;
-    const shell = await runShell(
-      world,
-      `exec "$TRIVY" rootfs ${printedFlags} --scanners vuln --format json "$ROOTFS"`,
-      {
-        TRIVY: world.tools.trivy[TRIVY],
-        ROOTFS: world.rootfs,
-      },
-    );
+    const shell = await runPrinted(world, TRIVY, printedFlags);
     // The printed command has --vex repo --skip-vex-repo-update: the OS CVE is suppressed.
     assert.deepEqual(vulnerabilities(reportOf(shell)), JAVA_ONLY);
     assert.deepEqual(world.proxy.refused.slice(refusedBefore), []);
@@ -204,30 +139,20 @@ describe(`offline scans with the real Trivy ${TRIVY} on what import installed`, 
   });
 
   it('trivy config reports the root-user check from the imported bundle', async () => {
-    const report = reportOf(
-      await runTrivy(world, TRIVY, ['config', '--config', trivyYaml, '--format', 'json', world.project]),
-    );
+    const report = await configWithYaml(world, TRIVY, trivyYaml);
     assert.ok(hasRootUserCheck(failedChecks(report)), JSON.stringify(failedChecks(report)));
   });
 
   it('…and does NOT after importing the bundle without it (Trivy used the imported checks, not its embedded copy)', async () => {
-    const bundle = await exportBundle('noroot', [
-      '--checks',
-      '--checks-bundle-repository',
-      world.refs.checksWithoutRootUser['2']!,
-    ]);
-    const imported = await runAirgap(world, [
-      'import',
-      bundle,
-      '--trust',
-      join(keys, 'signing.pub'),
-      '--cache-dir',
-      cache,
-    ]);
-    assert.equal(imported.code, 0, imported.stderr);
-    const report = reportOf(
-      await runTrivy(world, TRIVY, ['config', '--config', trivyYaml, '--format', 'json', world.project]),
+    const bundle = await exportBundle(
+      world,
+      'noroot',
+      ['--checks', ...sourceFlags(world, world.refs.checksWithoutRootUser['2']!), '--trivy-version', TRIVY],
+      keys,
     );
+    const imported = await importBundle(world, bundle, cache, [], keys);
+    assert.equal(imported.code, 0, imported.stderr);
+    const report = await configWithYaml(world, TRIVY, trivyYaml);
     assert.ok(failedChecks(report).length > 0, 'the other Dockerfile checks still run');
     assert.equal(hasRootUserCheck(failedChecks(report)), false, JSON.stringify(failedChecks(report)));
   });
@@ -245,15 +170,11 @@ describe(`offline scans with the real Trivy ${TRIVY} on what import installed`, 
     const staleYaml = join(world.work, 'stale.yaml');
     writeFileSync(staleYaml, yaml);
     const env = { TRIVY_CHECKS_BUNDLE_REPOSITORY: world.refs.checks['2']! };
-    const skipped = reportOf(
-      await runTrivy(world, TRIVY, ['config', '--config', staleYaml, '--format', 'json', world.project], env),
-    );
+    const skipped = await configWithYaml(world, TRIVY, staleYaml, env);
     assert.equal(hasRootUserCheck(failedChecks(skipped)), false);
     // Control: the same cache and config without the key → Trivy updates from the registry.
     writeFileSync(staleYaml, yaml.replace(/^\s*skip-check-update: true\n/m, ''));
-    const updated = reportOf(
-      await runTrivy(world, TRIVY, ['config', '--config', staleYaml, '--format', 'json', world.project], env),
-    );
+    const updated = await configWithYaml(world, TRIVY, staleYaml, env);
     assert.ok(hasRootUserCheck(failedChecks(updated)), JSON.stringify(failedChecks(updated)));
   });
 });

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startRegistry, type TestRegistry } from '@trivy-airgap/test-utils';
+import { exportBundle, rootfsArgs, sourceFlags } from './harness/airgap.js';
 import { PROBE } from './harness/fixtures.js';
 import { startStaticServer, type StaticServer } from './harness/static-server.js';
 import { VERSIONS } from './harness/toolchain.js';
@@ -38,26 +39,7 @@ before(async () => {
   const serveDir = join(world.work, 'www', 'vex');
   mkdirSync(join(world.work, 'www'), { recursive: true });
   web = await startStaticServer(serveDir);
-  const bundle = join(world.work, 'all.tgz');
-  const exported = await runAirgap(world, [
-    'export',
-    '--all',
-    '--db-repository',
-    world.refs.db,
-    '--java-db-repository',
-    world.refs.javaDb,
-    '--checks-bundle-repository',
-    world.refs.checks['2']!,
-    '--vex-repository',
-    `probe=${world.vex.url}`,
-    '--plain-http',
-    '--unsigned',
-    '--work-dir',
-    join(world.work, 'export-work'),
-    '-o',
-    bundle,
-  ]);
-  assert.equal(exported.code, 0, exported.stderr);
+  const bundle = await exportBundle(world, 'all', ['--all', ...sourceFlags(world, world.refs.checks['2']!)]);
   const published = await runAirgap(world, [
     'import',
     bundle,
@@ -98,21 +80,7 @@ describe(`scale-out: Trivy ${TRIVY} online against the site registry and VEX web
 
   it('trivy rootfs with the printed --db-repository/--java-db-repository downloads both DBs and finds both CVEs', async () => {
     const cache = join(world.work, 'client-cache');
-    const report = reportOf(
-      await runTrivy(world, TRIVY, [
-        'rootfs',
-        ...registryFlags,
-        '--cache-dir',
-        cache,
-        '--skip-version-check',
-        '--disable-telemetry',
-        '--scanners',
-        'vuln',
-        '--format',
-        'json',
-        world.rootfs,
-      ]),
-    );
+    const report = reportOf(await runTrivy(world, TRIVY, rootfsArgs(world, cache, registryFlags)));
     assert.deepEqual(vulnerabilities(report), [PROBE_JAVA, PROBE_OS].sort());
     assert.ok(
       existsSync(join(cache, 'db', 'trivy.db')) && existsSync(join(cache, 'java-db', 'trivy-java.db')),
@@ -151,26 +119,9 @@ describe(`scale-out: Trivy ${TRIVY} online against the site registry and VEX web
     writeFileSync(join(dataHome, '.trivy', 'vex', 'repository.yaml'), repositoryYaml);
     const cache = join(world.work, 'client-cache');
     const report = reportOf(
-      await runTrivy(
-        world,
-        TRIVY,
-        [
-          'rootfs',
-          ...registryFlags,
-          '--vex',
-          'repo',
-          '--cache-dir',
-          cache,
-          '--skip-version-check',
-          '--disable-telemetry',
-          '--scanners',
-          'vuln',
-          '--format',
-          'json',
-          world.rootfs,
-        ],
-        { XDG_DATA_HOME: dataHome },
-      ),
+      await runTrivy(world, TRIVY, rootfsArgs(world, cache, [...registryFlags, '--vex', 'repo']), {
+        XDG_DATA_HOME: dataHome,
+      }),
     );
     assert.deepEqual(vulnerabilities(report), [PROBE_JAVA]);
     assert.ok(

@@ -11,7 +11,12 @@ import {
   type ExportComponentKind,
   type ExportResult,
 } from '@trivy-airgap/exporter';
-import { loadSigningKey, type SignatureAlgorithm, type SigningKey } from '@trivy-airgap/format';
+import {
+  asFileSystemError,
+  loadSigningKey,
+  type SignatureAlgorithm,
+  type SigningKey,
+} from '@trivy-airgap/format';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
 import { setExamples } from '../help.js';
@@ -83,15 +88,12 @@ async function readSigningKey(args: ExportArgs, context: CommandContext): Promis
     );
   }
   const path = resolve(context.io.cwd, args.key);
-  let pem: string;
-  try {
-    pem = await readFile(path, 'utf8');
-  } catch (error) {
-    throw new CliError('KEY_FILE', `cannot read the signing key ${path}`, {
-      cause: error,
-      hint: 'check the --key path (trivy-airgap keygen writes signing.key)',
+  const pem = await readFile(path, 'utf8').catch((error: unknown) => {
+    throw asFileSystemError(error, {
+      where: path,
+      pathHint: 'check the --key path (trivy-airgap keygen writes signing.key)',
     });
-  }
+  });
   const passphrase =
     args['passphrase-file'] !== undefined
       ? await readPassphrase(resolve(context.io.cwd, args['passphrase-file']))

@@ -56,6 +56,9 @@ export function statusCommand(context: CommandContext) {
         const installed = Object.values(status.state.components).find(
           (entry) => entry.kind === component.kind && (entry.name ?? undefined) === component.name,
         );
+        const changed = status.changedSinceImport.find(
+          (entry) => entry.kind === component.kind && entry.name === component.name,
+        );
         lines.push(`${key.padEnd(16)} ${component.verdict.toUpperCase().padEnd(7)} ${component.summary}`);
         if (component.present) {
           const facts = [
@@ -66,10 +69,17 @@ export function statusCommand(context: CommandContext) {
             component.downloadedAt === undefined ? undefined : `downloaded ${component.downloadedAt}`,
             installed === undefined
               ? undefined
-              : `from bundle ${installed.current.bundleId ?? 'pre-existing'}`,
+              : changed !== undefined
+                ? `${changed.change} by Trivy since the import (not what bundle ${installed.current.bundleId ?? 'pre-existing'} installed)`
+                : `from bundle ${installed.current.bundleId ?? 'pre-existing'}`,
           ].filter((fact) => fact !== undefined);
           if (facts.length > 0) lines.push(`${''.padEnd(16)} ${facts.join(', ')}`);
         }
+      }
+      for (const changed of status.changedSinceImport.filter((entry) => entry.change === 'removed')) {
+        lines.push(
+          `${changed.key}: removed since the import (trivy clean?); the next import installs it again`,
+        );
       }
       if (status.interrupted)
         lines.push('an import was interrupted; the next import or rollback finishes it');

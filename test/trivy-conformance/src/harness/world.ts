@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -8,6 +8,7 @@ import {
   startRegistry,
   startVexRepositoryServer,
   trivyArtifact,
+  vexRepositoryManifest,
   type FixtureArtifact,
   type TestProxy,
   type TestRegistry,
@@ -21,6 +22,7 @@ import {
   buildVexRepository,
   buildVulnDbLayer,
 } from './fixtures.js';
+import { startStaticServer } from './static-server.js';
 import { CLI, loadToolchain, VERSIONS, type Toolchain } from './toolchain.js';
 
 /** Repositories of the loopback registry, as `host:port/repo:tag`. */
@@ -42,7 +44,7 @@ export interface World {
   readonly work: string;
   readonly tools: Toolchain;
   readonly registry: TestRegistry;
-  readonly vex: VexRepositoryServer;
+  readonly vex: Pick<VexRepositoryServer, 'url' | 'requests' | 'close'>;
   readonly proxy: TestProxy;
   readonly refs: PublishedRefs;
   /** Alpine rootfs with the vulnerable package and the probe jar. */
@@ -56,7 +58,33 @@ export interface World {
   close(): Promise<void>;
 }
 
-export async function startWorld(options: { checksMajors?: readonly ('1' | '2')[] } = {}): Promise<World> {
+export interface WorldOptions {
+  /** Checks bundle majors to build and publish (default: 2). */
+  readonly checksMajors?: readonly ('1' | '2')[];
+  /**
+   * The VEX repository's update_interval (a Go duration). Default: test-utils' server with 24h;
+   * given: a static web server whose manifest declares it (`1s` makes an online Trivy update).
+   */
+  readonly vexUpdateInterval?: string;
+}
+
+/** Serves the VEX repository fixture from a static directory with the given update_interval. */
+async function startStaticVexServer(work: string, interval: string): Promise<World['vex']> {
+  const root = join(work, 'vex-www');
+  const server = await startStaticServer(root);
+  const fixture = buildVexRepository();
+  mkdirSync(join(root, '.well-known'), { recursive: true });
+  mkdirSync(join(root, 'archive'), { recursive: true });
+  writeFileSync(join(root, 'archive', 'main.tar.gz'), fixture.archive);
+  const manifest = JSON.parse(
+    vexRepositoryManifest(`${server.url}/archive/main.tar.gz//${fixture.subdir}`, 'probe').toString('utf8'),
+  ) as { versions: { update_interval: string }[] };
+  for (const version of manifest.versions) version.update_interval = interval;
+  writeFileSync(join(root, '.well-known', 'vex-repository.json'), JSON.stringify(manifest));
+  return server;
+}
+
+export async function startWorld(options: WorldOptions = {}): Promise<World> {
   const tools = loadToolchain();
   const work = mkdtempSync(join(tmpdir(), 'airgap-conformance-'));
   const home = join(work, 'home');
@@ -102,11 +130,14 @@ export async function startWorld(options: { checksMajors?: readonly ('1' | '2')[
     refs.checks[major] = `${registry.host}/aquasec/trivy-checks:${major}`;
     refs.checksWithoutRootUser[major] = `${registry.host}/noroot/trivy-checks:${major}`;
   });
-  let vex: VexRepositoryServer | undefined;
+  let vex: World['vex'] | undefined;
   let proxy: TestProxy | undefined;
   try {
     await seedRegistryWithSkopeo(registry, targets);
-    vex = await startVexRepositoryServer(buildVexRepository());
+    vex =
+      options.vexUpdateInterval === undefined
+        ? await startVexRepositoryServer(buildVexRepository())
+        : await startStaticVexServer(work, options.vexUpdateInterval);
     proxy = await startProxy({ hostMap: {} });
   } catch (error) {
     await vex?.close();
@@ -200,6 +231,19 @@ export function runAirgap(
   );
 }
 
+/**
+ * Trivy's own repository settings point at the loopback registry for every run (TRIVY_* env, which
+ * a flag on the command line overrides): even an unintended download never leaves the machine.
+ */
+function loopbackSources(world: World): NodeJS.ProcessEnv {
+  return {
+    TRIVY_DB_REPOSITORY: world.refs.db,
+    TRIVY_JAVA_DB_REPOSITORY: world.refs.javaDb,
+    TRIVY_CHECKS_BUNDLE_REPOSITORY: world.refs.checks['2'] ?? world.refs.checks['1'],
+    TRIVY_NO_PROGRESS: 'true',
+  };
+}
+
 /** Runs a pinned real Trivy. */
 export function runTrivy(
   world: World,
@@ -212,7 +256,7 @@ export function runTrivy(
   return runProcess(
     binary,
     args,
-    worldEnv(world, { TRIVY_NO_PROGRESS: 'true', ...extraEnv }),
+    worldEnv(world, { ...loopbackSources(world), ...extraEnv }),
     join(world.work, 'cwd'),
     180_000,
   );
@@ -227,7 +271,7 @@ export function runShell(
   return runProcess(
     'sh',
     ['-c', script],
-    worldEnv(world, { TRIVY_NO_PROGRESS: 'true', ...extraEnv }),
+    worldEnv(world, { ...loopbackSources(world), ...extraEnv }),
     join(world.work, 'cwd'),
     180_000,
   );
