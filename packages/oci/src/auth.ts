@@ -1,4 +1,6 @@
-/** Parsing of `WWW-Authenticate` challenges (RFC 7235) as registries send them. */
+/** Parsing of `WWW-Authenticate` challenges (RFC 7235) as registries send them, and token scopes. */
+
+import type { ImageReference } from './reference.js';
 
 export type AuthChallenge =
   | { readonly scheme: 'basic'; readonly realm?: string | undefined }
@@ -52,4 +54,13 @@ export function parseAuthChallenge(header: string | undefined): AuthChallenge | 
 /** A repository scope for the token server. */
 export function repositoryScope(repository: string, actions: 'pull' | 'pull,push'): string {
   return `repository:${repository}:${actions}`;
+}
+
+export function pullScope(ref: ImageReference): string {
+  return repositoryScope(ref.repository, 'pull');
+}
+
+/** Every request of a push asks for the same scope, so one token serves the whole push. */
+export function pushScope(ref: ImageReference): string {
+  return repositoryScope(ref.repository, 'pull,push');
 }

@@ -284,6 +284,55 @@ describe('auth against real registries', () => {
     assert.equal(reg.tokenServer!.requests.length - before, 1);
   });
 
+  it('concurrent pulls that need the same token share one token request', async () => {
+    const reg = registry('token');
+    const artifact = trivyArtifact('db', { dbContents: 1000 });
+    const ref = `${reg.host}/cache/trivy-java-db:1`;
+    await pushArtifact(client(reg), ref, artifact);
+    const tokens = reg.tokenServer!;
+    const before = tokens.requests.length;
+    // A slow token server: every pull meets its 401 while the first token is still on its way.
+    tokens.setAnswerDelay(150);
+    const reader = client(reg, { anonymous: true });
+    const pulls = 6;
+    try {
+      const pulled = await Promise.all(
+        Array.from({ length: pulls }, async (_, i) => {
+          const layout = await OciLayout.open(join(work, `concurrent-${i}`), { create: true });
+          return pullToLayout(reader, ref, layout, { refName: '1' });
+        }),
+      );
+      for (const { manifest } of pulled) assert.equal(manifest.digest, artifact.manifestDigest);
+    } finally {
+      tokens.setAnswerDelay(0);
+    }
+    assert.equal(tokens.requests.length - before, 1, `${pulls} concurrent pulls, one token request`);
+  });
+
+  it('a pull cancelled while it waits for a shared token leaves the other pull its token', async () => {
+    const reg = registry('token');
+    const artifact = trivyArtifact('db', { dbContents: 1000 });
+    const ref = `${reg.host}/cache/trivy-checks:1`;
+    await pushArtifact(client(reg), ref, artifact);
+    const tokens = reg.tokenServer!;
+    const before = tokens.requests.length;
+    tokens.setAnswerDelay(300);
+    const reader = client(reg, { anonymous: true });
+    const cancel = new AbortController();
+    try {
+      const cancelled = reader.getManifest(ref, { signal: cancel.signal });
+      const kept = reader.getManifest(ref);
+      // Both are waiting for the token once it has been asked for.
+      while (tokens.requests.length === before) await new Promise((resolve) => setTimeout(resolve, 5));
+      cancel.abort();
+      await assertOciError(cancelled, 'ABORTED');
+      assert.equal((await kept).digest, artifact.manifestDigest);
+    } finally {
+      tokens.setAnswerDelay(0);
+    }
+    assert.equal(tokens.requests.length - before, 1);
+  });
+
   it('TLS registry without the CA is a TLS error, not a retry loop', async () => {
     const reg = registry('htpasswd-tls');
     const c = new RegistryClient({

@@ -33,6 +33,8 @@ export interface TokenServer {
   /** The realm URL to configure in the registry. */
   readonly realm: string;
   readonly requests: TokenRequest[];
+  /** Holds every token answer this long from now on (0 again to stop): lets concurrent callers overlap. */
+  setAnswerDelay(ms: number): void;
   close(): Promise<void>;
 }
 
@@ -51,6 +53,7 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
   // x5c wants STANDARD base64 of the DER certificate.
   const x5c = [new X509Certificate(options.signingCertPem).raw.toString('base64')];
   const requests: TokenRequest[] = [];
+  let answerDelayMs = 0;
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://token.invalid');
@@ -113,9 +116,14 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
     const signature = sign('sha256', Buffer.from(signingInput), { key, dsaEncoding: 'ieee-p1363' });
     const token = `${signingInput}.${base64url(signature)}`;
     const body = options.useAccessTokenField === true ? { access_token: token } : { token };
-    res
-      .writeHead(200, { 'content-type': 'application/json' })
-      .end(JSON.stringify({ ...body, expires_in: expiresIn, issued_at: new Date(now * 1000).toISOString() }));
+    // The request is counted at once; only the answer waits.
+    setTimeout(() => {
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(
+          JSON.stringify({ ...body, expires_in: expiresIn, issued_at: new Date(now * 1000).toISOString() }),
+        );
+    }, answerDelayMs);
   };
 
   const server = createServer(handle);
@@ -124,6 +132,9 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
   return {
     realm: `http://127.0.0.1:${port}/token`,
     requests,
+    setAnswerDelay: (ms) => {
+      answerDelayMs = ms;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -1,0 +1,201 @@
+import { open as openFile, stat, truncate, unlink } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { DigestHasher, type Digest } from '@trivy-airgap/format';
+import { OciError, redactUrl } from './errors.js';
+import type { OciEventListener } from './events.js';
+import type { Descriptor } from './manifest.js';
+import {
+  abandonBody,
+  backoff,
+  networkError,
+  retryDelayMs,
+  type HttpResponse,
+  type RetryOptions,
+} from './transport.js';
+import { digestMismatch, sizeMismatch, VerifyingStream } from './verify.js';
+
+/** Where a blob's bytes come from (oras-go's Fetcher, with a start offset for resuming). */
+export interface BlobFetcher {
+  /**
+   * One GET of the blob addressed by `target`: 200 with the whole blob, or 206 from `offset` when
+   * the server honours the range. Any other answer is thrown as an OciError.
+   */
+  fetchBlob(target: Descriptor, offset: number, signal: AbortSignal | undefined): Promise<HttpResponse>;
+}
+
+export interface DownloadBlobOptions {
+  /** Called with every byte of the blob in order, including bytes already on disk when resuming. */
+  readonly onData?: ((chunk: Buffer) => void) | undefined;
+  readonly onProgress?: ((done: number, total: number) => void) | undefined;
+  readonly signal?: AbortSignal | undefined;
+  /** Continue from the bytes already in `destPath` (default true); false starts over. */
+  readonly resume?: boolean | undefined;
+}
+
+export interface DownloadBlobResult {
+  readonly digest: Digest;
+  readonly size: number;
+  /** Bytes that were already on disk and not downloaded again. */
+  readonly resumedFrom: number;
+}
+
+export interface BlobDownloadContext {
+  /** Names the blob in messages, e.g. `blob sha256:… of registry/repository`. */
+  readonly name: string;
+  /** How often a broken body is asked for again without progress; the transport's setting. */
+  readonly retry?: RetryOptions | undefined;
+  readonly onEvent?: OciEventListener | undefined;
+}
+
+const READ_CHUNK = 1024 * 1024;
+
+/**
+ * Downloads a blob to `destPath`, continuing from what is already there (Range request), and
+ * verifies size and sha256 while it streams. A body that breaks off is asked for again from where
+ * it stopped. On an integrity failure the file is removed, so a retry starts clean. The file is
+ * fsynced; renaming it into place is the caller's job (see OciLayout.partialBlobPath / commitBlob).
+ */
+export async function downloadBlob(
+  fetcher: BlobFetcher,
+  target: Descriptor,
+  destPath: string,
+  context: BlobDownloadContext,
+  options: DownloadBlobOptions = {},
+): Promise<DownloadBlobResult> {
+  const { digest: expectedDigest, size } = target;
+  const what = context.name;
+  const hasher = new DigestHasher();
+  let offset = 0;
+  const existing = options.resume === false ? undefined : await stat(destPath).catch(() => undefined);
+  if (existing !== undefined && existing.size > size) await truncate(destPath, 0);
+  else if (existing !== undefined && existing.size > 0) {
+    // The caller sees every byte in order, so replay what is on disk before asking for the rest.
+    for await (const chunk of createReadStream(destPath, {
+      highWaterMark: READ_CHUNK,
+    }) as AsyncIterable<Buffer>) {
+      hasher.update(chunk);
+      options.onData?.(chunk);
+    }
+    offset = hasher.size;
+    context.onEvent?.({ type: 'resume', digest: expectedDigest, offset });
+  }
+  const resumedFrom = offset;
+  const file = await openFile(destPath, offset === 0 ? 'w' : 'a');
+  let integrityFailed = false;
+  try {
+    const maxFailures = Math.max(1, context.retry?.maxAttempts ?? 5);
+    let failures = 0;
+    while (offset < size) {
+      const response = await fetcher.fetchBlob(target, offset, options.signal);
+      let skip = 0;
+      if (response.status === 206 && offset > 0) {
+        const start = /^bytes (\d+)-/.exec(response.headers['content-range'] ?? '')?.[1];
+        if (start === undefined || Number(start) !== offset) {
+          await response.discard();
+          throw new OciError(
+            'UNEXPECTED_STATUS',
+            `${what}: the server answered a different range than asked`,
+            {
+              status: 206,
+              url: redactUrl(response.url),
+            },
+          );
+        }
+      } else if (response.status === 200) {
+        if (offset > 0) context.onEvent?.({ type: 'range-ignored', digest: expectedDigest, offset });
+        skip = offset;
+      } else {
+        await response.discard();
+        throw new OciError('UNEXPECTED_STATUS', `${what}: HTTP ${response.status} to a blob request`, {
+          status: response.status,
+          url: redactUrl(response.url),
+        });
+      }
+      const declared = response.headers['content-length'];
+      const remaining = size - offset + skip;
+      if (declared !== undefined && Number(declared) > remaining) {
+        await response.discard();
+        integrityFailed = true;
+        throw sizeMismatch(what, size, Number(declared) - skip + offset, 'source', false);
+      }
+      const before = offset;
+      // Only reading the body may fail as "network"; errors from onData or the disk propagate as they are.
+      let networkFailure: unknown;
+      const chunks = (response.body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+      try {
+        for (;;) {
+          let next: IteratorResult<Buffer>;
+          try {
+            next = await chunks.next();
+          } catch (cause) {
+            networkFailure = cause;
+            break;
+          }
+          if (next.done === true) break;
+          let chunk = next.value;
+          if (skip > 0) {
+            const dropped = Math.min(skip, chunk.byteLength);
+            skip -= dropped;
+            chunk = chunk.subarray(dropped);
+            if (chunk.byteLength === 0) continue;
+          }
+          if (offset + chunk.byteLength > size) {
+            integrityFailed = true;
+            throw sizeMismatch(what, size, offset + chunk.byteLength, 'source', true);
+          }
+          hasher.update(chunk);
+          options.onData?.(chunk);
+          await file.write(chunk);
+          offset += chunk.byteLength;
+          options.onProgress?.(offset, size);
+        }
+      } finally {
+        if (!response.body.readableEnded) abandonBody(response.body);
+      }
+      if (networkFailure !== undefined) {
+        const error = networkError(networkFailure, response.url);
+        if (error.code === 'ABORTED' || options.signal?.aborted === true) throw error;
+        failures = offset > before ? 1 : failures + 1;
+        if (failures >= maxFailures) throw error;
+        const delay = retryDelayMs(failures, context.retry);
+        context.onEvent?.({
+          type: 'retry',
+          url: redactUrl(response.url),
+          attempt: failures,
+          delayMs: delay,
+          reason: error.code,
+        });
+        await backoff(delay, response.url, options.signal);
+        continue;
+      }
+      if (offset < size) {
+        integrityFailed = true;
+        throw sizeMismatch(what, size, offset, 'source', false);
+      }
+    }
+    const found = hasher.digest();
+    if (found !== expectedDigest) {
+      integrityFailed = true;
+      throw digestMismatch(what, expectedDigest, found, 'source');
+    }
+    await file.sync();
+    return { digest: found, size, resumedFrom };
+  } finally {
+    await file.close();
+    if (integrityFailed) await unlink(destPath).catch(() => undefined);
+  }
+}
+
+/** A stream of the blob's bytes that fails instead of ending if the size or digest is wrong. */
+export async function openVerifiedBlob(
+  fetcher: BlobFetcher,
+  target: Descriptor,
+  name: string,
+  signal: AbortSignal | undefined,
+): Promise<Readable> {
+  const response = await fetcher.fetchBlob(target, 0, signal);
+  const verifier = new VerifyingStream(target, 'source', name);
+  response.body.on('error', (cause: unknown) => verifier.destroy(networkError(cause, response.url)));
+  return response.body.pipe(verifier);
+}
