@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { registryError, respond, startRouteServer, type RouteHandler } from '@trivy-airgap/test-utils';
 import { exportBundle, importBundle, sourceFlags } from './harness/airgap.js';
 import { cacheFiles, compareTrees } from './harness/tree.js';
 import { VERSIONS } from './harness/toolchain.js';
-import { runTrivy, startWorld, type World } from './harness/world.js';
+import { runAirgap, runTrivy, startWorld, type World } from './harness/world.js';
 
 /**
  * Differential: Trivy itself fills a second cache from the same loopback registry and VEX server
@@ -96,4 +97,70 @@ describe(`differential: our import vs Trivy ${TRIVY}'s own download, file by fil
       assert.ok(Date.now() - Date.parse(DownloadedAt) < 3600_000, `${path}: ${DownloadedAt}`);
     }
   });
+});
+
+/**
+ * A first mirror that has the DB manifest but fails every blob with `blob`; the world registry is
+ * the second mirror. Fetches the manifest bytes from the world registry (they are served as is).
+ */
+async function startHalfMirror(blob: RouteHandler) {
+  const accept = 'application/vnd.oci.image.manifest.v1+json';
+  const response = await fetch(`${world.registry.url}/v2/aquasec/trivy-db/manifests/2`, {
+    headers: { accept },
+  });
+  const manifest = Buffer.from(await response.arrayBuffer());
+  return startRouteServer([
+    {
+      name: 'ping',
+      method: 'GET',
+      path: '/v2/',
+      handle: respond(200, { 'content-type': 'application/json' }, {}),
+    },
+    {
+      name: 'manifest',
+      path: '/v2/aquasec/trivy-db/manifests/2',
+      handle: respond(200, { 'content-type': accept }, manifest.toString('utf8')),
+    },
+    { name: 'blob', path: /\/blobs\//, handle: blob },
+  ]);
+}
+
+describe(`fallback to the next DB repository: our exporter decides as Trivy ${TRIVY} does`, () => {
+  for (const [label, blob, fallsBack] of [
+    ['a bare 404 on the blob (no error body)', respond(404, {}, ''), false],
+    ['BLOB_UNKNOWN in the error body', registryError(404, 'BLOB_UNKNOWN'), true],
+  ] as const) {
+    it(`${label}: ${fallsBack ? 'both fall back to the second repository' : 'neither falls back'}`, async () => {
+      const half = await startHalfMirror(blob);
+      try {
+        const repositories = [`${half.host}/aquasec/trivy-db:2`, world.refs.db];
+        const trivy = await runTrivy(world, TRIVY, [
+          'rootfs',
+          '--download-db-only',
+          '--db-repository',
+          repositories.join(','),
+          '--cache-dir',
+          join(world.work, `fallback-${String(fallsBack)}`),
+          '--skip-version-check',
+          '--disable-telemetry',
+        ]);
+        const ours = await runAirgap(world, [
+          'export',
+          '--db',
+          ...repositories.flatMap((repository) => ['--db-repository', repository]),
+          '--plain-http',
+          '--unsigned',
+          '--work-dir',
+          join(world.work, `fallback-work-${String(fallsBack)}`),
+          '-o',
+          join(world.work, `fallback-${String(fallsBack)}.tgz`),
+        ]);
+        assert.ok(half.hits('blob') >= 2, 'both asked the first mirror for the blob');
+        assert.equal(trivy.code === 0, fallsBack, trivy.stderr);
+        assert.equal(ours.code === 0, fallsBack, ours.stderr);
+      } finally {
+        await half.close().catch(() => undefined);
+      }
+    });
+  }
 });

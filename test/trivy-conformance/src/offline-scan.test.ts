@@ -138,6 +138,22 @@ describe(`offline scans with the real Trivy ${TRIVY} on what import installed`, 
     assert.notDeepEqual(world.proxy.refused.slice(refusedBefore), []);
   });
 
+  it("status prints the command for the imported bundle's target; --trivy-version prints it for another release", async () => {
+    const flagsFor = async (extra: readonly string[]): Promise<{ code: number | null; flags?: string[] }> => {
+      const run = await runAirgap(world, ['status', '--cache-dir', cache, '--json', ...extra]);
+      if (run.code !== 0) return { code: run.code };
+      return { code: run.code, flags: (JSON.parse(run.stdout) as { trivyFlags: string[] }).trivyFlags };
+    };
+    const target = await flagsFor([]);
+    assert.ok(target.flags?.includes('--skip-version-check'), JSON.stringify(target));
+    const older = await flagsFor(['--trivy-version', '0.62.1']);
+    assert.ok(older.flags !== undefined && !older.flags.includes('--skip-version-check'));
+    assert.ok(older.flags.includes('--skip-check-update') && older.flags.includes('--vex'));
+    const oldest = await flagsFor(['--trivy-version', '0.50.4']);
+    assert.ok(oldest.flags?.includes('--skip-policy-update') && !oldest.flags.includes('--vex'));
+    assert.equal((await flagsFor(['--trivy-version', 'latest'])).code, 2, 'not a release: usage error');
+  });
+
   it('trivy config reports the root-user check from the imported bundle', async () => {
     const report = await configWithYaml(world, TRIVY, trivyYaml);
     assert.ok(hasRootUserCheck(failedChecks(report)), JSON.stringify(failedChecks(report)));
