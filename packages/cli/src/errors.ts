@@ -10,6 +10,8 @@ export const CLI_ERROR_CODES = {
   TOOL_MISSING: 'failure',
   /** keygen would overwrite an existing key. */
   OUTPUT_EXISTS: 'refused',
+  /** Ctrl-C or SIGTERM stopped the command; what it had staged was removed. */
+  CANCELLED: 'cancelled',
   /** A command printed its full result and still fails (e.g. `status` on stale content). */
   REPORTED_FAILURE: 'failure',
 } as const satisfies Record<string, ErrorCategory>;

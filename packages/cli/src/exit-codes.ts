@@ -8,6 +8,7 @@ export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_VERIFICATION = 3;
+export const EXIT_CANCELLED = 130;
 
 /** A Record, so TypeScript refuses a category without an exit code. */
 export const EXIT_CODE_OF_CATEGORY: Readonly<Record<ErrorCategory, number>> = {
@@ -17,8 +18,9 @@ export const EXIT_CODE_OF_CATEGORY: Readonly<Record<ErrorCategory, number>> = {
   refused: EXIT_FAILURE,
   failure: EXIT_FAILURE,
   usage: EXIT_USAGE,
-  // Cancelled runs exit 1 for now (README table); the Ctrl-C handling decides whether 130 fits.
-  cancelled: EXIT_FAILURE,
+  // 128 + SIGINT, as shells report a command stopped by Ctrl-C; SIGTERM cancels with it too, so
+  // every cancelled command exits the same way (cancel.ts).
+  cancelled: EXIT_CANCELLED,
 };
 
 export function exitCodeFor(error: unknown): number {

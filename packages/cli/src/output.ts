@@ -1,10 +1,13 @@
 import type { Writable } from 'node:stream';
+import type { Cancellation } from './cancel.js';
 
 export interface CliIo {
   readonly stdout: Writable & { isTTY?: boolean };
   readonly stderr: Writable & { isTTY?: boolean };
   readonly env: NodeJS.ProcessEnv;
   readonly cwd: string;
+  /** Ctrl-C/SIGTERM handling of the process (absent when run() is called in-process). */
+  readonly cancellation?: Cancellation;
 }
 
 /**

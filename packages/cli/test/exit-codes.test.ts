@@ -50,7 +50,7 @@ const README_EXIT: Record<ErrorCategory, number> = {
   refused: 1,
   failure: 1,
   usage: 2,
-  cancelled: 1,
+  cancelled: 130,
 };
 
 describe('exit codes come from error categories', () => {

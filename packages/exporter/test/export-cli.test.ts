@@ -250,7 +250,7 @@ describe('trivy-airgap export (built CLI as a process)', () => {
     assert.match(sums.stdout, /trivy-airgap\.mjs: OK/);
   });
 
-  it('Ctrl-C (SIGINT) cancels cleanly: exit 1, one error line, no output or temp file left', async () => {
+  it('Ctrl-C (SIGINT) cancels cleanly: exit 130 (as every cancelled command), one error line, no output or temp file left', async () => {
     let stalled: () => void = () => undefined;
     const stalledOnce = new Promise<void>((resolve) => (stalled = resolve));
     const front = await startFrontend(plainRegistry.url, {
@@ -280,7 +280,7 @@ describe('trivy-airgap export (built CLI as a process)', () => {
       const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
       await stalledOnce;
       child.kill('SIGINT');
-      assert.equal(await exited, 1, stderr);
+      assert.equal(await exited, 130, stderr);
       assert.match(stderr, /^error: .*cancelled/m);
       assert.doesNotMatch(stderr, /^\s+at /m);
       assert.deepEqual(

@@ -19,6 +19,7 @@ import {
 } from '@trivy-airgap/format';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
+import { cancellable } from '../cancel.js';
 import { setExamples } from '../help.js';
 import { CliError, UsageError } from '../errors.js';
 import { gateCheckCommands } from '../gate-check.js';
@@ -298,39 +299,41 @@ export function exportCommand(context: CommandContext) {
         out.warn('the bundle is unsigned: the isolated side cannot check where it came from');
 
       const renderer = new ProgressRenderer(out);
-      const controller = new AbortController();
-      const onInterrupt = () => controller.abort();
-      process.once('SIGINT', onInterrupt);
       let result: ExportResult;
       try {
-        result = await exportBundle({
-          output: resolve(io.cwd, args.output),
-          components,
-          dbRepositories: args['db-repository'],
-          javaDbRepositories: args['java-db-repository'],
-          checksBundleRepository: args['checks-bundle-repository'],
-          vexRepositories,
-          trivyVersion: args['trivy-version'],
-          signingKey,
-          expiresInMs,
-          splitSize,
-          force: args.force,
-          workDir: args['work-dir'] === undefined ? undefined : resolve(io.cwd, args['work-dir']),
-          registry: {
-            ...registryCredentialArgs(context, args),
-            caCertPem,
-            insecure: args.insecure,
-            plainHttp: args['plain-http'],
-          },
-          verifyMirrors: args['verify-mirrors'],
-          companions,
-          toolVersion: context.toolVersion,
-          env: io.env,
-          onProgress: renderer.listener,
-          signal: controller.signal,
-        });
+        result = await cancellable(
+          context,
+          'export',
+          'no bundle was written (what was downloaded stays in the work dir: the next run resumes)',
+          (signal) =>
+            exportBundle({
+              output: resolve(io.cwd, args.output),
+              components,
+              dbRepositories: args['db-repository'],
+              javaDbRepositories: args['java-db-repository'],
+              checksBundleRepository: args['checks-bundle-repository'],
+              vexRepositories,
+              trivyVersion: args['trivy-version'],
+              signingKey,
+              expiresInMs,
+              splitSize,
+              force: args.force,
+              workDir: args['work-dir'] === undefined ? undefined : resolve(io.cwd, args['work-dir']),
+              registry: {
+                ...registryCredentialArgs(context, args),
+                caCertPem,
+                insecure: args.insecure,
+                plainHttp: args['plain-http'],
+              },
+              verifyMirrors: args['verify-mirrors'],
+              companions,
+              toolVersion: context.toolVersion,
+              env: io.env,
+              onProgress: renderer.listener,
+              signal,
+            }),
+        );
       } finally {
-        process.off('SIGINT', onInterrupt);
         renderer.stop();
       }
       out.result(jsonSummary(result), humanSummary(result));

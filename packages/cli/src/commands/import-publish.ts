@@ -3,6 +3,7 @@ import { describeBlobs, publishBundle, type PublishBundleResult } from '@trivy-a
 import type { OciEvent } from '@trivy-airgap/oci';
 import { shellQuote } from '@trivy-airgap/trivy';
 import type { Argv } from 'yargs';
+import { cancellable } from '../cancel.js';
 import type { CommandContext } from '../context.js';
 import { UsageError } from '../errors.js';
 import { ProgressRenderer } from '../progress.js';
@@ -93,35 +94,46 @@ export async function runPublish(
 ): Promise<{ result: PublishBundleResult; output: PublishOutput }> {
   const progress = new ProgressRenderer(context.out);
   let result: PublishBundleResult;
-  try {
-    result = await publishBundle({
-      ...verifiedSourceOptions(context, args),
-      allowDowngrade: args['allow-downgrade'],
-      ...(args['to-registry'] === undefined
-        ? {}
-        : {
-            toRegistry: {
-              target: args['to-registry'],
-              client: {
-                ...(await registryClientOptions(context, args)),
-                onEvent: (event: OciEvent) => {
-                  if (event.type === 'retry') {
-                    progress.listener({
-                      type: 'warning',
-                      message: `${event.url}: ${event.reason}, retry ${event.attempt} in ${event.delayMs} ms`,
-                    });
-                  }
-                },
-              },
+  const target = args['to-registry'];
+  const toRegistry =
+    target === undefined
+      ? undefined
+      : {
+          target,
+          client: {
+            ...(await registryClientOptions(context, args)),
+            onEvent: (event: OciEvent) => {
+              if (event.type === 'retry') {
+                progress.listener({
+                  type: 'warning',
+                  message: `${event.url}: ${event.reason}, retry ${event.attempt} in ${event.delayMs} ms`,
+                });
+              }
             },
-          }),
-      ...(args['vex-serve-dir'] === undefined || args['vex-base-url'] === undefined
-        ? {}
-        : {
-            vexServe: { dir: resolve(context.io.cwd, args['vex-serve-dir']), baseUrl: args['vex-base-url'] },
-          }),
-      onProgress: progress.listener,
-    });
+          },
+        };
+  try {
+    result = await cancellable(
+      context,
+      'publish',
+      'what was pushed or laid out so far stays; run it again to finish',
+      (signal) =>
+        publishBundle({
+          ...verifiedSourceOptions(context, args),
+          ...(signal === undefined ? {} : { signal }),
+          allowDowngrade: args['allow-downgrade'],
+          ...(toRegistry === undefined ? {} : { toRegistry }),
+          ...(args['vex-serve-dir'] === undefined || args['vex-base-url'] === undefined
+            ? {}
+            : {
+                vexServe: {
+                  dir: resolve(context.io.cwd, args['vex-serve-dir']),
+                  baseUrl: args['vex-base-url'],
+                },
+              }),
+          onProgress: progress.listener,
+        }),
+    );
   } finally {
     progress.stop();
   }

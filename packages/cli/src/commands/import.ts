@@ -4,6 +4,7 @@ import { cacheStatus, importBundle } from '@trivy-airgap/importer';
 import { shellQuote } from '@trivy-airgap/trivy';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
+import { cancellable } from '../cancel.js';
 import { setExamples } from '../help.js';
 import { ProgressRenderer } from '../progress.js';
 import {
@@ -101,13 +102,16 @@ export function importCommand(context: CommandContext) {
       const progress = new ProgressRenderer(context.out);
       let result;
       try {
-        result = await importBundle({
-          ...verifiedSourceOptions(context, args),
-          allowDowngrade: args['allow-downgrade'],
-          cacheDir: cache.path,
-          vexConfigPath,
-          onProgress: progress.listener,
-        });
+        result = await cancellable(context, 'import', 'nothing was changed', (signal) =>
+          importBundle({
+            ...verifiedSourceOptions(context, args),
+            allowDowngrade: args['allow-downgrade'],
+            cacheDir: cache.path,
+            vexConfigPath,
+            onProgress: progress.listener,
+            ...(signal === undefined ? {} : { signal }),
+          }),
+        );
       } finally {
         progress.stop();
       }

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { cacheStatus, parseDuration } from '@trivy-airgap/importer';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
@@ -83,8 +84,15 @@ export function statusCommand(context: CommandContext) {
       }
       if (status.interrupted)
         lines.push('an import was interrupted; the next import or rollback finishes it');
-      if (status.lockedBy !== undefined)
-        lines.push(`locked by pid ${status.lockedBy.pid} (${status.lockedBy.command})`);
+      const lock = status.lockedBy;
+      if (lock !== undefined) {
+        const holder = `pid ${lock.pid}${lock.host === hostname() ? '' : ` on ${lock.host}`} (${lock.command}${lock.startedAt === '' ? '' : ` since ${lock.startedAt}`})`;
+        lines.push(
+          lock.alive
+            ? `locked by ${holder}`
+            : `stale lock of ${holder}: that process is gone; the next import or rollback takes the lock over and cleans up`,
+        );
+      }
       for (const stale of status.stale) {
         lines.push(
           `TOO OLD: ${stale.kind}${stale.name === undefined ? '' : ` ${stale.name}`} built ${stale.updatedAt}, ${formatDuration(stale.ageMs)} ago`,

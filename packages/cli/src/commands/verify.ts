@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { defaultTrustDirs, verifyBundle, type TrustOptions } from '@trivy-airgap/importer';
 import { resolveCacheDirDetailed, resolveVexConfigPath, type ResolvedCacheDir } from '@trivy-airgap/trivy';
 import type { Argv } from 'yargs';
+import { cancellable } from '../cancel.js';
 import type { CommandContext } from '../context.js';
 import { setExamples } from '../help.js';
 import { UsageError } from '../errors.js';
@@ -133,10 +134,13 @@ export function verifyCommand(context: CommandContext) {
     handler: async (args: BundleArgs) => {
       const progress = new ProgressRenderer(context.out);
       try {
-        const result = await verifyBundle({
-          ...verifiedSourceOptions(context, args),
-          onProgress: progress.listener,
-        });
+        const result = await cancellable(context, 'verify', 'nothing was written', (signal) =>
+          verifyBundle({
+            ...verifiedSourceOptions(context, args),
+            onProgress: progress.listener,
+            ...(signal === undefined ? {} : { signal }),
+          }),
+        );
         const signer =
           result.signature === null
             ? 'NOT VERIFIED (accepted by --allow-unsigned)'
