@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import {
+  BUNDLE_GZIP_HEADER,
   MANIFEST_MEDIA_TYPE,
   digestOfBytes,
   generateKeyPair,
@@ -23,7 +24,8 @@ import {
 } from '@trivy-airgap/format';
 import * as tar from 'tar';
 import { deterministicBytes } from '@trivy-airgap/test-utils';
-import { ExporterError, writeBundle, type BundleEntry, type ManifestDraft } from '../src/index.js';
+import { ExporterError } from '../src/index.js';
+import { writeBundle, type BundleEntry, type ManifestDraft } from '../src/bundle-writer.js';
 
 const work = mkdtempSync(join(tmpdir(), 'airgap-writer-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -224,6 +226,14 @@ describe('writeBundle', () => {
     const tarBytes = gunzipSync(readFileSync(written.path));
     assert.ok(written.size >= tarBytes.length, 'level 0 never shrinks');
     assert.ok(written.size < tarBytes.length * 1.01, `${written.size} vs ${tarBytes.length}`);
+  });
+
+  it("writes the bundle's fixed gzip header whatever zlib's level and platform bytes (a reader checks every byte)", async () => {
+    const written = await write('header.tgz', { key: null });
+    const bytes = readFileSync(written.path);
+    assert.deepEqual(bytes.subarray(0, BUNDLE_GZIP_HEADER.length), BUNDLE_GZIP_HEADER);
+    // Stored blocks only: each block header byte is exactly 0x00 or 0x01 (docs/bundle-format.md).
+    assert.ok(bytes[BUNDLE_GZIP_HEADER.length] === 0 || bytes[BUNDLE_GZIP_HEADER.length] === 1);
   });
 
   it('--split: parts rejoined with cat equal the unsplit bundle and are listed in the checksum file', async () => {

@@ -124,7 +124,7 @@ export async function prepareBundle(options: PrepareBundleOptions): Promise<Prep
   const onProgress = options.onProgress ?? ignoreProgress;
   const clock = options.clock ?? (() => new Date());
   const signal = options.signal;
-  const unpackers = new Map<ComponentKey, LayerUnpacker>();
+  const layers = new Map<ComponentKey, ReadLayer>();
   const archives = new Map<ComponentKey, string>();
   let stage: string | undefined;
   /** VEX archives (zip needs random access): in staging for an import, a temp dir otherwise. */
@@ -153,18 +153,27 @@ export async function prepareBundle(options: PrepareBundleOptions): Promise<Prep
         if (copy !== undefined) sinks.push(new FileSink(copy));
         if (role.kind === 'layer') {
           const key = keyOf(role.component);
-          const dest =
-            stage === undefined
-              ? undefined
-              : resolveInside(stage, role.component.kind === 'checks' ? `${key}/content` : key, 'staging');
+          const limits = LAYER_LIMITS[role.component.kind];
+          const later = limits.checkBeforeWriting;
+          if (later !== undefined && file.size > later.maxCompressedBytes) {
+            throw new ImporterError(
+              'BUNDLE_CONTENT_INVALID',
+              `${role.component.kind} layer: ${file.size} bytes compressed, more than the ${later.maxCompressedBytes} such a layer may have`,
+              { path: file.path, expected: later.maxCompressedBytes, found: file.size },
+            );
+          }
+          // Written while read, or (layers of many small files) checked first, written after.
+          const writeNow = later === undefined ? stage : undefined;
           const unpacker = new LayerUnpacker(
             `${role.component.kind} layer`,
             file.size,
-            dest,
-            LAYER_LIMITS[role.component.kind],
+            writeNow === undefined ? undefined : layerDir(writeNow, role.component),
+            limits,
           );
-          unpackers.set(key, unpacker);
+          const compressed = stage !== undefined && later !== undefined ? new MemorySink() : undefined;
+          layers.set(key, { unpacker, compressed });
           sinks.push(unpacker);
+          if (compressed !== undefined) sinks.push(compressed);
         } else if (role.kind === 'vex-archive') {
           const key = keyOf(role.component);
           const path = resolveInside(
@@ -189,9 +198,9 @@ export async function prepareBundle(options: PrepareBundleOptions): Promise<Prep
       if (component.kind === 'vex') {
         checks.push(await prepareVex(component, verified, archives.get(key), dir, preparedAt));
       } else {
-        const unpacker = unpackers.get(key);
-        if (unpacker === undefined) throw new Error(`internal: no layer read for ${key}`);
-        checks.push(await prepareOci(component, unpacker, dir, preparedAt));
+        const layer = layers.get(key);
+        if (layer === undefined) throw new Error(`internal: no layer read for ${key}`);
+        checks.push(await prepareOci(component, layer, stage, preparedAt));
       }
       components.push({ component, key, dir });
     }
@@ -201,14 +210,64 @@ export async function prepareBundle(options: PrepareBundleOptions): Promise<Prep
   }
 }
 
+/** A layer as the bundle pass read it: unpacked (or inspected), and kept if it is written later. */
+interface ReadLayer {
+  readonly unpacker: LayerUnpacker;
+  readonly compressed: MemorySink | undefined;
+}
+
+/** Keeps an entry's bytes in memory (a small layer, written once it passed every check). */
+class MemorySink implements EntrySink {
+  readonly chunks: Buffer[] = [];
+
+  write(chunk: Buffer): Promise<void> {
+    this.chunks.push(chunk);
+    return Promise.resolve();
+  }
+
+  end(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  abort(): Promise<void> {
+    this.chunks.length = 0;
+    return Promise.resolve();
+  }
+}
+
+/** Where a component's layer is unpacked in staging (`policy/content/` for checks). */
+function layerDir(stage: string, component: OciComponent): string {
+  const key = keyOf(component);
+  return resolveInside(stage, component.kind === 'checks' ? `${key}/content` : key, 'staging');
+}
+
 /** A layer's content against Trivy's rules and the signed manifest; then its metadata.json. */
 async function prepareOci(
   component: OciComponent,
-  unpacker: LayerUnpacker,
-  dir: string | undefined,
+  read: ReadLayer,
+  stage: string | undefined,
   preparedAt: Date,
 ): Promise<VerificationCheck> {
-  const layer = await unpacker.result();
+  let layer = await read.unpacker.result();
+  checkLayerContent(component, layer);
+  if (stage !== undefined && read.compressed !== undefined) {
+    // Every check passed in memory: now the same unpacking, writing (and checking) again.
+    const writer = new LayerUnpacker(
+      `${component.kind} layer`,
+      component.layer.size,
+      layerDir(stage, component),
+      LAYER_LIMITS[component.kind],
+    );
+    try {
+      for (const chunk of read.compressed.chunks) await writer.write(chunk);
+      await writer.end();
+    } catch (error) {
+      await writer.abort();
+      throw error;
+    }
+    layer = await writer.result();
+  }
+  const dir = stage === undefined ? undefined : resolveInside(stage, keyOf(component), 'staging');
   const upstream = checkLayerContent(component, layer);
   const metadata =
     upstream !== undefined

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import {
   lstat,
   mkdir,
@@ -27,6 +27,7 @@ import {
 } from '@trivy-airgap/test-utils';
 import {
   PublishError,
+  VexServeDirBuilder,
   parseVexBaseUrl,
   publishBundle,
   servedRepositoryManifest,
@@ -374,5 +375,18 @@ describe('VEX serve dir', () => {
         { spec_version: '0.1', locations: [{ url: 'http://h/vex/x/archive.zip' }], update_interval: '12h' },
       ],
     });
+  });
+
+  it('one run per serve dir: a second run while one builds is refused (SERVE_DIR_BUSY) instead of pruning its generation', async () => {
+    const dir = join(work, 'busy', 'vex');
+    const first = await VexServeDirBuilder.start(dir);
+    await assert.rejects(
+      VexServeDirBuilder.start(dir),
+      (error: PublishError) => error.code === 'SERVE_DIR_BUSY',
+    );
+    assert.ok(existsSync(first.generation), "the first run's generation is still there");
+    await first.discard();
+    const again = await VexServeDirBuilder.start(dir);
+    await again.discard();
   });
 });

@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { lstat, mkdir, open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { resolveInside } from '@trivy-airgap/format';
+import { isInside } from '@trivy-airgap/format';
 import { createGunzip, crc32 } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
 import unzipper from 'unzipper';
@@ -528,13 +528,16 @@ async function assertEmptyDirectory(destDir: string): Promise<boolean> {
   return false;
 }
 
-/** `root/relativePath`, refusing anything that would resolve outside root (format's resolveInside). */
+/**
+ * `root/relativePath` for a path the walker already accepted (its rules decide what is allowed,
+ * for checking and extracting alike); refuses anything that would still resolve outside root
+ * (containment by path.relative and root + sep, defense in depth).
+ */
 function containedPath(root: string, relativePath: string): string {
-  try {
-    return resolveInside(root, relativePath, 'archive entry');
-  } catch {
+  const target = resolve(root, ...relativePath.split('/'));
+  if (!isInside(root, target))
     throw unsafe(relativePath, 'would be written outside the destination directory');
-  }
+  return target;
 }
 
 /**

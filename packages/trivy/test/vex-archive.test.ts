@@ -20,7 +20,8 @@ import {
   vexRepositoryArchive,
   type ArchiveEntry,
 } from '@trivy-airgap/test-utils';
-import { checkVexArchive, extractVexArchive, type VexArchiveType } from '../src/index.js';
+import { checkVexArchive, extractVexArchive } from '../src/index.js';
+import { type VexArchiveType } from '../src/vex-archive.js';
 import { rejectsWithCode } from './helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'trivy-vex-archive-'));

@@ -344,3 +344,20 @@ export function gzipBundle(tar: Buffer, level = 0): Buffer {
   BUNDLE_GZIP_HEADER.copy(bytes, 0);
   return bytes;
 }
+
+/**
+ * Where byte `tarOffset` of the uncompressed tar lies in a bundle's gzip stream (stored deflate
+ * blocks, as gzipBundle and the exporter write them): for flips aimed at one region of the tar.
+ */
+export function compressedOffset(bytes: Buffer, tarOffset: number): number {
+  let at = BUNDLE_GZIP_HEADER.length;
+  let tar = 0;
+  for (;;) {
+    const last = bytes[at] === 1;
+    const length = bytes.readUInt16LE(at + 1);
+    if (tarOffset < tar + length) return at + 5 + (tarOffset - tar);
+    tar += length;
+    at += 5 + length;
+    if (last) throw new Error(`tar offset ${tarOffset} is beyond the stream (${tar} bytes)`);
+  }
+}

@@ -10,3 +10,4 @@ export * from './seed.js';
 export * from './mounts.js';
 export * from './fs-tree.js';
 export * from './paced-link.js';
+export * from './seeded.js';

@@ -21,6 +21,8 @@ export const PUBLISH_ERROR_CODES = {
   BASE_URL_INVALID: 'failure',
   /** `--vex-serve-dir` exists and is not a tree this tool manages (it is never overwritten). */
   SERVE_DIR_INVALID: 'refused',
+  /** Another run is publishing into the same `--vex-serve-dir` right now. */
+  SERVE_DIR_BUSY: 'failure',
   /** The bundle holds nothing for the requested destination (no OCI artifact, no VEX repository). */
   NOTHING_TO_PUBLISH: 'failure',
 } as const satisfies Record<string, ErrorCategory>;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, readFile, mkdir, readdir, readlink, rm, rmdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { swapSymlink, syncTree } from '@trivy-airgap/durable';
+import { acquireLock, swapSymlink, syncTree, type HeldLock } from '@trivy-airgap/durable';
 import { resolveInside, type ProgressListener, type VexComponent } from '@trivy-airgap/format';
 import {
   VEX_SPEC_VERSION,
@@ -151,6 +151,7 @@ export class VexServeDirBuilder {
     readonly dir: string,
     readonly generation: string,
     private readonly prefix: string,
+    private readonly lock: HeldLock,
   ) {}
 
   /** Names this tool gives generations and temporary links of DIR, and nothing else. */
@@ -171,6 +172,30 @@ export class VexServeDirBuilder {
     const parent = dirname(path);
     const prefix = `.${basename(path)}`;
     await mkdir(parent, { recursive: true });
+    // One run per DIR: a second one would prune this run's generation as a leftover.
+    const attempt = await acquireLock(join(parent, `${prefix}.lock`), 'publish');
+    if (!attempt.acquired) {
+      const holder = attempt.state.holder;
+      throw new PublishError(
+        'SERVE_DIR_BUSY',
+        `another trivy-airgap${holder === undefined ? '' : ` (pid ${holder.pid})`} is publishing into ${path}`,
+        { subject: path, hint: 'wait for it to finish, then run this again' },
+      );
+    }
+    try {
+      return await VexServeDirBuilder.prepare(path, parent, prefix, attempt.lock);
+    } catch (error) {
+      await attempt.lock.release();
+      throw error;
+    }
+  }
+
+  private static async prepare(
+    path: string,
+    parent: string,
+    prefix: string,
+    lock: HeldLock,
+  ): Promise<VexServeDirBuilder> {
     const info = await lstat(path).catch(() => undefined);
     if (info !== undefined) {
       const ours =
@@ -189,7 +214,7 @@ export class VexServeDirBuilder {
     }
     const generation = join(parent, `${prefix}.${GENERATION}${stamp()}`);
     await mkdir(generation, { mode: 0o755 });
-    return new VexServeDirBuilder(path, generation, prefix);
+    return new VexServeDirBuilder(path, generation, prefix, lock);
   }
 
   /** Where the bundle pass writes a repository's archive (inside the new generation). */
@@ -262,6 +287,7 @@ export class VexServeDirBuilder {
     await syncTree(this.generation);
     const previous = await this.publish();
     const cleaned = await this.clean(previous);
+    await this.lock.release();
     return {
       dir: this.dir,
       generation: this.generation,
@@ -278,7 +304,7 @@ export class VexServeDirBuilder {
    */
   private async olderThanServed(component: VexComponent): Promise<string | undefined> {
     if (component.updatedAt === undefined) return undefined;
-    const base = join(this.dir, component.name);
+    const base = resolveInside(this.dir, component.name, 'VEX repository');
     try {
       const manifest = parseVexRepositoryManifest(
         await readFile(join(base, ...WELL_KNOWN_VEX_MANIFEST.split('/'))),
@@ -332,6 +358,10 @@ export class VexServeDirBuilder {
 
   /** Drops the unpublished generation (on failure). */
   async discard(): Promise<void> {
-    await rm(this.generation, { recursive: true, force: true });
+    try {
+      await rm(this.generation, { recursive: true, force: true });
+    } finally {
+      await this.lock.release();
+    }
   }
 }
