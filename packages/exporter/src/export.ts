@@ -23,7 +23,13 @@ import {
   type RetryOptions,
   type TransportOptions,
 } from '@trivy-airgap/oci';
-import { TrivyError, defaultSources, trivyCapabilities, type DefaultSources } from '@trivy-airgap/trivy';
+import {
+  CREATED_ANNOTATION,
+  TrivyError,
+  defaultSources,
+  trivyCapabilities,
+  type DefaultSources,
+} from '@trivy-airgap/trivy';
 import { assertOutputFree, writeBundle, type BundleEntry, type WrittenBundle } from './bundle-writer.js';
 import { ExporterError } from './errors.js';
 import { fetchOciComponent, verifyWithMirrors, type FetchedOciComponent } from './oci-component.js';
@@ -104,8 +110,10 @@ export interface ExportedComponent {
   readonly layerDigest?: string | undefined;
   /** Layer size (OCI) or archive size (VEX), in bytes. */
   readonly size: number;
-  /** Upstream build time: metadata.json UpdatedAt (DBs) or index.json updated_at (VEX). */
+  /** Upstream build time: index.json updated_at (VEX). */
   readonly updatedAt?: string | undefined;
+  /** When the OCI artifact was pushed (`org.opencontainers.image.created`). */
+  readonly published?: string | undefined;
   /** Checks bundle version annotation. */
   readonly version?: string | undefined;
   /** The layer/archive was already in the work dir (not downloaded again). */
@@ -234,7 +242,6 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
     const ociContext = {
       client,
       layout,
-      metadataDir: join(workDir, 'metadata'),
       onProgress,
       signal: run.signal,
       blobLocks: new Map<string, Promise<unknown>>(),
@@ -273,7 +280,7 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
           digest: component.manifest.digest,
           layerDigest: component.layer.digest,
           size: component.layer.size,
-          updatedAt: component.metadata?.UpdatedAt,
+          published: component.annotations[CREATED_ANNOTATION],
           version: component.version,
           reused: result.reusedLayer,
           confirmedBy,
@@ -358,12 +365,7 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
     });
     const used = new Set<string>();
     for (const entry of entries) if ('file' in entry.source) used.add(entry.source.file);
-    for (const item of fetched) {
-      if (item.component.kind !== 'checks') {
-        used.add(join(workDir, 'metadata', `${item.component.layer.digest.slice('sha256:'.length)}.json`));
-      }
-      used.add(layout.blobPath(item.component.manifest.digest));
-    }
+    for (const item of fetched) used.add(layout.blobPath(item.component.manifest.digest));
     for (const item of vexFetched) if (item.stateFile !== undefined) used.add(item.stateFile);
     const pruned = await pruneWorkDir(workDir, used, options.now ?? new Date());
     if (pruned > 0)

@@ -1,12 +1,8 @@
-import { mkdir, open, readFile, rename, writeFile, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
 import {
-  digestHex,
   type Descriptor as BundleDescriptor,
   type OciComponent,
   type OciComponentKind,
   type ProgressListener,
-  type UpstreamDbMetadata,
   formatBytes,
 } from '@trivy-airgap/format';
 import {
@@ -22,28 +18,22 @@ import {
 } from '@trivy-airgap/oci';
 import {
   ARTIFACTS,
-  type DbLayerMetadata,
+  CREATED_ANNOTATION,
   TrivyError,
   checkArtifactManifest,
   checksMajorVersion,
-  dbSchemaProblem,
   normalizeRepository,
-  parseDbMetadata,
   trivyFallsBack,
   type CheckedArtifact,
-  type DbMetadataFields,
 } from '@trivy-airgap/trivy';
 import { ExporterError } from './errors.js';
-import { builtAgo } from './human.js';
-import { createLayerMetadataReader, type LayerMetadataReader } from './metadata-reader.js';
+import { happenedAgo } from './human.js';
 
 /** What an OCI component fetch needs: a registry client, the work dir's layout, where to report. */
 export interface OciFetchContext {
   readonly client: RegistryClient;
   /** The work dir's content-addressed blob store (an OCI image layout). */
   readonly layout: OciLayout;
-  /** Where upstream metadata.json bytes are cached per layer digest (so reuse needs no re-read). */
-  readonly metadataDir: string;
   readonly onProgress: ProgressListener;
   readonly signal?: AbortSignal | undefined;
   /**
@@ -100,7 +90,7 @@ function describeError(error: unknown): string {
  * Fetches one of Trivy's OCI artifacts from the first repository of `repositories` that serves it,
  * with Trivy's rules: the tag rule for tagless references, fallback to the next repository ONLY
  * when Trivy would (`trivyFallsBack`), the artifact checks (one layer, exact media type,
- * title), and the upstream metadata.json read from the layer stream while it downloads.
+ * title). Layers are hashed, not inflated: the importer reads a DB's metadata.json from the layer.
  */
 export async function fetchOciComponent(
   context: OciFetchContext,
@@ -132,7 +122,7 @@ export async function fetchOciComponent(
       context.onProgress({
         type: 'task-done',
         task,
-        summary: `${formatBytes(fetched.component.layer.size)}, layer ${fetched.component.layer.digest.slice(0, 19)} from ${name}${builtAgo(fetched.component.metadata?.UpdatedAt)}${
+        summary: `${formatBytes(fetched.component.layer.size)}, layer ${fetched.component.layer.digest.slice(0, 19)} from ${name}${happenedAgo('published', fetched.component.annotations[CREATED_ANNOTATION])}${
           fetched.reusedLayer ? ' (reused from the work dir)' : ''
         }`,
       });
@@ -223,20 +213,12 @@ async function fetchFrom(
 
   const task = kind;
   context.onProgress({ type: 'task-progress', task, done: 0, total: layer.size });
-  let metadata: UpstreamDbMetadata | undefined;
-  let reusedLayer: boolean;
-  if (kind === 'checks') {
-    const stored = await storeBlob(context, ref, layer, (done) =>
-      context.onProgress({ type: 'task-progress', task, done, total: layer.size }),
-    );
-    reusedLayer = !stored.fresh;
-    blobs.push(stored);
-  } else {
-    const result = await storeDbLayer(context, kind, ref, layer);
-    reusedLayer = !result.stored.fresh;
-    blobs.push(result.stored);
-    metadata = result.metadata;
-  }
+  // Only hashed, never inflated: the importer reads a DB's metadata.json from the layer itself.
+  const stored = await storeBlob(context, ref, layer, (done) =>
+    context.onProgress({ type: 'task-progress', task, done, total: layer.size }),
+  );
+  const reusedLayer = !stored.fresh;
+  blobs.push(stored);
   // Kept in the work dir too, so the layout there is complete for skopeo or a later push.
   await layout.writeBlobBytes(manifest.bytes, manifest.mediaType);
 
@@ -272,7 +254,6 @@ async function fetchFrom(
     manifest: { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size },
     layer: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size, title: checked.title },
     annotations: checked.annotations,
-    ...(metadata === undefined ? {} : { metadata }),
     ...(version === undefined ? {} : { version }),
   };
   return { component, manifestBytes: manifest.bytes, blobs, reusedLayer };
@@ -310,127 +291,6 @@ async function storeBlobNow(
   });
   await layout.commitBlob(descriptor, partial);
   return { descriptor: plain(descriptor), file: layout.blobPath(descriptor.digest), fresh: true };
-}
-
-/** The four fields the bundle manifest records (extra upstream fields stay in the layer itself). */
-function knownFields(metadata: DbMetadataFields): UpstreamDbMetadata {
-  return {
-    ...(metadata.Version === undefined ? {} : { Version: metadata.Version }),
-    NextUpdate: metadata.NextUpdate,
-    UpdatedAt: metadata.UpdatedAt,
-    DownloadedAt: metadata.DownloadedAt,
-  };
-}
-
-/**
- * Stores a DB layer and reads its metadata.json while it downloads: the inflater reads the work
- * dir's partial file behind the downloader (a resumed download's earlier bytes are in that file
- * too). A layer already in the work dir uses the metadata cached beside it; only without that
- * cache is the stored blob read.
- */
-async function storeDbLayer(
-  context: OciFetchContext,
-  kind: 'db' | 'java-db',
-  ref: ImageReference,
-  layer: Descriptor,
-): Promise<{ stored: StoredBlob; metadata: UpstreamDbMetadata }> {
-  return withBlobLock(context, `db-layer ${layer.digest}`, () => storeDbLayerNow(context, kind, ref, layer));
-}
-
-async function storeDbLayerNow(
-  context: OciFetchContext,
-  kind: 'db' | 'java-db',
-  ref: ImageReference,
-  layer: Descriptor,
-): Promise<{ stored: StoredBlob; metadata: UpstreamDbMetadata }> {
-  const name = formatReference(ref);
-  const cachePath = join(context.metadataDir, `${digestHex(layer.digest)}.json`);
-  const progress = (done: number) =>
-    context.onProgress({ type: 'task-progress', task: kind, done, total: layer.size });
-  let stored: StoredBlob;
-  let fields: DbMetadataFields;
-  try {
-    if (await context.layout.hasBlob(layer)) {
-      const cached = await readFile(cachePath).catch(() => undefined);
-      if (cached !== undefined) {
-        fields = parseDbMetadata(cached, `${kind} metadata.json (work dir cache)`);
-      } else {
-        const blob = context.layout.blobPath(layer.digest);
-        const found = await readMetadataFrom(kind, blob, 'r', (reader) => reader.finish(layer.size));
-        requireDatabaseFile(kind, name, found.databaseFilePresent);
-        await writeCache(context.metadataDir, cachePath, found.bytes);
-        fields = found.metadata;
-      }
-      progress(layer.size);
-      stored = { descriptor: plain(layer), file: context.layout.blobPath(layer.digest), fresh: false };
-    } else {
-      // The inflater reads the partial download behind the downloader; opened here (created when
-      // missing) so it keeps reading the same file after the commit renames it.
-      const partial = await context.layout.partialBlobPath(layer.digest);
-      let downloaded: StoredBlob | undefined;
-      const found = await readMetadataFrom(kind, partial, 'a+', async (reader) => {
-        downloaded = await storeBlob(context, ref, layer, (done) => {
-          progress(done);
-          reader.advance(done);
-        });
-        return reader.finish(layer.size);
-      });
-      stored = downloaded as StoredBlob;
-      requireDatabaseFile(kind, name, found.databaseFilePresent);
-      await writeCache(context.metadataDir, cachePath, found.bytes);
-      fields = found.metadata;
-    }
-  } catch (error) {
-    if (error instanceof TrivyError) {
-      throw new ExporterError('METADATA_INVALID', `${name}: ${error.message}`, { cause: error });
-    }
-    throw error;
-  }
-  const schemaProblem = dbSchemaProblem(kind, fields);
-  if (schemaProblem !== undefined) {
-    throw new ExporterError('METADATA_INVALID', `${name}: ${schemaProblem}`, {
-      expected: String(ARTIFACTS[kind].schemaVersion),
-      found: String(fields.Version ?? 0),
-    });
-  }
-  return { stored, metadata: knownFields(fields) };
-}
-
-/** Opens `path` (creating it empty when missing), runs `use` with a reader of it, closes both. */
-async function readMetadataFrom(
-  kind: 'db' | 'java-db',
-  path: string,
-  flags: 'r' | 'a+',
-  use: (reader: LayerMetadataReader) => Promise<DbLayerMetadata>,
-): Promise<DbLayerMetadata> {
-  const file: FileHandle = await open(path, flags);
-  try {
-    const reader = createLayerMetadataReader(kind, file);
-    try {
-      return await use(reader);
-    } finally {
-      await reader.close();
-    }
-  } finally {
-    await file.close();
-  }
-}
-
-/** Trivy's --skip-db-update needs the database file itself next to metadata.json. */
-function requireDatabaseFile(kind: 'db' | 'java-db', name: string, present: boolean): void {
-  if (!present) {
-    throw new ExporterError(
-      'METADATA_INVALID',
-      `${name}: the layer has no ${ARTIFACTS[kind].databaseFile ?? 'database file'} at its root`,
-    );
-  }
-}
-
-async function writeCache(dir: string, path: string, bytes: Buffer): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  const temp = `${path}.tmp-${process.pid}`;
-  await writeFile(temp, bytes);
-  await rename(temp, path);
 }
 
 /**

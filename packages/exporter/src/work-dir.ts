@@ -29,7 +29,8 @@ export const WORK_DIR_RETENTION_MS = 7 * 86_400_000;
 
 /**
  * Keeps the work dir from growing without bound (a new DB build every 6 h): after a successful
- * export, files of the blob store, the metadata cache and the partial downloads that this export
+ * export, files of the blob store, the metadata cache (written by earlier versions) and the
+ * partial downloads that this export
  * did not use and that were not touched for `retentionMs` are removed. Used files are touched, so
  * what a regular export needs stays. Errors are ignored: pruning is housekeeping, not the job.
  */

@@ -111,6 +111,7 @@ interface Summary {
     layerDigest?: string;
     size: number;
     updatedAt?: string;
+    published?: string;
   }[];
   manifest: { signer: { keyId: string } | null; trivyVersions: string };
 }
@@ -154,7 +155,7 @@ describe('trivy-airgap export (built CLI as a process)', () => {
       ],
     );
     assert.equal(summary.components[0]?.layerDigest, db.layerDigest);
-    assert.equal(summary.components[0].updatedAt, '2026-11-25T06:12:01.123Z');
+    assert.equal(summary.components[0].published, '2026-11-25T06:20:00Z', 'when the registry published it');
     assert.equal(summary.bundle.size, statSync(join(work, 'cli.tgz')).size);
     assert.equal(summary.manifest.trivyVersions, '>=0.69.0');
 

@@ -52,7 +52,11 @@ export interface OciComponent {
   readonly layer: Descriptor & { readonly title: string };
   /** Annotations of the OCI manifest as published. */
   readonly annotations: Readonly<Record<string, string>>;
-  /** Upstream metadata.json of the DB layers (absent for checks). */
+  /**
+   * Upstream metadata.json of a DB layer, recorded by earlier exporters (they inflated every
+   * layer to read it). Optional: the importer reads metadata.json from the layer itself, and when
+   * this is present the layer's must equal it. Never present for checks.
+   */
   readonly metadata?: UpstreamDbMetadata;
   /** `org.opencontainers.image.version` of the checks bundle (absent for DBs). */
   readonly version?: string;
@@ -369,9 +373,6 @@ function checkComponent(check: FieldChecker, value: unknown, field: string): Com
       : { metadata: checkDbMetadata(check, object.metadata, `${field}.metadata`) }),
     ...(version === undefined ? {} : { version }),
   };
-  if (kind !== 'checks' && component.metadata === undefined) {
-    check.fail(`${field}.metadata`, `is required for a ${kind} component`);
-  }
   return component;
 }
 

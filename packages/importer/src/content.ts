@@ -17,7 +17,8 @@ function invalid(component: OciComponent, message: string, cause?: unknown): Imp
 /**
  * Checks an unpacked layer against what Trivy needs (trivy-facts.md, "The three OCI artifacts")
  * and what the signed manifest claims: a DB layer has its database file and a valid metadata.json
- * whose Version, UpdatedAt and NextUpdate equal the manifest's `metadata`; a checks layer is not
+ * with the schema Version the targeted Trivy reads; when the manifest records `metadata` (bundles
+ * of earlier exporters), every recorded field equals the layer's exactly. A checks layer is not
  * empty. Returns the upstream metadata as published (DB layers), unknown fields included.
  */
 export function checkLayerContent(
@@ -43,15 +44,15 @@ export function checkLayerContent(
   const schemaProblem = dbSchemaProblem(component.kind, metadata);
   if (schemaProblem !== undefined) throw invalid(component, schemaProblem);
   const claimed = component.metadata;
-  if (claimed === undefined) throw invalid(component, 'the manifest has no metadata for it');
-  const same = (a: unknown, b: unknown): boolean =>
-    typeof a === 'string' && typeof b === 'string' ? Date.parse(a) === Date.parse(b) : (a ?? 0) === (b ?? 0);
-  for (const key of ['Version', 'UpdatedAt', 'NextUpdate'] as const) {
-    if (!same(metadata[key], claimed[key])) {
-      throw invalid(
-        component,
-        `metadata.json ${key} is ${JSON.stringify(metadata[key])} but the signed manifest says ${JSON.stringify(claimed[key])}`,
-      );
+  if (claimed !== undefined) {
+    // Signed claims are compared as written: the exporter copied them from this very file.
+    for (const key of ['Version', 'NextUpdate', 'UpdatedAt', 'DownloadedAt'] as const) {
+      if (metadata[key] !== claimed[key]) {
+        throw invalid(
+          component,
+          `metadata.json ${key} is ${JSON.stringify(metadata[key])} but the signed manifest says ${JSON.stringify(claimed[key])}`,
+        );
+      }
     }
   }
   return metadata;

@@ -7,6 +7,7 @@ import {
   type Digest,
   type SignatureAlgorithm,
 } from '@trivy-airgap/format';
+import { CREATED_ANNOTATION } from '@trivy-airgap/trivy';
 import { readBundleHead } from './reader.js';
 import type { BundleInput } from './source.js';
 import { loadTrustedKeys, type TrustOptions } from './trust.js';
@@ -33,6 +34,11 @@ export interface ComponentSummary {
   readonly updatedAt?: string;
   readonly ageMs?: number;
   readonly nextUpdate?: string;
+  /**
+   * OCI artifacts: when it was pushed (`org.opencontainers.image.created`). Shown instead of the
+   * build time for DBs whose manifest does not record their metadata.json (the layer has it).
+   */
+  readonly published?: string;
   readonly location?: string;
 }
 
@@ -105,6 +111,7 @@ export async function inspectBundle(options: InspectBundleOptions): Promise<Insp
       };
     }
     const updatedAt = component.metadata?.UpdatedAt;
+    const published = component.annotations[CREATED_ANNOTATION];
     return {
       kind: component.kind,
       source: component.source,
@@ -115,6 +122,7 @@ export async function inspectBundle(options: InspectBundleOptions): Promise<Insp
       ...(component.version === undefined ? {} : { version: component.version }),
       ...(updatedAt === undefined ? {} : { updatedAt, ageMs: now - Date.parse(updatedAt) }),
       ...(component.metadata === undefined ? {} : { nextUpdate: component.metadata.NextUpdate }),
+      ...(published === undefined ? {} : { published }),
     };
   });
   return {

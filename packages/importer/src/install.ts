@@ -16,8 +16,10 @@ import {
   type VexComponent,
 } from '@trivy-airgap/format';
 import {
+  CREATED_ANNOTATION,
   VEX_SPEC_VERSION,
   mergeRepositoryYaml,
+  type DbMetadataFields,
   parseVexIndex,
   resolveVexConfigPath,
 } from '@trivy-airgap/trivy';
@@ -107,6 +109,7 @@ export interface ImportBundleResult {
 /** What a component brings, for anti-rollback and the install record. */
 function describeComponent(
   component: Component,
+  upstream?: DbMetadataFields,
 ): Pick<GenerationRecord, 'updatedAt' | 'version' | 'created' | 'digest' | 'source'> {
   if (component.kind === 'vex') {
     return {
@@ -114,9 +117,11 @@ function describeComponent(
       source: component.url,
     };
   }
-  const created = component.annotations['org.opencontainers.image.created'];
+  const created = component.annotations[CREATED_ANNOTATION];
+  // A DB's build time is its layer's metadata.json (older manifests also record it, equal to it).
+  const updatedAt = upstream?.UpdatedAt ?? component.metadata?.UpdatedAt;
   return {
-    ...(component.metadata === undefined ? {} : { updatedAt: component.metadata.UpdatedAt }),
+    ...(updatedAt === undefined ? {} : { updatedAt }),
     ...(component.version === undefined ? {} : { version: component.version }),
     ...(created === undefined ? {} : { created }),
     digest: component.manifest.digest,
@@ -199,21 +204,36 @@ async function probeLiveDirectory(
   }
 }
 
+/** A component on its way in, with its layer's metadata.json once the bundle pass read it. */
+interface IncomingComponent {
+  readonly component: Component;
+  readonly upstream?: DbMetadataFields | undefined;
+}
+
+/**
+ * Anti-rollback. Runs early on the signed manifest alone (refusing before any work where the
+ * manifest tells), and finally, with `layersRead`, on what the bundle pass read from the layers,
+ * before anything is swapped. Early, a DB whose build time is still unknown is skipped: its push
+ * time (`created`) differs per mirror for the same build and decides nothing.
+ */
 async function checkDowngrades(
   paths: CachePaths,
-  manifest: BundleManifest,
-  allowDowngrade: boolean,
-  onProgress: ProgressListener,
+  incoming: readonly IncomingComponent[],
+  options: { allowDowngrade: boolean; layersRead: boolean; onProgress: ProgressListener },
 ): Promise<Set<ComponentKey>> {
   const state = await readState(paths);
   const downgrades = new Set<ComponentKey>();
-  for (const component of manifest.components) {
+  for (const { component, upstream } of incoming) {
     const key = keyOf(component);
+    const described = describeComponent(component, upstream);
+    const buildTimeUnknown =
+      (component.kind === 'db' || component.kind === 'java-db') && described.updatedAt === undefined;
+    if (!options.layersRead && buildTimeUnknown) continue;
     const installed = await installedRecord(paths, state, key);
     if (installed === undefined) continue;
-    const reason = downgradeReason(describeComponent(component), installed);
+    const reason = downgradeReason(described, installed);
     if (reason === undefined) continue;
-    if (!allowDowngrade) {
+    if (!options.allowDowngrade) {
       throw new ImporterError(
         'DOWNGRADE_REFUSED',
         `the bundle's ${key} is older than the installed one (${reason}); refusing to roll back content`,
@@ -221,12 +241,16 @@ async function checkDowngrades(
       );
     }
     downgrades.add(key);
-    onProgress({
+    options.onProgress({
       type: 'warning',
       message: `installing an older ${key} (${reason}) as --allow-downgrade asks`,
     });
   }
   return downgrades;
+}
+
+function componentsOf(manifest: BundleManifest): IncomingComponent[] {
+  return manifest.components.map((component) => ({ component }));
 }
 
 function generationName(now: Date, bundleId: string): string {
@@ -263,7 +287,6 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
   let stage: string | undefined;
   let committed = false;
   let cleaned: string[] = [];
-  let downgrades = new Set<ComponentKey>();
   let vexConfigPath: string | undefined;
 
   try {
@@ -285,7 +308,11 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
             vexConfigPath,
           );
         }
-        await checkDowngrades(paths, trusted.manifest, options.allowDowngrade === true, ignoreProgress);
+        await checkDowngrades(paths, componentsOf(trusted.manifest), {
+          allowDowngrade: options.allowDowngrade === true,
+          layersRead: false,
+          onProgress: ignoreProgress,
+        });
       },
       stage: async (trusted: TrustedBundle) => {
         // The first write under the cache: only now that the signature and policy passed.
@@ -293,12 +320,12 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
         lock = await acquireCacheLock(paths, 'import');
         cleaned = await recoverAndClean(paths);
         for (const line of cleaned) onProgress({ type: 'note', message: line });
-        downgrades = await checkDowngrades(
-          paths,
-          trusted.manifest,
-          options.allowDowngrade === true,
-          onProgress,
-        );
+        // Again under the lock: another import may have finished in between.
+        await checkDowngrades(paths, componentsOf(trusted.manifest), {
+          allowDowngrade: options.allowDowngrade === true,
+          layersRead: false,
+          onProgress: ignoreProgress,
+        });
         stage = resolveInside(
           paths.stagingDir,
           generationName(clock(), trusted.manifest.bundleId),
@@ -312,6 +339,12 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
     });
     if (stage === undefined) throw new Error('internal: no staging directory');
     const manifest = prepared.manifest;
+    // The build times read from the layers decide, still under the lock and before any swap.
+    const downgrades = await checkDowngrades(paths, prepared.components, {
+      allowDowngrade: options.allowDowngrade === true,
+      layersRead: true,
+      onProgress,
+    });
     await options.stepHook?.('verified');
     throwIfAborted(signal);
 
@@ -326,7 +359,7 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
     const components: Record<ComponentKey, ComponentState> = { ...state.components };
     const links: LinkSwitch[] = [];
     const installed: InstalledComponent[] = [];
-    for (const { component, key, dir } of prepared.components) {
+    for (const { component, key, dir, upstream } of prepared.components) {
       if (dir === undefined) throw new Error(`internal: ${key} was not staged`);
       const generation = generationName(installedAt, manifest.bundleId);
       const generationPath = generationPathOf(paths, key, generation);
@@ -342,7 +375,7 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
         manifestDigest: prepared.manifestDigest,
         keyId: prepared.signature?.keyId ?? null,
         installedAt: installedAt.toISOString(),
-        ...describeComponent(component),
+        ...describeComponent(component, upstream),
         ...(fingerprint === undefined ? {} : { fingerprint }),
       };
       const { previous, migrateTo } = await previousOf(paths, state.components[key], key, installedAt);

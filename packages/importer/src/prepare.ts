@@ -17,6 +17,7 @@ import {
   VEX_SPEC_VERSION,
   checksMajorVersion,
   renderDbMetadata,
+  type DbMetadataFields,
   renderPolicyMetadata,
   renderVexCacheJson,
   unpackVexArchive,
@@ -70,6 +71,8 @@ export interface PreparedComponent {
   readonly key: ComponentKey;
   /** The finished directory in staging (import); undefined when nothing was written. */
   readonly dir: string | undefined;
+  /** A DB layer's metadata.json as published (read from the layer; anti-rollback uses UpdatedAt). */
+  readonly upstream?: DbMetadataFields;
 }
 
 export interface PreparedBundle extends ReadBundleResult {
@@ -197,12 +200,14 @@ export async function prepareBundle(options: PrepareBundleOptions): Promise<Prep
       const dir = stage === undefined ? undefined : resolveInside(stage, key, 'staging');
       if (component.kind === 'vex') {
         checks.push(await prepareVex(component, verified, archives.get(key), dir, preparedAt));
+        components.push({ component, key, dir });
       } else {
         const layer = layers.get(key);
         if (layer === undefined) throw new Error(`internal: no layer read for ${key}`);
-        checks.push(await prepareOci(component, layer, stage, preparedAt));
+        const { check, upstream } = await prepareOci(component, layer, stage, preparedAt);
+        checks.push(check);
+        components.push({ component, key, dir, ...(upstream === undefined ? {} : { upstream }) });
       }
-      components.push({ component, key, dir });
     }
     return { ...verified, checks, components, preparedAt };
   } finally {
@@ -247,7 +252,7 @@ async function prepareOci(
   read: ReadLayer,
   stage: string | undefined,
   preparedAt: Date,
-): Promise<VerificationCheck> {
+): Promise<{ check: VerificationCheck; upstream: DbMetadataFields | undefined }> {
   let layer = await read.unpacker.result();
   checkLayerContent(component, layer);
   if (stage !== undefined && read.compressed !== undefined) {
@@ -279,10 +284,13 @@ async function prepareOci(
         });
   if (dir !== undefined) await writeFile(join(dir, 'metadata.json'), metadata, { mode: 0o644 });
   return {
-    check: 'layer-content',
-    subject: component.kind,
-    ok: true,
-    detail: `${layer.files.length} files, ${layer.bytes} bytes unpacked; contents match the manifest`,
+    check: {
+      check: 'layer-content',
+      subject: component.kind,
+      ok: true,
+      detail: `${layer.files.length} files, ${layer.bytes} bytes unpacked; contents match the manifest`,
+    },
+    upstream,
   };
 }
 

@@ -22,6 +22,8 @@ export interface VerifyBundleResult {
   /** Every check performed, in order. */
   readonly checks: readonly VerificationCheck[];
   readonly bytesRead: number;
+  /** Per DB kind (`db`, `java-db`): UpdatedAt of the metadata.json read from its layer. */
+  readonly builtAt: Readonly<Partial<Record<string, string>>>;
 }
 
 /**
@@ -44,5 +46,10 @@ export async function verifyBundle(options: VerifyBundleOptions): Promise<Verify
     warnings: result.warnings,
     checks: result.checks,
     bytesRead: result.bytesRead,
+    builtAt: Object.fromEntries(
+      result.components.flatMap(({ key, upstream }) =>
+        upstream === undefined ? [] : [[key, upstream.UpdatedAt]],
+      ),
+    ),
   };
 }

@@ -117,13 +117,20 @@ describe('impossible DB metadata is never installed over a working DB', () => {
     ['java-db', 2],
     ['java-db', 999],
   ] as const) {
-    it(`${kind} schema Version ${version}, signed and agreeing with the manifest`, async () => {
+    it(`${kind} schema Version ${version} in the layer (a signed manifest that records no metadata, as exported now)`, async () => {
       const bytes = withArtifact(kind, { version });
       assert.equal(await refusedByBoth(bytes, `${kind} Version ${version}`), 'BUNDLE_CONTENT_INVALID');
     });
   }
 
-  it('layer metadata.json that disagrees with the signed manifest', async () => {
+  it('db schema Version 999 in the layer and in the signed manifest of an earlier exporter, agreeing', async () => {
+    const bytes = buildBundle({
+      components: [{ kind: 'db', options: { version: 999 }, metadata: 'from-layer' }, { kind: 'vex' }],
+    }).bytes;
+    assert.equal(await refusedByBoth(bytes, 'db Version 999, old style'), 'BUNDLE_CONTENT_INVALID');
+  });
+
+  it('layer metadata.json that disagrees with the signed manifest (an earlier exporter recorded it)', async () => {
     const bytes = buildBundle({
       components: [
         {

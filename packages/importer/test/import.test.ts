@@ -101,8 +101,9 @@ describe('import round trip into an empty cache: every rule of trivy-facts.md "C
 
   it('db/metadata.json: compact JSON, Trivy keys in order, every upstream field kept, a real DownloadedAt ("an installer MUST write a real DownloadedAt")', () => {
     const text = readFileSync(join(cache, 'db', 'metadata.json'), 'utf8');
-    const upstream = (built.manifest.components as { kind: string; metadata?: Record<string, unknown> }[])[0]!
-      .metadata!;
+    const upstream = JSON.parse(
+      upstreamMetadata('db', { extraMetadata: { Future: 'kept' } }).toString(),
+    ) as Record<string, unknown>;
     assert.equal(
       text,
       JSON.stringify({
@@ -451,6 +452,23 @@ describe('anti-rollback, --allow-downgrade and rollback', () => {
     assert.match(readFileSync(join(cache, 'db', 'trivy.db'), 'utf8'), new RegExp(NEW_DATE.toISOString()));
     await rollback({ cacheDir: cache, components: ['db'] });
     assert.equal(updatedAt(), OLD_DATE.toISOString());
+  });
+
+  it('a bundle of an earlier exporter (its manifest records metadata.json) imports, and anti-rollback compares it with a newer-style one', async () => {
+    const cache = freshDir('old-style');
+    const oldStyle = (date: Date) =>
+      bundleFile(work, {
+        components: [{ kind: 'db', options: { updatedAt: date }, metadata: 'from-layer' }],
+      });
+    const newer = oldStyle(NEW_DATE);
+    assert.ok((newer.bundle.manifest.components as { metadata?: unknown }[])[0]?.metadata !== undefined);
+    const result = await importBundle(options(newer.path, cache));
+    assert.equal(result.installed.find((c) => c.key === 'db')?.updatedAt, NEW_DATE.toISOString());
+    assert.equal(json(join(cache, 'db', 'metadata.json')).UpdatedAt, NEW_DATE.toISOString());
+    const older = bundleFile(work, { components: [{ kind: 'db', options: { updatedAt: OLD_DATE } }] });
+    await assert.rejects(importBundle(options(older.path, cache)), { code: 'DOWNGRADE_REFUSED' });
+    assert.equal(json(join(cache, 'db', 'metadata.json')).UpdatedAt, NEW_DATE.toISOString());
+    await importBundle(options(oldStyle(NEW_DATE).path, cache));
   });
 
   it('the same DB build pushed to another mirror at another time is not a downgrade', async () => {

@@ -67,6 +67,9 @@ describe('verifyBundle: a good bundle', () => {
     ]) {
       assert.ok(names.includes(expected), expected);
     }
+    // Read from the layers: the manifest records no metadata.json.
+    const layerMetadata = JSON.parse(upstreamMetadata('db').toString()) as { UpdatedAt: string };
+    assert.equal(result.builtAt.db, layerMetadata.UpdatedAt);
   });
 
   it('accepts Ed25519 signatures too', async () => {
@@ -527,8 +530,20 @@ describe('inspectBundle', () => {
     const db = result.components[0]!;
     assert.equal(db.source, 'mirror.gcr.io/aquasec/trivy-db:2');
     assert.match(db.manifestDigest ?? '', /^sha256:/);
-    assert.ok(typeof db.ageMs === 'number');
+    assert.equal(db.published, '2026-11-25T06:20:00Z', 'the OCI created annotation');
+    assert.equal(
+      db.updatedAt,
+      undefined,
+      'the manifest records no metadata.json: only verify reads the layer',
+    );
     assert.equal(result.expired, false);
+  });
+
+  it('shows the build time a manifest of an earlier exporter records', async () => {
+    const { path } = bundleFile(work, { components: [{ kind: 'db', metadata: 'from-layer' }] });
+    const db = (await inspectBundle({ bundle: path, trustDirs: [] })).components[0]!;
+    assert.match(db.updatedAt ?? '', /^\d{4}-/);
+    assert.ok(typeof db.ageMs === 'number');
   });
 
   it('reports the signature status when keys are given', async () => {

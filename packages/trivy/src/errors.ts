@@ -15,14 +15,10 @@ export const TRIVY_ERROR_CODES = {
   ARTIFACT_TITLE_MISSING: 'failure',
   /** The manifest bytes are not a JSON OCI image manifest at all (or a layer descriptor is malformed). */
   ARTIFACT_MANIFEST_INVALID: 'failure',
-  /** No `metadata.json` at the root of a DB layer. */
-  METADATA_MISSING: 'failure',
   /** `metadata.json` is not JSON, or a field breaks Trivy's rules (Version int, RFC 3339 dates). */
   METADATA_INVALID: 'failure',
   /** `metadata.json` is larger than the cap. */
   METADATA_TOO_LARGE: 'failure',
-  /** The layer stream is not a readable gzip tar. */
-  LAYER_INVALID: 'failure',
   /** A vex-repository.json breaks vex-repo-spec 0.1 (or Trivy's reading of it). */
   VEX_MANIFEST_INVALID: 'failure',
   /** A VEX repository URL or location URL cannot be used. */

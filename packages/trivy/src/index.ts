@@ -17,13 +17,7 @@ export {
   type DefaultSources,
   type TrivyVersion,
 } from './artifacts.js';
-export {
-  DbMetadataExtractor,
-  dbSchemaProblem,
-  parseDbMetadata,
-  type DbKind,
-  type DbLayerMetadata,
-} from './metadata.js';
+export { dbSchemaProblem, parseDbMetadata, type DbKind } from './metadata.js';
 export { resolveCacheDirDetailed, resolveVexConfigPath, type ResolvedCacheDir } from './cache-dir.js';
 export {
   renderDbMetadata,

@@ -65,10 +65,14 @@ export interface OciComponentSpec {
   readonly kind: FixtureKind;
   /** Options for trivyArtifact (updatedAt, dbContents, checksVersion, …). */
   readonly options?: ArtifactOptions;
-  /** Use this artifact as is (then `metadata` should be given for a DB). */
+  /** Use this artifact as is. */
   readonly artifact?: FixtureArtifact;
-  /** The upstream metadata.json fields the manifest claims (default: those of the layer). */
-  readonly metadata?: Record<string, unknown>;
+  /**
+   * The upstream metadata.json fields the manifest claims, as earlier exporters recorded them:
+   * given fields, or `'from-layer'` for those of the layer. Default: none, as the exporter writes
+   * manifests now (the importer reads metadata.json from the layer).
+   */
+  readonly metadata?: Record<string, unknown> | 'from-layer';
   readonly source?: string;
   readonly servedBy?: string;
 }
@@ -214,13 +218,14 @@ export function buildBundle(options: BuildBundleOptions): BuiltBundle {
       annotations: { 'org.opencontainers.image.ref.name': layoutRef },
     });
     const metadata =
-      spec.kind === 'checks'
+      spec.kind === 'checks' || spec.metadata === undefined
         ? undefined
-        : (spec.metadata ??
-          (JSON.parse(upstreamMetadata(spec.kind, spec.options ?? {}).toString()) as Record<
-            string,
-            unknown
-          >));
+        : spec.metadata === 'from-layer'
+          ? (JSON.parse(upstreamMetadata(spec.kind, spec.options ?? {}).toString()) as Record<
+              string,
+              unknown
+            >)
+          : spec.metadata;
     const version = annotations['org.opencontainers.image.version'];
     components.push({
       kind: spec.kind,

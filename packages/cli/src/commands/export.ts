@@ -119,13 +119,13 @@ function shortDigest(digest: string): string {
   return digest.slice(0, 'sha256:'.length + 12);
 }
 
-function age(updatedAt: string | undefined, now: number): string {
-  if (updatedAt === undefined) return '';
-  const hours = (now - Date.parse(updatedAt)) / 3_600_000;
+function age(verb: string, timestamp: string | undefined, now: number): string {
+  if (timestamp === undefined) return '';
+  const hours = (now - Date.parse(timestamp)) / 3_600_000;
   if (!Number.isFinite(hours)) return '';
   return hours < 48
-    ? `, built ${Math.max(0, Math.round(hours))} h ago`
-    : `, built ${Math.round(hours / 24)} d ago`;
+    ? `, ${verb} ${Math.max(0, Math.round(hours))} h ago`
+    : `, ${verb} ${Math.round(hours / 24)} d ago`;
 }
 
 function jsonSummary(result: ExportResult) {
@@ -170,7 +170,7 @@ function humanSummary(result: ExportResult): string[] {
       component.layerDigest === undefined
         ? `archive ${shortDigest(component.digest)}`
         : `manifest ${shortDigest(component.digest)}  layer ${shortDigest(component.layerDigest)}`;
-    return `${name.padEnd(12)} ${formatBytes(component.size).padStart(9)}  ${digests}  from ${component.servedBy}${version}${age(component.updatedAt, now)}`;
+    return `${name.padEnd(12)} ${formatBytes(component.size).padStart(9)}  ${digests}  from ${component.servedBy}${version}${component.updatedAt === undefined ? age('published', component.published, now) : age('built', component.updatedAt, now)}`;
   });
   const { bundle } = result;
   const checksumName = basename(bundle.checksumPath);

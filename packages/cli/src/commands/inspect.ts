@@ -69,9 +69,11 @@ export function inspectCommand(context: CommandContext) {
             : [`  layer       ${component.layerDigest} (${formatBytes(component.size ?? 0)})`]),
           ...(component.location === undefined ? [] : [`  location    ${component.location}`]),
           ...(component.version === undefined ? [] : [`  version     ${component.version}`]),
-          ...(component.updatedAt === undefined
-            ? []
-            : [`  updated     ${component.updatedAt} (${age(component.updatedAt)})`]),
+          ...(component.updatedAt !== undefined
+            ? [`  updated     ${component.updatedAt} (${age(component.updatedAt)})`]
+            : component.published !== undefined
+              ? [`  published   ${component.published} (${age(component.published)})`]
+              : []),
         ]),
         '',
         'check it with stock tools where it lies with its .sha256 files:',
