@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseManifest, parseManifestBytes, serializeManifest, type FormatError } from '../src/index.js';
-
+import {
+  MAX_BUNDLE_FILES,
+  parseManifest,
+  parseManifestBytes,
+  serializeManifest,
+  type FormatError,
+} from '../src/index.js';
 import { sampleManifest, vexArchive, vexManifest } from './sample-manifest.js';
 
 function codeOf(fn: () => unknown): string {
@@ -277,5 +282,17 @@ describe('parseManifest: one bundle path serves one role', () => {
       (m.components as unknown[]).push(second);
     });
     assert.ok(fields.includes('components[2].name'), fields.join(', '));
+  });
+});
+
+describe('parseManifest: bounded', () => {
+  it('refuses a manifest listing more entries than a bundle may hold (MAX_BUNDLE_FILES)', () => {
+    const manifest = sampleManifest();
+    const file = manifest.files[0]!;
+    const files = Array.from({ length: MAX_BUNDLE_FILES + 1 }, (_, i) => ({ ...file, path: `other/${i}` }));
+    assert.equal(
+      codeOf(() => parseManifest({ ...manifest, files: [...manifest.files, ...files] })),
+      'MANIFEST_INVALID',
+    );
   });
 });
