@@ -69,9 +69,15 @@ const transfer = join(work, 'transfer');
 const bundle = join(transfer, 'trivy-bundle.tgz');
 const isolated = join(work, 'isolated');
 const singleFileCopy = join(isolated, 'trivy-airgap.mjs');
-const cache = join(isolated, 'cache');
-const vexConfig = join(isolated, 'vex', 'repository.yaml');
+/** What the connected side's keygen and export printed (their assertions are the first test's). */
+let keygen: Run;
+let exported: Run;
 
+/**
+ * The fixtures every test starts from, built once and only read by the tests: a registry and a
+ * VEX server on loopback, a key pair, the signed bundle, and on the isolated side the single-file
+ * CLI with the public key. A test that needs more (an installed cache) builds it itself.
+ */
 before(async () => {
   registry = await startRegistry({ mode: 'plain' });
   await seedRegistryWithSkopeo(registry, {
@@ -82,7 +88,30 @@ before(async () => {
   // The zip shape (a GitHub-style top folder + //subdir); the demo covers tar.gz.
   vexServer = await startVexRepositoryServer(vexRepositoryArchive({ type: 'zip', topDir: 'vexhub-main' }));
   mkdirSync(transfer, { recursive: true });
+  keygen = await runCli(CLI, ['keygen', '--out-dir', keys]);
+  exported = await runCli(CLI, [
+    'export',
+    '--all',
+    '--db-repository',
+    `${registry.host}/aquasec/trivy-db:2`,
+    '--java-db-repository',
+    `${registry.host}/aquasec/trivy-java-db:1`,
+    '--checks-bundle-repository',
+    `${registry.host}/aquasec/trivy-checks:2`,
+    '--vex-repository',
+    `default=${vexServer.url}`,
+    '--plain-http',
+    '--work-dir',
+    join(work, 'export-work'),
+    '--key',
+    join(keys, 'signing.key'),
+    '-o',
+    bundle,
+    '--json',
+  ]);
   mkdirSync(isolated, { recursive: true });
+  copyFileSync(SINGLE_FILE, singleFileCopy);
+  if (keygen.code === 0) copyFileSync(join(keys, 'signing.pub'), join(isolated, 'signing.pub'));
 });
 
 after(async () => {
@@ -91,36 +120,21 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
+/** Fails the calling test with the export's own error when the fixture bundle could not be made. */
+function assertBundle(): void {
+  assert.equal(keygen.code, 0, `keygen failed: ${keygen.stderr}`);
+  assert.equal(exported.code, 0, `export failed: ${exported.stderr}`);
+}
+
 describe('export → carry → import, through the built CLIs', () => {
-  it('connected side: keygen, then export --all into one signed bundle', async () => {
-    const keygen = await runCli(CLI, ['keygen', '--out-dir', keys]);
-    assert.equal(keygen.code, 0, keygen.stderr);
-    const exported = await runCli(CLI, [
-      'export',
-      '--all',
-      '--db-repository',
-      `${registry.host}/aquasec/trivy-db:2`,
-      '--java-db-repository',
-      `${registry.host}/aquasec/trivy-java-db:1`,
-      '--checks-bundle-repository',
-      `${registry.host}/aquasec/trivy-checks:2`,
-      '--vex-repository',
-      `default=${vexServer.url}`,
-      '--plain-http',
-      '--work-dir',
-      join(work, 'export-work'),
-      '--key',
-      join(keys, 'signing.key'),
-      '-o',
-      bundle,
-      '--json',
-    ]);
-    assert.equal(exported.code, 0, exported.stderr);
+  it('connected side: keygen, then export --all into one signed bundle', () => {
+    assertBundle();
     JSON.parse(exported.stdout); // --json: one JSON document on stdout, nothing else
     assert.ok(existsSync(`${bundle}.sha256`) && existsSync(`${bundle}.sha256.sig`));
   });
 
   it('before the air gap: stock tools check it (sha256sum -c, openssl on the checksum file and the manifest)', () => {
+    assertBundle();
     assert.match(
       execFileSync('sha256sum', ['-c', 'trivy-bundle.tgz.sha256'], { cwd: transfer, encoding: 'utf8' }),
       /OK/,
@@ -136,8 +150,7 @@ describe('export → carry → import, through the built CLIs', () => {
     assert.equal(checksum.status, 0, checksum.stderr);
     const listing = execFileSync('tar', ['-tzf', bundle], { encoding: 'utf8' }).trim().split('\n');
     assert.deepEqual(listing.slice(0, 2), ['manifest.json', 'manifest.json.sig']);
-    const unpacked = join(work, 'unpacked');
-    mkdirSync(unpacked);
+    const unpacked = mkdtempSync(join(work, 'unpacked-'));
     execFileSync('tar', ['-xzf', bundle, '-C', unpacked, 'manifest.json', 'manifest.json.sig']);
     const manifest = spawnSync(
       'openssl',
@@ -156,8 +169,9 @@ describe('export → carry → import, through the built CLIs', () => {
   });
 
   it('isolated side: the single-file CLI alone in an empty directory verifies and imports', async () => {
-    copyFileSync(SINGLE_FILE, singleFileCopy);
-    copyFileSync(join(keys, 'signing.pub'), join(isolated, 'signing.pub'));
+    assertBundle();
+    const cache = join(isolated, 'cache');
+    const vexConfig = join(isolated, 'vex', 'repository.yaml');
     // No node_modules anywhere above the copy's directory would help it: it must need none.
     const verified = await runCli(singleFileCopy, ['verify', bundle, '--trust', 'signing.pub'], {
       cwd: isolated,
@@ -203,21 +217,19 @@ describe('export → carry → import, through the built CLIs', () => {
   });
 
   it('a bundle changed by one byte after export is refused (exit 3) and the cache stays byte-for-byte as it was', async () => {
+    assertBundle();
+    // A cache with this bundle installed, so "as it was" covers every component.
+    const cache = join(isolated, 'tamper-cache');
+    const vexConfig = join(isolated, 'tamper-vex', 'repository.yaml');
+    const trust = ['--trust', join(isolated, 'signing.pub'), '--cache-dir', cache, '--vex-config', vexConfig];
+    const installed = await runCli(singleFileCopy, ['import', bundle, ...trust], { cwd: isolated });
+    assert.equal(installed.code, 0, installed.stderr);
     const tampered = join(work, 'tampered.tgz');
     const bytes = readFileSync(bundle);
     bytes[Math.floor(bytes.length / 2)]! ^= 0x20;
     writeFileSync(tampered, bytes);
     const before = treeDigest(cache);
-    const run = await runCli(singleFileCopy, [
-      'import',
-      tampered,
-      '--trust',
-      join(isolated, 'signing.pub'),
-      '--cache-dir',
-      cache,
-      '--vex-config',
-      vexConfig,
-    ]);
+    const run = await runCli(singleFileCopy, ['import', tampered, ...trust], { cwd: isolated });
     assert.equal(run.code, 3, run.stderr);
     assert.match(run.stderr, /error:/);
     assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace without --debug');
@@ -225,6 +237,7 @@ describe('export → carry → import, through the built CLIs', () => {
   });
 
   it('on a terminal (script(1) pseudo-terminal) progress is drawn; off a terminal there are no escape codes', async () => {
+    assertBundle();
     const pty = importOnTerminal(join(work, 'tty-cache'), join(work, 'tty-vex.yaml'), {});
     assert.equal(pty.status, 0, pty.stdout.slice(-2000));
     assert.ok(pty.stdout.includes('\u001b['), 'escape codes of the spinner on a TTY');
@@ -249,6 +262,7 @@ describe('export → carry → import, through the built CLIs', () => {
   });
 
   it('NO_COLOR on a terminal: no colours and no spinner, only the plain summary lines', () => {
+    assertBundle();
     const pty = importOnTerminal(join(work, 'nocolor-cache'), join(work, 'nocolor-vex.yaml'), {
       NO_COLOR: '1',
     });

@@ -1,9 +1,16 @@
-export * from './errors.js';
-export * from './bundle-writer.js';
+// The public surface of @trivy-airgap/exporter: what the CLI uses (README.md).
+// Everything else stays inside; tests reach internals through their own module paths.
+
+export { EXPORTER_ERROR_CODES, ExporterError, type ExporterErrorCode } from './errors.js';
+export {
+  EXPORT_COMPONENT_KINDS,
+  exportBundle,
+  type ExportComponentKind,
+  type ExportedComponent,
+  type ExportOptions,
+  type ExportResult,
+  type RegistryOptions,
+} from './export.js';
 export type { WrittenFile } from './output-sink.js';
-export * from './options.js';
-export * from './export.js';
-export { fetchOciComponent, verifyWithMirrors, COMPONENT_LABELS } from './oci-component.js';
-export type { FetchedOciComponent, OciFetchContext, StoredBlob } from './oci-component.js';
-export { fetchVexRepository, vexBundlePaths, MAX_VEX_ARCHIVE_BYTES } from './vex-component.js';
-export type { FetchedVexRepository, VexFetchContext } from './vex-component.js';
+export { parseDuration, parseSize, parseVexRepositorySpecs, type VexRepositorySpec } from './options.js';
+export { fetchVexRepository, type FetchedVexRepository, type VexFetchContext } from './vex-component.js';

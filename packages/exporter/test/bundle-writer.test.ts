@@ -24,7 +24,8 @@ import {
 } from '@trivy-airgap/format';
 import * as tar from 'tar';
 import { deterministicBytes } from '@trivy-airgap/test-utils';
-import { ExporterError, writeBundle, type BundleEntry, type ManifestDraft } from '../src/index.js';
+import { ExporterError } from '../src/index.js';
+import { writeBundle, type BundleEntry, type ManifestDraft } from '../src/bundle-writer.js';
 
 const work = mkdtempSync(join(tmpdir(), 'airgap-writer-'));
 after(() => rmSync(work, { recursive: true, force: true }));

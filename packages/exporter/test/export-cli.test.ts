@@ -319,8 +319,8 @@ describe('trivy-airgap export (built CLI as a process)', () => {
       });
       const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
       await stalledOnce;
-      // Let the client write what it received, then kill it hard: no cleanup code runs.
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      // Kill it hard (no cleanup code runs) once bytes it received are on disk in its partial file.
+      await partialFileGrows(join(work, 'work-resume', 'oci', '.partial'), db.layerDigest.slice(7));
       child.kill('SIGKILL');
       await exited;
     } finally {
@@ -356,3 +356,14 @@ describe('trivy-airgap export (built CLI as a process)', () => {
     );
   });
 });
+
+/** Resolves when a file ending in `suffix` in `dir` holds at least one byte (the download wrote to disk). */
+async function partialFileGrows(dir: string, suffix: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const name = existsSync(dir) ? readdirSync(dir).find((entry) => entry.endsWith(suffix)) : undefined;
+    if (name !== undefined && statSync(join(dir, name)).size > 0) return;
+    assert.ok(Date.now() < deadline, `no bytes of ${suffix} reached ${dir}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

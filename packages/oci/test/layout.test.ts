@@ -9,7 +9,6 @@ import { after, before, describe, it } from 'node:test';
 import { digestOfBytes, type Digest } from '@trivy-airgap/format';
 import { startRegistry, trivyArtifact, writeOciLayout, type TestRegistry } from '@trivy-airgap/test-utils';
 import {
-  MEDIA_TYPES,
   OciError,
   OciLayout,
   RegistryClient,
@@ -17,6 +16,7 @@ import {
   pullToLayout,
   type Descriptor,
 } from '../src/index.js';
+import { MEDIA_TYPES } from '../src/manifest.js';
 
 const run = promisify(execFile);
 const work = await mkdtemp(join(tmpdir(), 'airgap-oci-layout-'));

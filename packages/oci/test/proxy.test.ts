@@ -16,7 +16,8 @@ import {
   type TestProxy,
   type TestRegistry,
 } from '@trivy-airgap/test-utils';
-import { RegistryClient, createHttpClient, parseImageManifest, proxyFor } from '../src/index.js';
+import { RegistryClient, createHttpClient, parseImageManifest } from '../src/index.js';
+import { proxyFor } from '../src/transport.js';
 
 /**
  * Proxies: the client must send its traffic through HTTP(S)_PROXY because Node's fetch will not.

@@ -4,16 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { digestOfBytes } from '@trivy-airgap/format';
-import {
-  OciError,
-  formatReference,
-  parseAuthChallenge,
-  parseImageManifest,
-  parseReference,
-  parseRetryAfter,
-  registryApiHost,
-  resolveCredentials,
-} from '../src/index.js';
+import { OciError, formatReference, parseImageManifest, parseReference } from '../src/index.js';
+import { parseAuthChallenge } from '../src/auth.js';
+import { resolveCredentials } from '../src/credentials.js';
+import { registryApiHost } from '../src/reference.js';
+import { parseRetryAfter } from '../src/transport.js';
 
 const work = await mkdtemp(join(tmpdir(), 'airgap-oci-unit-'));
 after(() => rm(work, { recursive: true, force: true }));

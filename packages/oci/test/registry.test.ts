@@ -315,14 +315,19 @@ describe('auth against real registries', () => {
     const ref = `${reg.host}/cache/trivy-checks:1`;
     await pushArtifact(client(reg), ref, artifact);
     const tokens = reg.tokenServer!;
+    const reader = client(reg, { anonymous: true });
+    // The client learns the registry's challenge here, so the two pulls below need no 401 first:
+    // both ask for the token of their scope at once, before any of them waits on the network.
+    const warm = `${reg.host}/cache/warm-up:1`;
+    await pushArtifact(client(reg), warm, artifact);
+    await reader.getManifest(warm);
     const before = tokens.requests.length;
     tokens.setAnswerDelay(300);
-    const reader = client(reg, { anonymous: true });
     const cancel = new AbortController();
     try {
       const cancelled = reader.getManifest(ref, { signal: cancel.signal });
       const kept = reader.getManifest(ref);
-      // Both are waiting for the token once it has been asked for.
+      // The token server has the (one) request and holds its answer: cancel one of the two waiters.
       while (tokens.requests.length === before) await new Promise((resolve) => setTimeout(resolve, 5));
       cancel.abort();
       await assertOciError(cancelled, 'ABORTED');

@@ -1,12 +1,54 @@
-export * from './errors.js';
-export * from './artifacts.js';
-export * from './metadata.js';
-export * from './cache-dir.js';
-export * from './render.js';
-export * from './repository-yaml.js';
-export * from './vex.js';
-export * from './vex-archive.js';
-export * from './doctor.js';
-export * from './fallback.js';
-export * from './flags.js';
-export * from './layout.js';
+// The public surface of @trivy-airgap/trivy: what the other packages and the CLI use (README.md).
+// Everything else stays inside; tests reach internals through their own module paths.
+
+export { TRIVY_ERROR_CODES, TrivyError, type TrivyErrorCode } from './errors.js';
+export {
+  ARTIFACTS,
+  CREATED_ANNOTATION,
+  DEFAULT_VEX_REPOSITORY,
+  VERSION_ANNOTATION,
+  checkArtifactManifest,
+  checksMajorVersion,
+  defaultSources,
+  normalizeRepository,
+  parseTrivyVersion,
+  type ArtifactKind,
+  type CheckedArtifact,
+  type DefaultSources,
+  type TrivyVersion,
+} from './artifacts.js';
+export {
+  DbMetadataExtractor,
+  dbSchemaProblem,
+  parseDbMetadata,
+  type DbKind,
+  type DbLayerMetadata,
+} from './metadata.js';
+export { resolveCacheDirDetailed, resolveVexConfigPath, type ResolvedCacheDir } from './cache-dir.js';
+export {
+  renderDbMetadata,
+  renderPolicyMetadata,
+  renderVexCacheJson,
+  type DbMetadataFields,
+} from './render.js';
+export { mergeRepositoryYaml, readRepositoryYaml, type ImportedVexRepository } from './repository-yaml.js';
+export {
+  MAX_VEX_MANIFEST_BYTES,
+  VEX_SPEC_VERSION,
+  WELL_KNOWN_VEX_MANIFEST,
+  parseLocationUrl,
+  parseVexIndex,
+  parseVexRepositoryManifest,
+  vexManifestRequest,
+  type VexRepositoryManifest,
+} from './vex.js';
+export { checkVexArchive, collisionKey, extractVexArchive, unpackVexArchive } from './vex-archive.js';
+export { diagnoseCache, offlineComponents, type CacheDiagnosis, type ComponentDiagnosis } from './doctor.js';
+export { trivyFallsBack, type RegistryFailure } from './fallback.js';
+export {
+  offlineTrivyFlags,
+  shellQuote,
+  trivyCapabilities,
+  trivyConfigYaml,
+  type OfflineFlagsInput,
+} from './flags.js';

@@ -6,9 +6,9 @@ import {
   checkArtifactManifest,
   checksMajorVersion,
   defaultSources,
-  lowestTrivyVersion,
   normalizeRepository,
 } from '../src/index.js';
+import { lowestTrivyVersion } from '../src/artifacts.js';
 import { throwsCode } from './helpers.js';
 
 describe('artifact facts (trivy-facts: "The three OCI artifacts" table)', () => {

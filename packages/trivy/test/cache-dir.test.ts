@@ -1,11 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  defaultCacheDir,
-  resolveCacheDir,
-  resolveCacheDirDetailed,
-  resolveVexConfigPath,
-} from '../src/index.js';
+import { resolveCacheDirDetailed, resolveVexConfigPath } from '../src/index.js';
+import { defaultCacheDir, resolveCacheDir } from '../src/cache-dir.js';
 
 const linux = { platform: 'linux' as const, homedir: '/home/ana', tmpdir: '/tmp' };
 

@@ -3,7 +3,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
 import { dbLayer, makeTarGz, upstreamMetadata } from '@trivy-airgap/test-utils';
-import { DbMetadataExtractor, parseDbMetadata, readDbLayerMetadata } from '../src/index.js';
+import { DbMetadataExtractor, parseDbMetadata } from '../src/index.js';
+import { readDbLayerMetadata } from '../src/metadata.js';
 import { rejectsWithCode, throwsCode } from './helpers.js';
 
 function feed(extractor: DbMetadataExtractor, bytes: Buffer, chunkSize: number): void {

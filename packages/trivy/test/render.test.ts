@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseDigest } from '@trivy-airgap/format';
-import { formatGoTime, renderDbMetadata, renderPolicyMetadata, renderVexCacheJson } from '../src/index.js';
+import { renderDbMetadata, renderPolicyMetadata, renderVexCacheJson } from '../src/index.js';
+import { formatGoTime } from '../src/render.js';
 
 const DIGEST = parseDigest(`sha256:${'19a0'.repeat(16)}`);
 

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { defaultRepositoryYaml, mergeRepositoryYaml, readRepositoryYaml } from '../src/index.js';
+import { mergeRepositoryYaml, readRepositoryYaml } from '../src/index.js';
+import { defaultRepositoryYaml } from '../src/repository-yaml.js';
 import { throwsCode } from './helpers.js';
 
 const VEXHUB = { name: 'default', url: 'https://github.com/aquasecurity/vexhub' };

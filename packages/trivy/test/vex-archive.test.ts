@@ -28,8 +28,8 @@ import {
   checkVexArchive,
   extractVexArchive,
   unpackVexArchive,
-  type VexArchiveType,
 } from '../src/index.js';
+import { type VexArchiveType } from '../src/vex-archive.js';
 import { rejectsWithCode } from './helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'trivy-vex-archive-'));

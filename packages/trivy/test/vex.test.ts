@@ -2,13 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { vexRepositoryManifest } from '@trivy-airgap/test-utils';
 import {
-  parseGoDuration,
   parseLocationUrl,
   parseVexIndex,
   parseVexRepositoryManifest,
   vexManifestRequest,
-  vexManifestUrl,
 } from '../src/index.js';
+import { parseGoDuration, vexManifestUrl } from '../src/vex.js';
 import { throwsCode } from './helpers.js';
 
 const VEXHUB_MANIFEST =
