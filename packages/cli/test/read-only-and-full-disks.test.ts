@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as utils from '@trivy-airgap/test-utils';
-import { cliCommand, cliSync, userEnv } from './process.js';
+import { cliCommand, cliSync, runProgram, userEnv, type Run } from './process.js';
 
 // Issue 12: errors a user's environment causes — a read-only cache (a read-only bind mount), a full
 // disk under `export --work-dir` (a small tmpfs) — are one line naming the path and what to do,
@@ -39,27 +38,12 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs `setup` (mounts) then the CLI in a private mount namespace; returns the CLI's result. */
 function inMountNamespace(setup: string, args: string[]): Promise<Run> {
   const script = `set -e\n${setup}\nset +e\n${cliCommand(args)}`;
-  return new Promise((resolve, reject) => {
-    const child = spawn('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', script], {
-      cwd: work,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  return runProgram('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', script], {
+    cwd: work,
+    env,
   });
 }
 

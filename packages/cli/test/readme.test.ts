@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +13,7 @@ import {
   type TestRegistry,
   type VexRepositoryServer,
 } from '@trivy-airgap/test-utils';
+import { runProgram } from './process.js';
 
 // Issue 12: a real `trivy-airgap` command (npm's bin entry), and the README's examples run as written,
 // from a directory that is not the repository. The README is read here, not copied: what is tested
@@ -61,15 +61,9 @@ const env: NodeJS.ProcessEnv = {
   npm_config_update_notifier: 'false',
 };
 
-function bash(command: string, cwd: string): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-c', command], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, output }));
-  });
+async function bash(command: string, cwd: string): Promise<{ code: number | null; output: string }> {
+  const run = await runProgram('bash', ['-c', command], { cwd, env });
+  return { code: run.code, output: run.stdout + run.stderr };
 }
 
 /** The commands of the ```sh blocks between two headings, continuation lines joined, comments dropped. */
