@@ -23,12 +23,7 @@ import {
   vexRepositoryArchive,
   type ArchiveEntry,
 } from '@trivy-airgap/test-utils';
-import {
-  TrivyError,
-  checkVexArchive,
-  extractVexArchive,
-  unpackVexArchive,
-} from '../src/index.js';
+import { TrivyError, checkVexArchive, extractVexArchive, unpackVexArchive } from '../src/index.js';
 import { type VexArchiveType } from '../src/vex-archive.js';
 import { rejectsWithCode } from './helpers.js';
 
