@@ -162,7 +162,11 @@ export function verifyCommand(context: CommandContext) {
             ...result.manifest.components.map((component) =>
               component.kind === 'vex'
                 ? `vex         ${component.name} (${component.url}) ${age(component.updatedAt)}`
-                : `${component.kind.padEnd(11)} ${component.servedBy}  manifest ${component.manifest.digest.slice(0, 19)}  ${age(result.builtAt[component.kind])}`,
+                : `${component.kind.padEnd(11)} ${component.servedBy}  manifest ${component.manifest.digest.slice(0, 19)}${
+                    result.builtAt[component.kind] === undefined
+                      ? ''
+                      : `  ${age(result.builtAt[component.kind])}`
+                  }`,
             ),
           ],
         );
