@@ -79,14 +79,27 @@ export interface BundleEntry {
   readonly path: string;
   readonly size: number;
   readonly digest: Digest;
-  /** Where the bytes are: a file on disk (streamed, never buffered), or small bytes in memory. */
-  readonly source: { readonly file: string } | { readonly bytes: Uint8Array };
+  /**
+   * Where the bytes are: a file on disk (streamed, never buffered), small bytes in memory, or a
+   * producer that writes them while the bundle is written (a download straight from the registry:
+   * see BundleStream).
+   */
+  readonly source:
+    { readonly file: string } | { readonly bytes: Uint8Array } | { readonly stream: BundleStream };
   /**
    * Hash the bytes again while packing and refuse a mismatch. For files that were not verified
    * by this process (reused from an earlier export's work dir); sizes are always enforced.
    */
   readonly verify?: boolean;
 }
+
+/**
+ * Produces an entry's bytes while the bundle is written: calls `write` with each chunk in order
+ * (awaiting it: backpressure) and resolves once every byte was written AND checked against the
+ * entry's digest, or rejects (then the bundle is discarded). `write` rejects once the bundle
+ * write has stopped; the producer then stops too.
+ */
+export type BundleStream = (write: (chunk: Buffer) => Promise<void>) => Promise<void>;
 
 /** The manifest fields the caller decides; `signer` and `files` are filled in by the writer. */
 export type ManifestDraft = Omit<BundleManifest, 'signer' | 'files'>;
@@ -262,6 +275,87 @@ async function* guardedFile(entry: BundleEntry, progress: (bytes: number) => voi
   if (digest !== undefined && digest !== entry.digest) throw mismatch('digest', entry.digest, digest);
 }
 
+/** How much of a streamed entry may wait between its producer and the gzip framing. */
+const STREAM_BUFFER = 4 * 1024 * 1024;
+
+/**
+ * The bytes of a streamed entry, exactly `size` of them. The entry ends only once the producer
+ * resolved, i.e. after its own check of the digest; if that fails the bundle write fails and
+ * the temp output is discarded, so no bundle holds unverified bytes.
+ */
+async function* streamedEntry(
+  entry: BundleEntry,
+  produce: BundleStream,
+  progress: (bytes: number) => void,
+): AsyncGenerator<Buffer> {
+  const buffer = new PassThrough({ highWaterMark: STREAM_BUFFER });
+  const stopped = () => new ExporterError('ABORTED', `${entry.path}: the bundle write stopped`);
+  const write = async (chunk: Buffer): Promise<void> => {
+    if (buffer.destroyed) throw stopped();
+    if (buffer.write(chunk)) return;
+    // Room again, or the reader went away (then no 'drain' ever comes).
+    await new Promise<void>((resolve, reject) => {
+      const settle = () => {
+        buffer.off('drain', settle);
+        buffer.off('close', settle);
+        if (buffer.destroyed) reject(stopped());
+        else resolve();
+      };
+      buffer.on('drain', settle);
+      buffer.on('close', settle);
+    });
+  };
+  const produced = produce(write).then(
+    () => buffer.end(),
+    (error: unknown) => buffer.destroy(error instanceof Error ? error : new Error(String(error))),
+  );
+  let count = 0;
+  // Handed on in READ_CHUNK pieces, as a file entry is: the stored deflate blocks follow the
+  // writes, so the same bytes give the same bundle whether they were streamed or stored.
+  let held: Buffer[] = [];
+  let heldBytes = 0;
+  try {
+    for await (const chunk of buffer as AsyncIterable<Buffer>) {
+      count += chunk.length;
+      if (count > entry.size) {
+        throw new ExporterError(
+          'ENTRY_MISMATCH',
+          `${entry.path}: more than the ${entry.size} bytes declared`,
+          {
+            expected: String(entry.size),
+            found: `more than ${entry.size}`,
+          },
+        );
+      }
+      held.push(chunk);
+      heldBytes += chunk.length;
+      if (heldBytes < READ_CHUNK) continue;
+      let joined = Buffer.concat(held, heldBytes);
+      while (joined.length >= READ_CHUNK) {
+        progress(READ_CHUNK);
+        yield joined.subarray(0, READ_CHUNK);
+        joined = joined.subarray(READ_CHUNK);
+      }
+      held = joined.length > 0 ? [joined] : [];
+      heldBytes = joined.length;
+    }
+    if (heldBytes > 0) {
+      progress(heldBytes);
+      yield Buffer.concat(held, heldBytes);
+    }
+    if (count !== entry.size) {
+      throw new ExporterError('ENTRY_MISMATCH', `${entry.path}: ${count} bytes, ${entry.size} declared`, {
+        expected: String(entry.size),
+        found: String(count),
+      });
+    }
+  } finally {
+    // Stopped early (a failure on either side): the producer's next write fails, and it ends.
+    if (!buffer.destroyed) buffer.destroy();
+    await produced;
+  }
+}
+
 /**
  * Writes a bundle (docs/bundle-format.md): one tar stream with manifest.json first,
  * manifest.json.sig second, then every entry sorted by path; regular files only, mode 0644,
@@ -320,6 +414,7 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WrittenB
     for (const entry of sorted) {
       yield tarFileHeader(entry.path, entry.size, mtime);
       if ('bytes' in entry.source) yield Buffer.from(entry.source.bytes);
+      else if ('stream' in entry.source) yield* streamedEntry(entry, entry.source.stream, progress);
       else yield* guardedFile(entry, progress);
       yield tarPadding(entry.size);
     }

@@ -317,13 +317,20 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
       }
       return done;
     };
-    // The components download at the same time (one layer downloads while another inflates);
-    // the results keep the order of `kinds`, so the bundle does not depend on who finished first.
+    // The components are resolved at the same time (manifests, configs, VEX archives, and the
+    // first answer to each layer request); the results keep the order of `kinds`, so the bundle
+    // does not depend on who finished first.
     const ociKinds = kinds.filter((kind): kind is OciComponentKind => kind !== 'vex');
     const ociTasks = ociKinds.map((kind) => fetchOne(kind));
     const vexTask = kinds.includes('vex') ? fetchVex() : Promise.resolve([]);
     // Downloads write into the work dir: a full or read-only disk there is named as such.
     await settleAll(run, [...ociTasks, vexTask]).catch((error: unknown) => {
+      // Layer requests already answered are dropped (their bytes are never read).
+      for (const task of ociTasks)
+        task.then(
+          ([result]) => result.pendingLayer?.cancel(),
+          () => undefined,
+        );
       throw asFileSystemError(error, { where: workDir, elsewhere: OTHER_WORK_DIR });
     });
     // Every task fulfilled (settleAll threw otherwise): these awaits return at once.
@@ -351,21 +358,31 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
       trivyVersions: sources.trivyVersions,
       components,
     } as const;
-    const bundle = await writeBundle({
-      output,
-      manifest,
-      entries,
-      signingKey: options.signingKey,
-      mtime: created,
-      ...(options.splitSize === undefined ? {} : { splitSize: options.splitSize }),
-      force,
-      ...(options.companions === undefined ? {} : { companions: options.companions }),
-      onProgress,
-      signal: run.signal,
-    });
+    // Layers not in the work dir stream from the registry into the bundle now (written once,
+    // after manifest.json and its signature, which need only the digests and sizes).
+    let bundle: WrittenBundle;
+    try {
+      bundle = await writeBundle({
+        output,
+        manifest,
+        entries,
+        signingKey: options.signingKey,
+        mtime: created,
+        ...(options.splitSize === undefined ? {} : { splitSize: options.splitSize }),
+        force,
+        ...(options.companions === undefined ? {} : { companions: options.companions }),
+        onProgress,
+        signal: run.signal,
+      });
+    } finally {
+      for (const item of fetched) item.pendingLayer?.cancel();
+    }
     const used = new Set<string>();
     for (const entry of entries) if ('file' in entry.source) used.add(entry.source.file);
-    for (const item of fetched) used.add(layout.blobPath(item.component.manifest.digest));
+    for (const item of fetched) {
+      used.add(layout.blobPath(item.component.manifest.digest));
+      used.add(layout.blobPath(item.component.layer.digest));
+    }
     for (const item of vexFetched) if (item.stateFile !== undefined) used.add(item.stateFile);
     const pruned = await pruneWorkDir(workDir, used, options.now ?? new Date());
     if (pruned > 0)
@@ -457,6 +474,15 @@ function bundleEntries(
   }
   for (const item of fetched) {
     add(bytesEntry(blobPath(item.component.manifest.digest), item.manifestBytes));
+    const pending = item.pendingLayer;
+    if (pending !== undefined) {
+      add({
+        path: blobPath(pending.descriptor.digest),
+        size: pending.descriptor.size,
+        digest: pending.descriptor.digest,
+        source: { stream: pending.stream }, // verified by the download itself
+      });
+    }
     for (const blob of item.blobs) {
       add({
         path: blobPath(blob.descriptor.digest),

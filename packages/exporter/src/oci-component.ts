@@ -13,6 +13,7 @@ import {
   parseReference,
   type Descriptor,
   type ImageReference,
+  type ManifestResult,
   type OciLayout,
   type RegistryClient,
 } from '@trivy-airgap/oci';
@@ -26,6 +27,7 @@ import {
   trivyFallsBack,
   type CheckedArtifact,
 } from '@trivy-airgap/trivy';
+import type { BundleStream } from './bundle-writer.js';
 import { ExporterError } from './errors.js';
 import { happenedAgo } from './human.js';
 
@@ -66,12 +68,27 @@ export interface StoredBlob {
   readonly fresh: boolean;
 }
 
+/**
+ * A layer that is not in the work dir yet: the registry has answered its request (so a blob it
+ * lacks failed over to the next repository like any other fetch), and its bytes flow when the
+ * bundle is written, straight into the bundle and into the work dir (for reuse and resume).
+ */
+export interface PendingLayer {
+  readonly descriptor: BundleDescriptor;
+  /** Writes the verified layer into the bundle (see BundleStream), then commits the work-dir copy. */
+  readonly stream: BundleStream;
+  /** Drops the held answer when the layer is not streamed after all; safe after `stream`. */
+  readonly cancel: () => void;
+}
+
 export interface FetchedOciComponent {
   readonly component: OciComponent;
   /** The manifest bytes exactly as the registry sent them (their sha256 is the manifest digest). */
   readonly manifestBytes: Buffer;
-  /** Config and layer blobs, in the work dir's layout. */
+  /** Config and (when already stored) layer blobs, in the work dir's layout. */
   readonly blobs: readonly StoredBlob[];
+  /** The layer, when it is downloaded while the bundle is written. */
+  readonly pendingLayer: PendingLayer | undefined;
   /** True when the layer was already in the work dir (an earlier export, unchanged digest). */
   readonly reusedLayer: boolean;
 }
@@ -119,14 +136,23 @@ export async function fetchOciComponent(
     const name = formatReference(ref);
     try {
       const fetched = await fetchFrom(context, kind, ref, references[0] ?? ref, options);
-      context.onProgress({
-        type: 'task-done',
-        task,
-        summary: `${formatBytes(fetched.component.layer.size)}, layer ${fetched.component.layer.digest.slice(0, 19)} from ${name}${happenedAgo('published', fetched.component.annotations[CREATED_ANNOTATION])}${
-          fetched.reusedLayer ? ' (reused from the work dir)' : ''
-        }`,
-      });
-      return fetched;
+      const summary = `${formatBytes(fetched.component.layer.size)}, layer ${fetched.component.layer.digest.slice(0, 19)} from ${name}${happenedAgo('published', fetched.component.annotations[CREATED_ANNOTATION])}`;
+      if (fetched.pendingLayer === undefined) {
+        context.onProgress({ type: 'task-done', task, summary: `${summary} (reused from the work dir)` });
+        return fetched;
+      }
+      // The task ends when the layer has streamed into the bundle.
+      const pending = fetched.pendingLayer;
+      const stream: BundleStream = async (write) => {
+        try {
+          await pending.stream(write);
+        } catch (error) {
+          context.onProgress({ type: 'task-fail', task, reason: describeError(error) });
+          throw streamFailure(kind, name, error, context.signal);
+        }
+        context.onProgress({ type: 'task-done', task, summary });
+      };
+      return { ...fetched, pendingLayer: { ...pending, stream } };
     } catch (error) {
       if (context.signal?.aborted === true) {
         context.onProgress({ type: 'task-fail', task, reason: 'cancelled' });
@@ -171,6 +197,26 @@ export async function fetchOciComponent(
   throw new ExporterError('SOURCES_EXHAUSTED', `${COMPONENT_LABELS[kind]}: every repository failed`);
 }
 
+/** A layer download that failed while the bundle was being written: named like any fetch failure. */
+function streamFailure(
+  kind: OciComponentKind,
+  name: string,
+  error: unknown,
+  signal: AbortSignal | undefined,
+): unknown {
+  if (signal?.aborted === true)
+    return new ExporterError('ABORTED', 'the export was cancelled', { cause: error });
+  if (!(error instanceof OciError)) return error;
+  return new ExporterError('SOURCE_FAILED', `${name}: ${error.message}`, {
+    cause: error,
+    hint:
+      error.hint ??
+      `export again: it resumes from the work dir (or name another mirror with ${ARTIFACTS[kind].repositoryFlag})`,
+    ...(error.expected === undefined ? {} : { expected: error.expected }),
+    ...(error.found === undefined ? {} : { found: error.found }),
+  });
+}
+
 function checkManifest(kind: OciComponentKind, name: string, bytes: Buffer): CheckedArtifact {
   try {
     return checkArtifactManifest(kind, bytes);
@@ -194,7 +240,7 @@ async function fetchFrom(
   asked: ImageReference,
   options: { expectedChecksMajor?: number | undefined },
 ): Promise<FetchedOciComponent> {
-  const { client, layout, signal } = context;
+  const { client, signal } = context;
   const name = formatReference(ref);
   const manifest = await client.getManifest(ref, { signal });
   if (INDEX_MEDIA_TYPES.has(manifest.mediaType)) {
@@ -214,13 +260,43 @@ async function fetchFrom(
   const task = kind;
   context.onProgress({ type: 'task-progress', task, done: 0, total: layer.size });
   // Only hashed, never inflated: the importer reads a DB's metadata.json from the layer itself.
-  const stored = await storeBlob(context, ref, layer, (done) =>
+  const prepared = await prepareLayer(context, ref, layer, (done) =>
     context.onProgress({ type: 'task-progress', task, done, total: layer.size }),
   );
-  const reusedLayer = !stored.fresh;
-  blobs.push(stored);
+  const pendingLayer = 'stream' in prepared ? prepared : undefined;
+  if (!('stream' in prepared)) blobs.push(prepared);
+  try {
+    return await finishComponent(context, kind, ref, asked, options, {
+      manifest,
+      checked,
+      layer,
+      blobs,
+      pendingLayer,
+    });
+  } catch (error) {
+    pendingLayer?.cancel(); // refused after all: its bytes are never read
+    throw error;
+  }
+}
+
+async function finishComponent(
+  context: OciFetchContext,
+  kind: OciComponentKind,
+  ref: ImageReference,
+  asked: ImageReference,
+  options: { expectedChecksMajor?: number | undefined },
+  fetched: {
+    manifest: ManifestResult;
+    checked: CheckedArtifact;
+    layer: Descriptor;
+    blobs: StoredBlob[];
+    pendingLayer: PendingLayer | undefined;
+  },
+): Promise<FetchedOciComponent> {
+  const { manifest, checked, layer, blobs, pendingLayer } = fetched;
+  const name = formatReference(ref);
   // Kept in the work dir too, so the layout there is complete for skopeo or a later push.
-  await layout.writeBlobBytes(manifest.bytes, manifest.mediaType);
+  await context.layout.writeBlobBytes(manifest.bytes, manifest.mediaType);
 
   let version: string | undefined;
   if (kind === 'checks') {
@@ -256,7 +332,13 @@ async function fetchFrom(
     annotations: checked.annotations,
     ...(version === undefined ? {} : { version }),
   };
-  return { component, manifestBytes: manifest.bytes, blobs, reusedLayer };
+  return {
+    component,
+    manifestBytes: manifest.bytes,
+    blobs,
+    pendingLayer,
+    reusedLayer: pendingLayer === undefined,
+  };
 }
 
 function plain(descriptor: Descriptor): BundleDescriptor {
@@ -271,6 +353,33 @@ async function storeBlob(
   onProgress?: (done: number) => void,
 ): Promise<StoredBlob> {
   return withBlobLock(context, descriptor.digest, () => storeBlobNow(context, ref, descriptor, onProgress));
+}
+
+/**
+ * The layer as stored in the work dir, or (not there yet) a PendingLayer: its request is sent now,
+ * so a registry that lacks it fails here, where Trivy's fallback still applies.
+ */
+async function prepareLayer(
+  context: OciFetchContext,
+  ref: ImageReference,
+  layer: Descriptor,
+  onProgress: (done: number) => void,
+): Promise<StoredBlob | PendingLayer> {
+  const { client, layout, signal } = context;
+  if (await layout.hasBlob(layer)) {
+    onProgress(layer.size);
+    return { descriptor: plain(layer), file: layout.blobPath(layer.digest), fresh: false };
+  }
+  const partial = await layout.partialBlobPath(layer.digest);
+  const download = await client.prepareBlobDownload(ref, layer, partial, signal);
+  return {
+    descriptor: plain(layer),
+    stream: async (write) => {
+      await download.run({ onData: write, onProgress: (done) => onProgress(done), signal });
+      await layout.commitBlob(layer, partial);
+    },
+    cancel: () => download.cancel(),
+  };
 }
 
 async function storeBlobNow(

@@ -5,6 +5,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  readdirSync,
   rmSync,
   statSync,
   utimesSync,
@@ -394,6 +395,38 @@ describe('exportBundle', () => {
       assert.ok(halfMirror.hits('blob') >= 1);
     } finally {
       await halfMirror.close();
+    }
+  });
+
+  it('a registry serving layer bytes that do not hash to the digest fails the export (SOURCE_FAILED) with no bundle, part or temp file left', async () => {
+    const tampered = Buffer.from(db.layer);
+    const middle = tampered.length >> 1;
+    tampered.writeUInt8((tampered.readUInt8(middle) ^ 0xff) & 0xff, middle);
+    const liar = await startHalfMirror((req, res) => {
+      const body = req.url?.includes(db.layerDigest.slice(7)) === true ? tampered : db.config;
+      res.writeHead(200, { 'content-length': String(body.length) }).end(body);
+    });
+    const name = 'tampered-layer.tgz';
+    try {
+      const error = await assertExporterError(
+        exportBundle({
+          ...options(name),
+          components: ['db'],
+          dbRepositories: [`${liar.host}/aquasec/trivy-db:2`],
+        }),
+        'SOURCE_FAILED',
+      );
+      assert.equal(error.expected, db.layerDigest);
+      assert.ok(liar.hits('blob') >= 2, 'the config and the layer were asked for');
+      assert.deepEqual(
+        readdirSync(work).filter((file) => file.startsWith(name)),
+        [],
+        'no bundle, .sha256 or temp file',
+      );
+      const workBlobs = join(work, `work-${name}`, 'oci', 'blobs', 'sha256');
+      assert.equal(existsSync(join(workBlobs, db.layerDigest.slice(7))), false, 'nothing unverified kept');
+    } finally {
+      await liar.close();
     }
   });
 

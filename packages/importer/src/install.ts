@@ -287,6 +287,7 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
   let stage: string | undefined;
   let committed = false;
   let cleaned: string[] = [];
+  let downgrades = new Set<ComponentKey>();
   let vexConfigPath: string | undefined;
 
   try {
@@ -334,17 +335,19 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
         await mkdirTracked(stage, created);
         return stage;
       },
+      onPrepared: async (components) => {
+        // The build times read from the layers decide, still under the lock and before any swap.
+        downgrades = await checkDowngrades(paths, components, {
+          allowDowngrade: options.allowDowngrade === true,
+          layersRead: true,
+          onProgress,
+        });
+      },
     }).catch((error: unknown) => {
       throw explainMissingTrust(error, options);
     });
     if (stage === undefined) throw new Error('internal: no staging directory');
     const manifest = prepared.manifest;
-    // The build times read from the layers decide, still under the lock and before any swap.
-    const downgrades = await checkDowngrades(paths, prepared.components, {
-      allowDowngrade: options.allowDowngrade === true,
-      layersRead: true,
-      onProgress,
-    });
     await options.stepHook?.('verified');
     throwIfAborted(signal);
 

@@ -8,6 +8,7 @@ import {
   type BundleFile,
   type Component,
   type OciComponent,
+  type ProgressEvent,
   type ProgressListener,
   type TrustedKey,
   type VexComponent,
@@ -64,6 +65,11 @@ export interface PrepareBundleOptions extends PolicyOptions {
   readonly copyEntry?: (file: BundleFile, role: EntryRole) => string | undefined;
   /** DownloadedAt and VEX cache.json times of what is written (tests). */
   readonly clock?: () => Date;
+  /**
+   * Runs once every component passed its checks, with what the layers said (import: the final
+   * anti-rollback decision), before the pass reports the bundle verified.
+   */
+  readonly onPrepared?: (components: readonly PreparedComponent[]) => Promise<void>;
 }
 
 export interface PreparedComponent {
@@ -142,10 +148,17 @@ export async function prepareBundle(options: PrepareBundleOptions): Promise<Prep
     }
     return scratch;
   };
+  // The bundle counts as verified once its content passed too: a layer refused after the last
+  // byte was read must not first be reported as a verified bundle.
+  let bundleVerified: ProgressEvent | undefined;
+  const readProgress: ProgressListener = (event) => {
+    if (event.type === 'task-done' && event.task === 'bundle') bundleVerified = event;
+    else onProgress(event);
+  };
   try {
     const verified = await readBundle(options.bundle, {
       ...options,
-      onProgress,
+      onProgress: readProgress,
       onTrusted: async (trusted) => {
         await options.onTrusted?.(trusted);
         if (options.stage !== undefined) stage = await options.stage(trusted);
@@ -209,6 +222,8 @@ export async function prepareBundle(options: PrepareBundleOptions): Promise<Prep
         components.push({ component, key, dir, ...(upstream === undefined ? {} : { upstream }) });
       }
     }
+    await options.onPrepared?.(components);
+    if (bundleVerified !== undefined) onProgress(bundleVerified);
     return { ...verified, checks, components, preparedAt };
   } finally {
     if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });

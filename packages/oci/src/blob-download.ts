@@ -25,8 +25,13 @@ export interface BlobFetcher {
 }
 
 export interface DownloadBlobOptions {
-  /** Called with every byte of the blob in order, including bytes already on disk when resuming. */
-  readonly onData?: ((chunk: Buffer) => void) | undefined;
+  /**
+   * Called with every byte of the blob in order, including bytes already on disk when resuming.
+   * A returned promise is awaited before the next chunk (backpressure for a consumer that streams
+   * the bytes on, e.g. into a bundle). The digest is checked after the last chunk: a consumer
+   * must not trust the bytes until the download resolved.
+   */
+  readonly onData?: ((chunk: Buffer) => unknown) | undefined;
   readonly onProgress?: ((done: number, total: number) => void) | undefined;
   readonly signal?: AbortSignal | undefined;
   /** Continue from the bytes already in `destPath` (default true); false starts over. */
@@ -75,7 +80,7 @@ export async function downloadBlob(
       highWaterMark: READ_CHUNK,
     }) as AsyncIterable<Buffer>) {
       hasher.update(chunk);
-      options.onData?.(chunk);
+      await options.onData?.(chunk);
     }
     offset = hasher.size;
     context.onEvent?.({ type: 'resume', digest: expectedDigest, offset });
@@ -145,7 +150,7 @@ export async function downloadBlob(
             throw sizeMismatch(what, size, offset + chunk.byteLength, 'source', true);
           }
           hasher.update(chunk);
-          options.onData?.(chunk);
+          await options.onData?.(chunk);
           await file.write(chunk);
           offset += chunk.byteLength;
           options.onProgress?.(offset, size);

@@ -26,6 +26,7 @@ export {
   type DownloadBlobResult,
   type GetManifestOptions,
   type ManifestResult,
+  type PendingBlobDownload,
   type PushBlobOptions,
   type PushBlobResult,
   type PushManifestResult,

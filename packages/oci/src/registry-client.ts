@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Digest } from '@trivy-airgap/format';
 import { pullScope } from './auth.js';
@@ -21,11 +22,19 @@ import {
 } from './manifest-requests.js';
 import { formatReference, parseReference, type ImageReference } from './reference.js';
 import { errorFromResponse } from './response-errors.js';
-import { createHttpClient, type HttpClient, type TransportOptions } from './transport.js';
+import { abandonBody, createHttpClient, type HttpClient, type TransportOptions } from './transport.js';
 
 export type { DownloadBlobOptions, DownloadBlobResult } from './blob-download.js';
 export type { PushBlobOptions, PushBlobResult } from './blob-upload.js';
 export type { GetManifestOptions, ManifestResult, PushManifestResult } from './manifest-requests.js';
+
+/** A blob download whose first request has been answered; `run` it once, or `cancel` it. */
+export interface PendingBlobDownload {
+  /** Downloads to the destination as RegistryClient.downloadBlob does, starting with the held answer. */
+  run(options?: DownloadBlobOptions): Promise<DownloadBlobResult>;
+  /** Drops the held answer (nothing is downloaded). Safe after `run`. */
+  cancel(): void;
+}
 
 export interface RegistryClientOptions {
   readonly transport: TransportOptions;
@@ -98,6 +107,52 @@ export class RegistryClient {
       },
       options,
     );
+  }
+
+  /**
+   * Asks the registry for the blob now and returns a download that reads that answer later (see
+   * PendingBlobDownload): a blob the registry does not serve fails here, before the caller commits
+   * to anything, while the bytes flow only when `run` is called (TCP holds them back until then).
+   */
+  async prepareBlobDownload(
+    input: ImageReference | string,
+    descriptor: Descriptor,
+    destPath: string,
+    signal?: AbortSignal,
+  ): Promise<PendingBlobDownload> {
+    const ref = toReference(input);
+    const fetcher = this.blobFetcher(ref);
+    // The offset downloadBlob will resume from (a longer file is started over).
+    const onDisk = (await stat(destPath).catch(() => undefined))?.size ?? 0;
+    const offset = onDisk > descriptor.size ? 0 : onDisk;
+    let first = offset < descriptor.size ? await fetcher.fetchBlob(descriptor, offset, signal) : undefined;
+    const primed: BlobFetcher = {
+      fetchBlob: (target, at, retrySignal) => {
+        const answer = first;
+        first = undefined;
+        if (answer !== undefined && at === offset) return Promise.resolve(answer);
+        if (answer !== undefined) abandonBody(answer.body);
+        return fetcher.fetchBlob(target, at, retrySignal);
+      },
+    };
+    return {
+      run: (options = {}) =>
+        downloadBlob(
+          primed,
+          descriptor,
+          destPath,
+          {
+            name: blobName(ref, descriptor.digest),
+            retry: this.options.transport.retry,
+            onEvent: this.options.onEvent,
+          },
+          options,
+        ),
+      cancel: () => {
+        if (first !== undefined) abandonBody(first.body);
+        first = undefined;
+      },
+    };
   }
 
   /** A stream of the blob's bytes that fails instead of ending if the size or digest is wrong. */

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { isInside } from '@trivy-airgap/format';
 import { createGunzip, crc32 } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
-import unzipper from 'unzipper';
+import type unzipper from 'unzipper';
 import { TrivyError } from './errors.js';
 import { MAX_VEX_INDEX_BYTES, parseVexIndex, type VexIndex } from './vex.js';
 
@@ -376,7 +376,9 @@ const ZIP_UNIX_DIRECTORY = 0o040000;
 async function walkZip(archivePath: string, walker: ArchiveWalker): Promise<void> {
   let directory: unzipper.CentralDirectory;
   try {
-    directory = await unzipper.Open.file(archivePath);
+    // Loaded on first use: most commands never read a zip, and unzipper is slow to load.
+    const { default: zip } = await import('unzipper');
+    directory = await zip.Open.file(archivePath);
   } catch (error) {
     throw readError(error, archivePath);
   }
