@@ -5,6 +5,7 @@ import { PassThrough, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import {
+  AirgapError,
   BUNDLE_GZIP_HEADER,
   DigestHasher,
   MANIFEST_PATH,
@@ -545,7 +546,8 @@ function partName(output: string): RegExp {
 }
 
 function wrapWriteError(error: unknown, output: string, signal: AbortSignal | undefined): unknown {
-  if (error instanceof ExporterError) return error;
+  // Already named (e.g. a streamed entry's source or work dir): not an output failure.
+  if (error instanceof AirgapError) return error;
   if (signal?.aborted === true)
     return new ExporterError('ABORTED', 'the export was cancelled', { cause: error });
   const detail = error instanceof Error ? error.message : String(error);

@@ -343,7 +343,7 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
       ...vexResults.map(([, summary]) => summary),
     ];
 
-    const entries = bundleEntries(fetched, vexFetched);
+    const entries = bundleEntries(fetched, vexFetched, workDir);
     const components: Component[] = [
       ...fetched.map((f) => f.component),
       ...vexFetched.map((v) => v.component),
@@ -374,6 +374,9 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
         onProgress,
         signal: run.signal,
       });
+    } catch (error) {
+      run.abort(error); // stops a layer still streaming (nothing will read it)
+      throw error;
     } finally {
       for (const item of fetched) item.pendingLayer?.cancel();
     }
@@ -451,6 +454,7 @@ function nonEmpty(list: readonly string[] | undefined): readonly string[] | unde
 function bundleEntries(
   fetched: readonly FetchedOciComponent[],
   vex: readonly FetchedVexRepository[],
+  workDir: string,
 ): BundleEntry[] {
   const entries = new Map<string, BundleEntry>();
   const add = (entry: BundleEntry) => {
@@ -480,7 +484,13 @@ function bundleEntries(
         path: blobPath(pending.descriptor.digest),
         size: pending.descriptor.size,
         digest: pending.descriptor.digest,
-        source: { stream: pending.stream }, // verified by the download itself
+        // Verified by the download itself; the work-dir copy it tees to fails as the work dir.
+        source: {
+          stream: (write) =>
+            pending.stream(write).catch((error: unknown) => {
+              throw asFileSystemError(error, { where: workDir, elsewhere: OTHER_WORK_DIR });
+            }),
+        },
       });
     }
     for (const blob of item.blobs) {

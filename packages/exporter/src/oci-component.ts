@@ -375,7 +375,8 @@ async function prepareLayer(
   return {
     descriptor: plain(layer),
     stream: async (write) => {
-      await download.run({ onData: write, onProgress: (done) => onProgress(done), signal });
+      // No fsync of the work-dir copy: every later use of it re-checks its digest (see bundleEntries).
+      await download.run({ onData: write, onProgress: (done) => onProgress(done), signal, sync: false });
       await layout.commitBlob(layer, partial);
     },
     cancel: () => download.cancel(),

@@ -36,6 +36,11 @@ export interface DownloadBlobOptions {
   readonly signal?: AbortSignal | undefined;
   /** Continue from the bytes already in `destPath` (default true); false starts over. */
   readonly resume?: boolean | undefined;
+  /**
+   * fsync the file before resolving (default true). A cache whose every later use re-checks the
+   * digest (the exporter's work dir) can skip it: a torn copy is then found and fetched again.
+   */
+  readonly sync?: boolean | undefined;
 }
 
 export interface DownloadBlobResult {
@@ -54,6 +59,12 @@ export interface BlobDownloadContext {
 }
 
 const READ_CHUNK = 1024 * 1024;
+/**
+ * Network chunks (16-64 KiB) are written to the file in batches of this size: one write per
+ * chunk cost a thread-pool round trip each, which under load slowed a streamed export below
+ * the link's pace.
+ */
+const WRITE_BATCH = 1024 * 1024;
 
 /**
  * Downloads a blob to `destPath`, continuing from what is already there (Range request), and
@@ -88,6 +99,20 @@ export async function downloadBlob(
   const resumedFrom = offset;
   const file = await openFile(destPath, offset === 0 ? 'w' : 'a');
   let integrityFailed = false;
+  // Bytes received and checked so far but not yet in the file (always written before a retry,
+  // a close or the end, so the file holds exactly `offset` bytes then).
+  let unwritten: Buffer[] = [];
+  let unwrittenBytes = 0;
+  const writeHeld = async (): Promise<void> => {
+    if (unwrittenBytes === 0) return;
+    const data = unwritten.length === 1 ? (unwritten[0] as Buffer) : Buffer.concat(unwritten, unwrittenBytes);
+    unwritten = [];
+    unwrittenBytes = 0;
+    // A write may be short (a disk filling up): the rest is written again, and then fails as ENOSPC.
+    for (let written = 0; written < data.length; ) {
+      written += (await file.write(data, written, data.length - written)).bytesWritten;
+    }
+  };
   try {
     const maxFailures = Math.max(1, context.retry?.maxAttempts ?? 5);
     let failures = 0;
@@ -151,13 +176,16 @@ export async function downloadBlob(
           }
           hasher.update(chunk);
           await options.onData?.(chunk);
-          await file.write(chunk);
+          unwritten.push(chunk);
+          unwrittenBytes += chunk.byteLength;
+          if (unwrittenBytes >= WRITE_BATCH) await writeHeld();
           offset += chunk.byteLength;
           options.onProgress?.(offset, size);
         }
       } finally {
         if (!response.body.readableEnded) abandonBody(response.body);
       }
+      await writeHeld();
       if (networkFailure !== undefined) {
         const error = networkError(networkFailure, response.url);
         if (error.code === 'ABORTED' || options.signal?.aborted === true) throw error;
@@ -184,9 +212,11 @@ export async function downloadBlob(
       integrityFailed = true;
       throw digestMismatch(what, expectedDigest, found, 'source');
     }
-    await file.sync();
+    if (options.sync !== false) await file.sync();
     return { digest: found, size, resumedFrom };
   } finally {
+    // What arrived before a failure stays for the next run to resume from (unless it was wrong).
+    if (!integrityFailed) await writeHeld().catch(() => undefined);
     await file.close();
     if (integrityFailed) await unlink(destPath).catch(() => undefined);
   }
