@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
 import * as utils from '@trivy-airgap/test-utils';
-import { CLI, cliSync, userEnv } from './process.js';
+import { CLI, cliSync, collect, userEnv } from './process.js';
 
 // Issue 12: Ctrl-C (SIGINT) or SIGTERM during a command stops it cleanly — staging removed, lock
 // released, one line `<command> cancelled; …`, exit 130 for every cancelled command — and a lock
@@ -25,23 +25,6 @@ writeFileSync(join(work, 'installed.tgz'), installed.bytes);
 const big = utils.buildBundle({
   components: [{ kind: 'db', options: { updatedAt: hoursAgo(1), dbContents: 2 << 20 } }],
 });
-
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function collect(child: ChildProcess): Promise<Exit> {
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve) =>
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
-  );
-}
 
 async function until(what: string, condition: () => boolean): Promise<void> {
   for (let i = 0; i < 500; i++) {

@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -46,22 +46,33 @@ export function cliSync(args: readonly string[], options: RunOptions): Run {
   return { code: result.status, signal: result.signal, stdout: result.stdout, stderr: result.stderr };
 }
 
-/** The CLI, asynchronously (a loopback server in this process must keep answering). */
-export function cli(args: readonly string[], options: RunOptions & { program?: string }): Promise<Run> {
+/** What a child process printed and how it ended, once it closed its pipes. */
+export function collect(child: ChildProcess): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [options.program ?? CLI, ...args], {
-      cwd: options.cwd,
-      env: options.env,
-      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-    if (options.input !== undefined) child.stdin?.end(options.input);
   });
+}
+
+/** Any program, asynchronously (a loopback server in this process must keep answering). */
+export function runProgram(file: string, args: readonly string[], options: RunOptions): Promise<Run> {
+  const child = spawn(file, args, {
+    cwd: options.cwd,
+    env: options.env,
+    stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+  });
+  const done = collect(child);
+  if (options.input !== undefined) child.stdin?.end(options.input);
+  return done;
+}
+
+/** The CLI, asynchronously. */
+export function cli(args: readonly string[], options: RunOptions & { program?: string }): Promise<Run> {
+  return runProgram(process.execPath, [options.program ?? CLI, ...args], options);
 }
 
 /** Quotes one word for a POSIX shell. */

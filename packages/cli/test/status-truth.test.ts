@@ -62,6 +62,8 @@ describe('status follows the component results (a monitoring check never passes 
       const imported = user.run(['import', file, '--trust', 'signing.pub', '--cache-dir', user.cache]);
       assert.equal(imported.code, 0, imported.stderr);
       assert.doesNotMatch(imported.stdout, /^Run Trivy offline with:/m);
+      // Named as help and status name it: checks, not the cache folder `policy`.
+      assert.doesNotMatch(imported.stdout + imported.stderr, /\bpolicy\b/);
       assert.match(imported.stdout, /cannot scan offline/);
 
       const human = user.run(['status', '--cache-dir', user.cache]);

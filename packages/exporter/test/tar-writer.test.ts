@@ -44,7 +44,7 @@ function parse(bytes: Buffer): Parsed[] {
   const warnings: string[] = [];
   const parser = new Parser({
     strict: true,
-    onwarn: (code, message) => warnings.push(`${code}: ${String(message)}`),
+    onwarn: (code, message) => warnings.push(`${code}: ${message}`),
     onReadEntry: (entry) => {
       const chunks: Buffer[] = [];
       entry.on('data', (chunk: Buffer) => chunks.push(chunk));
