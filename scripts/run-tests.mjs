@@ -5,7 +5,7 @@
 // Coverage of packages/*/src (every process the tests start counts: test files, and the CLI they
 // spawn) is printed before the last line; TRIVY_AIRGAP_COVERAGE=0 leaves it out. V8 records it
 // (NODE_V8_COVERAGE) and c8 reads it back through the source maps onto the .ts files.
-// TRIVY_AIRGAP_TIMINGS=1 also prints the ten slowest test files.
+// TRIVY_AIRGAP_TIMINGS=1 also prints the ten slowest test files, TRIVY_AIRGAP_TIMINGS=all every file.
 // The last line is always `tests: N passed, N failed, N skipped` (CI reads it).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -15,7 +15,7 @@ import { join, relative, sep } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
 const withCoverage = process.env.TRIVY_AIRGAP_COVERAGE !== '0';
-const withTimings = process.env.TRIVY_AIRGAP_TIMINGS === '1';
+const timings = process.env.TRIVY_AIRGAP_TIMINGS ?? '0';
 
 function findTests(dir) {
   if (!existsSync(dir)) return [];
@@ -74,7 +74,7 @@ const result = spawnSync(
   },
 );
 const tap = existsSync(tapFile) ? readFileSync(tapFile, 'utf8') : '';
-if (withTimings) printSlowestFiles();
+if (timings === '1' || timings === 'all') printFileDurations(timings === 'all' ? Infinity : 10);
 if (withCoverage) printCoverage();
 rmSync(tapDir, { recursive: true, force: true });
 const count = (name) => Number(new RegExp(`^# ${name} (\\d+)$`, 'm').exec(tap)?.[1] ?? 0);
@@ -84,15 +84,18 @@ console.log(
 );
 process.exit(result.status ?? 1);
 
-function printSlowestFiles() {
+function printFileDurations(limit) {
   if (!existsSync(durationsFile)) return;
   const rows = readFileSync(durationsFile, 'utf8')
     .split('\n')
     .filter((line) => line !== '')
     .map((line) => JSON.parse(line))
     .sort((a, b) => b.ms - a.ms);
-  console.log('\nslowest test files (seconds, their top-level tests summed):');
-  for (const { file, ms } of rows.slice(0, 10)) {
+  const sum = rows.reduce((total, { ms }) => total + ms, 0);
+  console.log(
+    `\n${limit < rows.length ? 'slowest test files' : 'test files'} (seconds, their top-level tests summed; all ${rows.length} files: ${(sum / 1000).toFixed(1)} s):`,
+  );
+  for (const { file, ms } of rows.slice(0, limit)) {
     console.log(`${(ms / 1000).toFixed(1).padStart(7)}  ${relative(root, file)}`);
   }
 }
@@ -144,5 +147,9 @@ function printCoverage() {
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([name, lines]) => `${name} ${pct(lines)} %`);
   console.log(`lines per package: ${perPackage.join(', ')}`);
-  console.error(`[measure] coverage report ${Date.now() - started} ms, raw ${readdirSync(coverageDir).length} files`);
+  if (timings !== '0') {
+    console.log(
+      `coverage report: ${((Date.now() - started) / 1000).toFixed(1)} s over ${readdirSync(coverageDir).length} processes`,
+    );
+  }
 }
