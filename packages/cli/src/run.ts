@@ -50,7 +50,9 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     .strict()
     .help()
     .alias('help', 'h')
-    .wrap(Math.min(110, io.stdout.isTTY === true ? process.stdout.columns : 110))
+    .wrap(
+      Math.min(110, io.stdout.isTTY === true ? ((io.stdout as { columns?: number }).columns ?? 110) : 110),
+    )
     .exitProcess(false)
     // Flags are only known by their kebab-case names: an unknown-flag error then names what was
     // typed (`cache-dri`), without a camelCase twin (`cacheDri`) nobody typed.
