@@ -66,7 +66,11 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     });
 
   try {
-    const parsed = await parser.parseAsync();
+    // yargs hands its own output (--help, --version) to this callback instead of console.log, so
+    // that it goes to io.stdout like everything else run() prints (run in process, too).
+    const parsed = await parser.parseAsync([...argv], {}, (_error, _parsed, output: string) => {
+      if (output !== '') io.stdout.write(`${output}\n`);
+    });
     if (parsed.help === true) {
       const command = typeof parsed._[0] === 'string' ? parsed._[0] : '';
       for (const line of examplesSection(command, TOOL_NAME)) io.stdout.write(`${line}\n`);
