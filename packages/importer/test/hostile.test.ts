@@ -8,7 +8,9 @@ import {
   gzipBundle,
   makeTar,
   makeTarGz,
+  makeZip,
   upstreamMetadata,
+  vexRepositoryArchive,
   type ArchiveEntry,
   type ArtifactOptions,
   type BuildBundleOptions,
@@ -81,6 +83,12 @@ function withArtifact(kind: 'db' | 'java-db' | 'checks', options: ArtifactOption
   }).bytes;
 }
 
+/** What a DB layer holds upstream. */
+const dbLayerEntries: ArchiveEntry[] = [
+  { name: 'trivy.db', body: 'db' },
+  { name: 'metadata.json', body: upstreamMetadata('db') },
+];
+
 describe('layers are bounded per component kind, refused early as bundle content', () => {
   it('a checks layer of 20 001 tiny files (an inode flood) is refused (checked in memory before anything is written)', async () => {
     const entries = Array.from({ length: 20_001 }, (_, i) => ({
@@ -101,20 +109,10 @@ describe('layers are bounded per component kind, refused early as bundle content
     assert.equal(await refusedByBoth(bytes, 'db with 22 entries'), 'BUNDLE_CONTENT_INVALID');
   });
 
-  it("zeros after a layer's end marker are not piled up by the tar parser; beyond the inflation limit they are refused", async () => {
-    const entries = [
-      { name: 'trivy.db', body: 'db' },
-      { name: 'metadata.json', body: upstreamMetadata('db') },
-    ];
-    const padded = (zeros: number): Buffer =>
-      gzipSync(Buffer.concat([makeTar(entries), Buffer.alloc(zeros)]));
-    // Within the limit (16 MiB for a small layer): accepted, upstream bytes are pinned by digest.
-    const within = withArtifact('db', { layer: padded(8 * 1024 * 1024) });
-    const result = await verifyBundle({ bundle: writeBytes(work, within), trustFiles: [pub] });
-    assert.ok(result.checks.some((check) => check.check === 'layer-content' && check.subject === 'db'));
-    // Beyond it: stopped at the limit.
-    const beyond = withArtifact('db', { layer: padded(64 * 1024 * 1024) });
-    assert.equal(await refusedByBoth(beyond, 'zeros beyond the limit'), 'BUNDLE_CORRUPT');
+  it("zeros after a layer's end marker stop at the tar record: a flood of them is refused at once, not piled up", async () => {
+    const padded = Buffer.concat([makeTar(dbLayerEntries), Buffer.alloc(64 * 1024 * 1024)]);
+    const bytes = withArtifact('db', { layer: gzipSync(padded) });
+    assert.equal(await refusedByBoth(bytes, 'zeros after the end marker'), 'BUNDLE_CORRUPT');
   });
 
   it('a checks file whose header claims more than the layer may unpack is refused from the header', async () => {
@@ -272,6 +270,24 @@ describe('collisions inside a layer are bundle content errors, never raw EEXIST'
   }
 });
 
+describe('collisions inside a VEX archive are bundle errors, never raw EEXIST', () => {
+  for (const type of ['tar.gz', 'zip'] as const) {
+    it(`${type}: a file x, then a directory x/`, async () => {
+      const base = vexRepositoryArchive({ type });
+      const entries: ArchiveEntry[] = [...base.files].map(([name, body]) => ({
+        name: `${base.subdir}/${name}`,
+        body,
+      }));
+      entries.push({ name: `${base.subdir}/x`, body: 'f' }, { name: `${base.subdir}/x/`, type: 'directory' });
+      const archive = type === 'zip' ? makeZip(entries) : makeTarGz(entries);
+      const bytes = buildBundle({
+        components: [{ kind: 'vex', type, repository: { ...base, archive } }],
+      }).bytes;
+      assert.equal(await refusedByBoth(bytes, `${type} x then x/`), 'BUNDLE_ENTRY_UNSAFE');
+    });
+  }
+});
+
 describe('verify refuses what import refuses: content checked against the signed manifest', () => {
   it("a VEX manifest whose updatedAt differs from index.json's updated_at", async () => {
     const bytes = signed({
@@ -347,6 +363,65 @@ describe('bytes no digest covers are checked: gzip framing and tar padding', () 
     const tar = Buffer.concat([built.tar, Buffer.alloc(18 * 512)]);
     const result = await verifyBundle({ bundle: writeBytes(work, gzipBundle(tar)), trustFiles: [pub] });
     assert.equal(result.bundleId, built.bundleId);
+  });
+});
+
+describe("bytes no digest covers are checked in layers too: only the framing GNU tar, Go's archive/tar and gzip write", () => {
+  const tar = makeTar(dbLayerEntries);
+  const entryPadding = 512 + 2; // the byte after trivy.db's 2-byte body
+  const refusedLayers: [string, Buffer][] = [
+    [
+      'non-zero junk after the end-of-archive marker',
+      Buffer.concat([tar, Buffer.from('junk'), Buffer.alloc(508)]),
+    ],
+    [
+      'zero padding beyond the tar record after the end-of-archive marker',
+      Buffer.concat([tar, Buffer.alloc(10 * 1024)]),
+    ],
+    ['no end-of-archive marker', tar.subarray(0, tar.length - 1024)],
+    ['half an end-of-archive marker', tar.subarray(0, tar.length - 512)],
+    ['padding after the marker that is not whole blocks', Buffer.concat([tar, Buffer.alloc(100)])],
+    [
+      'a zero block between entries (Trivy would stop reading there)',
+      Buffer.concat([tar.subarray(0, 1024), Buffer.alloc(512), tar.subarray(1024)]),
+    ],
+    [
+      'a non-zero byte in the padding after an entry body',
+      Buffer.concat([tar.subarray(0, entryPadding), Buffer.from('A'), tar.subarray(entryPadding + 1)]),
+    ],
+  ];
+  for (const [what, layerTar] of refusedLayers) {
+    it(what, async () => {
+      const bytes = withArtifact('db', { layer: gzipSync(layerTar) });
+      assert.equal(await refusedByBoth(bytes, what), 'BUNDLE_CORRUPT');
+    });
+  }
+
+  for (const [what, after] of [
+    ['NUL bytes after the gzip member (zlib skips them silently)', Buffer.alloc(64)],
+    ['a NUL then junk after the gzip member', Buffer.from([0, 0x1f, 0x8b, 8])],
+    ['junk after the gzip member', Buffer.from('junk')],
+  ] as const) {
+    it(what, async () => {
+      const bytes = withArtifact('db', { layer: Buffer.concat([gzipSync(tar), after]) });
+      assert.equal(await refusedByBoth(bytes, what), 'BUNDLE_CORRUPT');
+    });
+  }
+
+  it('accepted as upstream writes them: Go (marker only), GNU tar (zeros up to the record), gzip members one after another', async () => {
+    const gnu = Buffer.concat([tar, Buffer.alloc(10240 - tar.length)]);
+    const layers = [
+      gzipSync(tar),
+      gzipSync(gnu, { level: 9 }),
+      Buffer.concat([gzipSync(gnu.subarray(0, 1000)), gzipSync(gnu.subarray(1000))]),
+    ];
+    for (const layer of layers) {
+      const result = await verifyBundle({
+        bundle: writeBytes(work, withArtifact('db', { layer })),
+        trustFiles: [pub],
+      });
+      assert.ok(result.checks.some((check) => check.check === 'layer-content' && check.subject === 'db'));
+    }
   });
 });
 
