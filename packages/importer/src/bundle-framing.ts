@@ -278,6 +278,7 @@ export class TarFramingAudit {
       // node-tar reads on after a single zero block; Go's archive/tar (Trivy) refuses it.
       throw corrupt(this.label, `a zero block inside the archive at tar offset ${this.offset - TAR_BLOCK}`);
     }
+    if (this.strict) this.requireCanonicalChecksum(block);
     const type = String.fromCharCode(block[156] ?? 0);
     if (this.strict && META_TYPES.has(type) && type !== 'x') {
       throw corrupt(this.label, `a tar header of type ${JSON.stringify(type)}, which bundles never use`);
@@ -309,6 +310,28 @@ export class TarFramingAudit {
       this.pax = undefined;
     }
     this.state = this.padding > 0 ? 'padding' : 'header';
+  }
+
+  /**
+   * The checksum field is the one header field the checksum does not cover, and node-tar reads it
+   * leniently (a leading space, anything after the NUL, junk after the digits): in a bundle it must
+   * be exactly what the exporter writes, six octal digits, NUL, space.
+   */
+  private requireCanonicalChecksum(block: Buffer): void {
+    let sum = 0;
+    for (let i = 0; i < TAR_BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : (block[i] ?? 0);
+    const expected = `${sum.toString(8).padStart(6, '0')}\0 `;
+    const found = block.subarray(148, 156);
+    if (!found.equals(Buffer.from(expected, 'ascii'))) {
+      throw corrupt(
+        this.label,
+        `a tar header at tar offset ${this.offset} has a checksum field other than the exporter writes`,
+        {
+          expected: JSON.stringify(expected),
+          found: JSON.stringify(found.toString('latin1')),
+        },
+      );
+    }
   }
 
   /** Checks the records of a pax header; returns its `size` when it has one. */

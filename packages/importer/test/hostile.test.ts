@@ -83,6 +83,8 @@ function withArtifact(kind: 'db' | 'java-db' | 'checks', options: ArtifactOption
   }).bytes;
 }
 
+const GiB = 1024 * 1024 * 1024;
+
 /** What a DB layer holds upstream. */
 const dbLayerEntries: ArchiveEntry[] = [
   { name: 'trivy.db', body: 'db' },
@@ -99,15 +101,17 @@ describe('layers are bounded per component kind, refused early as bundle content
     assert.equal(await refusedByBoth(bytes, '20 001 files'), 'BUNDLE_CONTENT_INVALID');
   });
 
-  it('a DB layer with more entries than a DB ever has', async () => {
-    const entries = [
-      { name: 'trivy.db', body: 'db' },
-      { name: 'metadata.json', body: upstreamMetadata('db') },
-      ...Array.from({ length: 20 }, (_, i) => ({ name: `extra-${i}`, body: 'x' })),
-    ];
-    const bytes = withArtifact('db', { layer: makeTarGz(entries) });
-    assert.equal(await refusedByBoth(bytes, 'db with 22 entries'), 'BUNDLE_CONTENT_INVALID');
-  });
+  for (const kind of ['db', 'java-db'] as const) {
+    it(`a ${kind} layer with more entries than a DB ever has (17: upstream ships 2)`, async () => {
+      const entries = [
+        { name: kind === 'db' ? 'trivy.db' : 'trivy-java.db', body: 'db' },
+        { name: 'metadata.json', body: upstreamMetadata(kind) },
+        ...Array.from({ length: 15 }, (_, i) => ({ name: `extra-${i}`, body: 'x' })),
+      ];
+      const bytes = withArtifact(kind, { layer: makeTarGz(entries) });
+      assert.equal(await refusedByBoth(bytes, `${kind} with 17 entries`), 'BUNDLE_CONTENT_INVALID');
+    });
+  }
 
   it("zeros after a layer's end marker stop at the tar record: a flood of them is refused at once, not piled up", async () => {
     const padded = Buffer.concat([makeTar(dbLayerEntries), Buffer.alloc(64 * 1024 * 1024)]);
@@ -115,12 +119,19 @@ describe('layers are bounded per component kind, refused early as bundle content
     assert.equal(await refusedByBoth(bytes, 'zeros after the end marker'), 'BUNDLE_CORRUPT');
   });
 
-  it('a checks file whose header claims more than the layer may unpack is refused from the header', async () => {
-    const tar = makeTar([{ name: 'policies/huge.rego', headerSize: 300 * 1024 * 1024 }]);
-    const bytes = withArtifact('checks', { layer: gzipSync(tar) });
-    const code = await refusedByBoth(bytes, 'huge checks file');
-    assert.ok(['BUNDLE_CONTENT_INVALID', 'BUNDLE_CORRUPT'].includes(code), code);
-  });
+  for (const [kind, name, claimed] of [
+    ['db', 'trivy.db', 8 * GiB + 1],
+    ['java-db', 'trivy-java.db', 16 * GiB + 1],
+    ['checks', 'policies/huge.rego', 256 * 1024 * 1024 + 1],
+  ] as const) {
+    it(`a ${kind} file whose header claims more than a ${kind} layer may unpack is refused from the header, unread`, async () => {
+      // 4 MiB of body follow, so the refusal cannot come from the stream's truncated end.
+      const tar = makeTar([{ name, body: Buffer.alloc(4 * 1024 * 1024), headerSize: claimed }]);
+      const layer = gzipSync(tar.subarray(0, tar.length - 1024));
+      const bytes = withArtifact(kind, { layer });
+      assert.equal(await refusedByBoth(bytes, `${kind} ${claimed} bytes`), 'BUNDLE_CONTENT_INVALID');
+    });
+  }
 });
 
 describe('impossible DB metadata is never installed over a working DB', () => {
@@ -182,6 +193,20 @@ describe('one bundle path used by two components is refused in the manifest', ()
       },
     }).bytes;
     assert.equal(await refusedByBoth(bytes, 'shared archive'), 'MANIFEST_INVALID');
+  });
+
+  it("a VEX manifest path equal to another repository's archive", async () => {
+    const bytes = buildBundle({
+      components: [
+        { kind: 'vex', name: 'one' },
+        { kind: 'vex', name: 'two' },
+      ],
+      editManifest: (manifest) => {
+        const components = manifest.components as Record<string, unknown>[];
+        components[1]!.manifestPath = components[0]!.archivePath;
+      },
+    }).bytes;
+    assert.equal(await refusedByBoth(bytes, 'vex manifest on an archive'), 'MANIFEST_INVALID');
   });
 
   it('a VEX manifest path equal to an OCI blob (the VEX repository would install without its manifest)', async () => {
@@ -324,6 +349,26 @@ describe('bytes no digest covers are checked: gzip framing and tar padding', () 
     tar[pad] = 0x41;
     assert.equal(await refusedByBoth(gzipBundle(tar), 'padding byte'), 'BUNDLE_CORRUPT');
   });
+
+  for (const [at, value, what] of [
+    [148, 0x20, 'a leading space instead of a zero'],
+    [154, 0x01, 'another byte instead of the NUL after the digits'],
+    [155, 0x21, 'another byte instead of the final space'],
+    [155, 0x00, 'a NUL instead of the final space'],
+  ] as const) {
+    it(`a tar header checksum field with ${what} (the field the checksum cannot cover; node-tar reads it leniently)`, async () => {
+      for (const path of [
+        'manifest.json',
+        `oci/blobs/sha256/${built.artifacts.get('db')!.layerDigest.slice(7)}`,
+      ]) {
+        const tar = Buffer.from(built.tar);
+        const header = built.offsets.get(path)!.header;
+        assert.notEqual(tar[header + at], value);
+        tar[header + at] = value;
+        assert.equal(await refusedByBoth(gzipBundle(tar), `${path}: ${what}`), 'BUNDLE_CORRUPT');
+      }
+    });
+  }
 
   it('NUL bytes after the gzip member', async () => {
     const bytes = Buffer.concat([built.bytes, Buffer.alloc(64)]);
