@@ -277,7 +277,7 @@ async function* guardedFile(entry: BundleEntry, progress: (bytes: number) => voi
 }
 
 /** How much of a streamed entry may wait between its producer and the gzip framing. */
-const STREAM_BUFFER = 4 * 1024 * 1024;
+const STREAM_BUFFER = 1024 * 1024;
 
 /**
  * The bytes of a streamed entry, exactly `size` of them. The entry ends only once the producer

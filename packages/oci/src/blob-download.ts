@@ -109,7 +109,7 @@ export async function downloadBlob(
     unwritten = [];
     unwrittenBytes = 0;
     // A write may be short (a disk filling up): the rest is written again, and then fails as ENOSPC.
-    for (let written = 0; written < data.length; ) {
+    for (let written = 0; written < data.length;) {
       written += (await file.write(data, written, data.length - written)).bytesWritten;
     }
   };
