@@ -6,6 +6,7 @@ import { AuthSession } from './auth-session.js';
 import {
   downloadBlob,
   openVerifiedBlob,
+  type BlobDownloadContext,
   type BlobFetcher,
   type DownloadBlobOptions,
   type DownloadBlobResult,
@@ -100,11 +101,7 @@ export class RegistryClient {
       this.blobFetcher(ref),
       descriptor,
       destPath,
-      {
-        name: blobName(ref, descriptor.digest),
-        retry: this.options.transport.retry,
-        onEvent: this.options.onEvent,
-      },
+      this.downloadContext(ref, descriptor),
       options,
     );
   }
@@ -137,17 +134,7 @@ export class RegistryClient {
     };
     return {
       run: (options = {}) =>
-        downloadBlob(
-          primed,
-          descriptor,
-          destPath,
-          {
-            name: blobName(ref, descriptor.digest),
-            retry: this.options.transport.retry,
-            onEvent: this.options.onEvent,
-          },
-          options,
-        ),
+        downloadBlob(primed, descriptor, destPath, this.downloadContext(ref, descriptor), options),
       cancel: () => {
         if (first !== undefined) abandonBody(first.body);
         first = undefined;
@@ -208,6 +195,14 @@ export class RegistryClient {
     signal?: AbortSignal,
   ): Promise<PushManifestResult> {
     return this.manifests.tag(toReference(tagged), digest, signal);
+  }
+
+  private downloadContext(ref: ImageReference, descriptor: Descriptor): BlobDownloadContext {
+    return {
+      name: blobName(ref, descriptor.digest),
+      retry: this.options.transport.retry,
+      onEvent: this.options.onEvent,
+    };
   }
 
   private blobFetcher(ref: ImageReference): BlobFetcher {
