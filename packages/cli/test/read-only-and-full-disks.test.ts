@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -39,9 +48,12 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-/** Runs `setup` (mounts) then the CLI in a private mount namespace; returns the CLI's result. */
-function inMountNamespace(setup: string, args: string[]): Promise<Run> {
-  const script = `set -e\n${setup}\nset +e\n${cliCommand(args)}`;
+/**
+ * Runs `setup` (mounts) then the CLI in a private mount namespace, then `afterwards` (a look at
+ * what the mounts hold, before they vanish); returns the CLI's result.
+ */
+function inMountNamespace(setup: string, args: string[], afterwards = ''): Promise<Run> {
+  const script = `set -e\n${setup}\nset +e\n${cliCommand(args)}\ncode=$?\n${afterwards}\nexit $code`;
   return runProgram('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', script], {
     cwd: work,
     env,
@@ -148,6 +160,42 @@ describe('a full disk', () => {
       readdirSync(work).filter((name) => name.startsWith('full.tgz')),
       [],
     );
+  });
+});
+
+describe('a full cache disk', () => {
+  it('import of a 1 MiB DB into a cache on a 256 KiB tmpfs: exit 1, FS_NO_SPACE naming the cache; what was installed stays, no staging left', async () => {
+    writeFileSync(
+      join(work, 'big.tgz'),
+      utils.buildBundle({
+        components: [{ kind: 'db', options: { updatedAt: hoursAgo(1), dbContents: 1 << 20 } }],
+      }).bytes,
+    );
+    const cache = join(work, 'full-cache');
+    mkdirSync(cache);
+    const setup = [
+      `mount -t tmpfs -o size=256k tmpfs ${cache}`,
+      cliCommand(['import', 'first.tgz', '--trust', 'signing.pub', '--cache-dir', cache, '--quiet']),
+    ].join('\n');
+    const seen = join(work, 'full-cache-seen.json');
+    const staging = join(work, 'full-cache-staging.txt');
+    const afterwards = `${cliCommand(['status', '--cache-dir', cache, '--json'])} > ${seen}; ls -A ${cache}/.trivy-airgap/staging > ${staging} 2>&1`;
+    const args = ['import', 'big.tgz', '--trust', 'signing.pub', '--cache-dir', cache];
+    const human = await inMountNamespace(setup, args, afterwards);
+    assertMounted(human);
+    assert.equal(human.code, 1, human.stderr);
+    assertOneLine(human, cache);
+    const json = await inMountNamespace(setup, [...args, '--json'], afterwards);
+    assert.equal((JSON.parse(json.stdout) as { error: { code: string } }).error.code, 'FS_NO_SPACE');
+    const status = JSON.parse(readFileSync(seen, 'utf8')) as {
+      diagnosis: { components: { kind: string; verdict: string }[] };
+    };
+    assert.deepEqual(
+      status.diagnosis.components.filter((c) => c.kind === 'db').map((c) => c.verdict),
+      ['ok'],
+      'the DB installed before is still there and usable',
+    );
+    assert.equal(readFileSync(staging, 'utf8'), '', 'no staging left behind');
   });
 });
 
