@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, readFile, readlink, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
   asFileSystemError,
@@ -15,18 +15,14 @@ import {
   type VerifiedSignature,
   type VexComponent,
 } from '@trivy-airgap/format';
-import {
-  VEX_SPEC_VERSION,
-  mergeRepositoryYaml,
-  parseVexIndex,
-  resolveVexConfigPath,
-} from '@trivy-airgap/trivy';
+import { mergeRepositoryYaml, readBuildTime, resolveVexConfigPath } from '@trivy-airgap/trivy';
 import { fsyncDir, syncTree } from '@trivy-airgap/durable';
 import {
   acquireCacheLock,
   applyJournal,
   cachePaths,
   commitJournal,
+  componentOfKey,
   generationPathOf,
   linkOf,
   linkTargetOf,
@@ -179,24 +175,10 @@ async function probeLiveDirectory(
   paths: CachePaths,
   key: ComponentKey,
 ): Promise<Pick<GenerationRecord, 'updatedAt'> | undefined> {
-  const base = linkOf(paths, key);
-  const file =
-    key === 'db' || key === 'java-db'
-      ? join(base, 'metadata.json')
-      : key.startsWith('vex/')
-        ? join(base, VEX_SPEC_VERSION, 'index.json')
-        : undefined;
-  if (file === undefined) return undefined;
-  try {
-    const bytes = await readFile(file);
-    // index.json is read the way Trivy reads it (case-insensitive keys, updated_at optional).
-    const updatedAt = key.startsWith('vex/')
-      ? parseVexIndex(bytes).updatedAt
-      : (JSON.parse(bytes.toString('utf8')) as { UpdatedAt?: unknown }).UpdatedAt;
-    return typeof updatedAt === 'string' ? { updatedAt } : undefined;
-  } catch {
-    return undefined;
-  }
+  const component = componentOfKey(key);
+  if (component === undefined) return undefined;
+  const updatedAt = await readBuildTime(component.kind, linkOf(paths, key));
+  return updatedAt === undefined ? undefined : { updatedAt };
 }
 
 async function checkDowngrades(

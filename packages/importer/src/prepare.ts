@@ -13,6 +13,8 @@ import {
   type VexComponent,
 } from '@trivy-airgap/format';
 import {
+  ARTIFACTS,
+  COMPONENTS,
   TrivyError,
   VEX_SPEC_VERSION,
   checksMajorVersion,
@@ -235,10 +237,11 @@ class MemorySink implements EntrySink {
   }
 }
 
-/** Where a component's layer is unpacked in staging (`policy/content/` for checks). */
+/** Where a component's layer is unpacked in staging: the table's layer path (`policy/content/`). */
 function layerDir(stage: string, component: OciComponent): string {
   const key = keyOf(component);
-  return resolveInside(stage, component.kind === 'checks' ? `${key}/content` : key, 'staging');
+  const layerPath = ARTIFACTS[component.kind].layerPath;
+  return resolveInside(stage, layerPath === '' ? key : `${key}/${layerPath}`, 'staging');
 }
 
 /** A layer's content against Trivy's rules and the signed manifest; then its metadata.json. */
@@ -269,15 +272,17 @@ async function prepareOci(
   }
   const dir = stage === undefined ? undefined : resolveInside(stage, keyOf(component), 'staging');
   const upstream = checkLayerContent(component, layer);
+  const facts = ARTIFACTS[component.kind];
+  // DB metadata is upstream's with a real DownloadedAt; policy metadata is ours to write.
   const metadata =
-    upstream !== undefined
+    facts.metadataFormat === 'db' && upstream !== undefined
       ? renderDbMetadata(upstream, preparedAt)
       : renderPolicyMetadata({
           digest: component.manifest.digest,
           downloadedAt: preparedAt,
           version: checksMajorVersion(component.version),
         });
-  if (dir !== undefined) await writeFile(join(dir, 'metadata.json'), metadata, { mode: 0o644 });
+  if (dir !== undefined) await writeFile(join(dir, facts.metadataFile), metadata, { mode: 0o644 });
   return {
     check: 'layer-content',
     subject: component.kind,
@@ -300,7 +305,8 @@ async function prepareVex(
     throw new Error(`internal: VEX repository ${component.name} was not read`);
   }
   // The directory name is Trivy's constant, never the manifest's string.
-  const into = dir === undefined ? undefined : resolveInside(dir, VEX_SPEC_VERSION, 'VEX spec version');
+  const files = COMPONENTS.vex.files;
+  const into = dir === undefined ? undefined : resolveInside(dir, files.content, 'VEX spec version');
   const summary = await unpackVexArchive(archive, component.archiveType, component.subdir, into).catch(
     (error: unknown) => {
       throw asBundleError(error, `VEX repository ${component.name}`);
@@ -318,9 +324,9 @@ async function prepareVex(
     );
   }
   if (dir !== undefined) {
-    await writeFile(join(dir, 'vex-repository.json'), manifestBytes, { mode: 0o644 });
+    await writeFile(join(dir, files.manifest), manifestBytes, { mode: 0o644 });
     await writeFile(
-      join(dir, 'cache.json'),
+      join(dir, files.cacheJson),
       renderVexCacheJson({
         updatedAt: preparedAt,
         etags: component.etag === undefined ? {} : { [component.location]: component.etag },
