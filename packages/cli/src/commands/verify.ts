@@ -162,7 +162,7 @@ export function verifyCommand(context: CommandContext) {
             ...result.manifest.components.map((component) =>
               component.kind === 'vex'
                 ? `vex         ${component.name} (${component.url}) ${age(component.updatedAt)}`
-                : `${component.kind.padEnd(11)} ${component.servedBy}  manifest ${component.manifest.digest.slice(0, 19)}  ${age(component.metadata?.UpdatedAt)}`,
+                : `${component.kind.padEnd(11)} ${component.servedBy}  manifest ${component.manifest.digest.slice(0, 19)}${component.metadata === undefined ? '' : `  ${age(component.metadata.UpdatedAt)}`}`,
             ),
           ],
         );
