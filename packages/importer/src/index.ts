@@ -2,6 +2,7 @@ export * from './errors.js';
 export * from './trust.js';
 export * from './source.js';
 export * from './reader.js';
+export * from './policy.js';
 export * from './layer.js';
 export * from './content.js';
 export * from './verify.js';

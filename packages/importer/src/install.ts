@@ -43,7 +43,7 @@ import {
 import { ImporterError, throwIfAborted } from './errors.js';
 import { generationFingerprint } from './fingerprint.js';
 import { keyOf, prepareBundle } from './prepare.js';
-import type { PolicyOptions, TrustedBundle, VerificationCheck } from './reader.js';
+import { downgradeReason, type PolicyOptions, type TrustedBundle, type VerificationCheck } from './policy.js';
 import type { BundleInput } from './source.js';
 import { explainMissingTrust, loadTrustedKeys, type TrustOptions } from './trust.js';
 
@@ -118,45 +118,6 @@ function describeComponent(
     digest: component.manifest.digest,
     source: component.servedBy,
   };
-}
-
-function semver(value: string | undefined): number[] | undefined {
-  const match = value === undefined ? null : /^v?(\d+)\.(\d+)\.(\d+)/.exec(value);
-  return match === null ? undefined : [Number(match[1]), Number(match[2]), Number(match[3])];
-}
-
-function compareVersions(a: number[], b: number[]): number {
-  for (let i = 0; i < 3; i++) {
-    const diff = (a[i] ?? 0) - (b[i] ?? 0);
-    if (diff !== 0) return diff;
-  }
-  return 0;
-}
-
-/** Why `incoming` is older than `installed`, or undefined when it is not (or cannot be told). */
-export function downgradeReason(
-  incoming: Pick<GenerationRecord, 'updatedAt' | 'version' | 'created'>,
-  installed: Pick<GenerationRecord, 'updatedAt' | 'version' | 'created'>,
-): string | undefined {
-  const older = (a: string | undefined, b: string | undefined): boolean =>
-    a !== undefined && b !== undefined && Date.parse(a) < Date.parse(b);
-  if (incoming.updatedAt !== undefined && installed.updatedAt !== undefined) {
-    // The build time decides; the push time (created) differs per mirror for the same build.
-    return older(incoming.updatedAt, installed.updatedAt)
-      ? `built ${incoming.updatedAt}, the installed one ${installed.updatedAt}`
-      : undefined;
-  }
-  const a = semver(incoming.version);
-  const b = semver(installed.version);
-  if (a !== undefined && b !== undefined) {
-    const diff = compareVersions(a, b);
-    if (diff < 0) return `version ${incoming.version ?? '?'}, the installed one ${installed.version ?? '?'}`;
-    if (diff > 0) return undefined;
-  }
-  if (older(incoming.created, installed.created)) {
-    return `published ${incoming.created ?? '?'}, the installed one ${installed.created ?? '?'}`;
-  }
-  return undefined;
 }
 
 /** What is installed for a component: our record, or else what the live directory says. */

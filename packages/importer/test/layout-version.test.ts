@@ -29,7 +29,9 @@ function importOptions(bundle: string, cacheDir: string): ImportBundleOptions {
 }
 
 function codeOf(error: unknown): string | undefined {
-  return error instanceof AirgapError ? error.code : undefined;
+  if (!(error instanceof AirgapError)) return undefined;
+  const code: unknown = error.code;
+  return typeof code === 'string' ? code : undefined;
 }
 
 async function importedCache(): Promise<string> {
