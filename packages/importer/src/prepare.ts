@@ -27,15 +27,8 @@ import { componentKeyOf, type ComponentKey } from './cache.js';
 import { FileSink, checkLayerContent } from './content.js';
 import { ImporterError, abortedError } from './errors.js';
 import { LAYER_LIMITS, LayerUnpacker } from './layer.js';
-import {
-  readBundle,
-  type EntryRole,
-  type EntrySink,
-  type PolicyOptions,
-  type ReadBundleResult,
-  type TrustedBundle,
-  type VerificationCheck,
-} from './reader.js';
+import type { PolicyOptions, TrustedBundle, VerificationCheck } from './policy.js';
+import { readBundle, type EntryRole, type EntrySink, type ReadBundleResult } from './reader.js';
 import type { BundleInput } from './source.js';
 
 /**

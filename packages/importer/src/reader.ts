@@ -1,23 +1,18 @@
 import type { Readable } from 'node:stream';
 import {
   DigestHasher,
-  FormatError,
   MANIFEST_PATH,
   MAX_MANIFEST_BYTES,
   SIGNATURE_PATH,
   blobPath,
   bundlePathProblem,
-  digestOfBytes,
   ignoreProgress,
   parseManifestBytes,
-  verifySignature,
   type BundleFile,
   type BundleManifest,
-  type Digest,
   type OciComponent,
   type ProgressListener,
   type TrustedKey,
-  type VerifiedSignature,
   type VexComponent,
 } from '@trivy-airgap/format';
 import { ImporterError, TAMPERED_HINT, abortedError, throwIfAborted } from './errors.js';
@@ -25,9 +20,6 @@ import { checkBundleContent } from './oci-content.js';
 import { checkTrust, type PolicyOptions, type TrustedBundle, type VerificationCheck } from './policy.js';
 import { openBundle, type BundleInput } from './source.js';
 import { TarStream, type TarEntry } from './tar-stream.js';
-
-// What the policy decides over, re-exported for the pass's callers.
-export type { PolicyOptions, TrustedBundle, VerificationCheck } from './policy.js';
 
 /**
  * The one streaming pass over a bundle (docs/bundle-format.md): gunzip → strict tar parse →
