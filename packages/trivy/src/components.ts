@@ -115,6 +115,9 @@ export interface VexFacts extends CommonFacts {
     readonly cacheJson: string;
     /** The unpacked repository for spec version 0.1. */
     readonly content: string;
+    /** The repository's index, at the root of the repository (and so of `content`). */
+    readonly indexFile: string;
+    /** `content/indexFile`. */
     readonly index: string;
   };
   /** Trivy's default repositories, per release (none before 0.54: `--vex` took only files). */
@@ -277,6 +280,7 @@ export const COMPONENTS: {
       manifest: 'vex-repository.json',
       cacheJson: 'cache.json',
       content: VEX_SPEC_VERSION,
+      indexFile: 'index.json',
       index: `${VEX_SPEC_VERSION}/index.json`,
     },
     repositories: [

@@ -131,7 +131,7 @@ export class DbMetadataExtractor {
     const name = rootName(entry.path);
     const isFile = entry.type === 'File' || entry.type === 'OldFile' || entry.type === 'ContiguousFile';
     if (isFile && name === ARTIFACTS[this.kind].databaseFile) this.databaseSeen = true;
-    if (!isFile || name !== 'metadata.json' || this.metadataBytes !== undefined) {
+    if (!isFile || name !== ARTIFACTS[this.kind].metadataFile || this.metadataBytes !== undefined) {
       entry.resume();
       return;
     }
