@@ -129,14 +129,14 @@ describe('damaged bundles through the CLI process: exit 3, one error line, cache
 
   it('a flipped byte inside a gzip-compressed layer cannot leave import unsettled (Node exit 13) or staging behind', () => {
     const target = seededCache('flip-layer');
-    for (const offset of dbLayerOffsets(bundle, [0.2, 0.5, 0.8])) {
+    for (const offset of dbLayerOffsets(bundle, [0.3, 0.7])) {
       assertRefusedByProcess(flipTarByte(bundle, offset), target, `flip at tar offset ${offset}`);
     }
   });
 
   it('a bundle truncated in the middle cannot leave import unsettled or staging behind', () => {
     const target = seededCache('truncated');
-    for (const fraction of [0.25, 0.5, 0.8, 0.97]) {
+    for (const fraction of [0.3, 0.6, 0.97]) {
       const cut = Math.floor(bundle.bytes.length * fraction);
       assertRefusedByProcess(bundle.bytes.subarray(0, cut), target, `truncated at ${cut}`);
     }
@@ -167,14 +167,14 @@ describe('a representative subset of the importer sweeps through the CLI process
         offset: compressedOffset(small.bytes, offset),
       })),
     ];
-    for (let i = 0; i < 4; i++)
+    for (let i = 0; i < 3; i++)
       flips.push({ what: `seeded flip ${i}`, offset: seededInt(random, 0, small.bytes.length) });
     for (const { what, offset } of flips) {
       const bytes = Buffer.from(small.bytes);
       bytes[offset] = (bytes[offset] ?? 0) ^ 0x01;
       assertRefusedByProcess(bytes, target, `seed ${seed}: ${what} (byte ${offset})`);
     }
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 2; i++) {
       const cut = seededInt(random, 0, small.bytes.length);
       assertRefusedByProcess(small.bytes.subarray(0, cut), target, `seed ${seed}: truncated to ${cut}`);
     }

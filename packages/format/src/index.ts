@@ -34,6 +34,7 @@ export { bundlePathProblem, isInside, resolveInside } from './safe-path.js';
 export {
   MANIFEST_MEDIA_TYPE,
   MANIFEST_PATH,
+  MAX_BUNDLE_FILES,
   MAX_MANIFEST_BYTES,
   SIGNATURE_PATH,
   blobPath,

@@ -15,6 +15,12 @@ export const SIGNATURE_PATH = 'manifest.json.sig';
 
 /** A manifest larger than this is refused before parsing (it is a few KiB in practice). */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+/**
+ * Entries a bundle may list. The exporter writes about a dozen (the OCI layout with three
+ * artifacts, two files per VEX repository); the cap bounds what a reader hashes and what
+ * `import --to-registry` copies into its work dir.
+ */
+export const MAX_BUNDLE_FILES = 4096;
 
 export type SignatureAlgorithm = 'ecdsa-p256-sha256' | 'ed25519';
 export const SIGNATURE_ALGORITHMS: readonly SignatureAlgorithm[] = ['ecdsa-p256-sha256', 'ed25519'];
@@ -461,6 +467,12 @@ function checkConsistency(check: FieldChecker, manifest: BundleManifest): void {
     if (Date.parse(manifest.expires) <= Date.parse(manifest.created)) {
       check.fail('expires', 'must be later than created');
     }
+  }
+  if (manifest.files.length > MAX_BUNDLE_FILES) {
+    check.fail(
+      'files',
+      `lists ${manifest.files.length} entries, more than the ${MAX_BUNDLE_FILES} a bundle may hold`,
+    );
   }
   const byPath = new Map<string, BundleFile>();
   manifest.files.forEach((file, index) => {

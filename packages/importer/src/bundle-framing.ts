@@ -139,9 +139,13 @@ function parseTarSize(block: Buffer): number {
 }
 
 /**
- * Walks the tar framing of the inflated bundle, block by block, beside node-tar's parser (which
- * reads the entries): it never decides what an entry is, it only refuses bytes the parser skips
- * unchecked. Any disagreement with the parser ends in a refusal, never in acceptance.
+ * Walks the tar framing of the inflated stream, block by block, beside node-tar's parser (which
+ * reads the entries): it never decides what an entry is. `strict` (a bundle) refuses the bytes the
+ * parser skips unchecked; any disagreement with the parser ends in a refusal, never in acceptance.
+ * Lenient (an upstream layer, pinned by its digest) only finds the end-of-archive marker, after
+ * which nothing more is handed to the parser: node-tar keeps whatever follows it in one growing
+ * buffer (a copy per chunk), so a layer of zeros after its end marker would cost memory and
+ * quadratic time up to the inflation limit.
  */
 export class TarFramingAudit {
   private readonly header = Buffer.alloc(TAR_BLOCK);
@@ -151,15 +155,31 @@ export class TarFramingAudit {
   private padding = 0;
   private pax: Buffer[] | undefined;
   private paxSize: number | undefined;
+  /** A global pax header's size (lenient only: a bundle never has one). */
+  private globalSize: number | undefined;
+  private paxIsGlobal = false;
   private zeroBlocks = 0;
   /** Bytes from the first block of the end-of-archive marker on. */
   private trailing = 0;
   private offset = 0;
 
-  constructor(private readonly label: string) {}
+  constructor(
+    private readonly label: string,
+    private readonly strict = true,
+  ) {}
 
-  write(chunk: Buffer): void {
+  /** The end-of-archive marker has been seen: what follows is no entry. */
+  get ended(): boolean {
+    return this.state === 'end';
+  }
+
+  /**
+   * Takes the next bytes of the stream; returns how many of them belong to the archive, i.e. come
+   * before the end of its end-of-archive marker (all of them until the marker is seen).
+   */
+  write(chunk: Buffer): number {
     let at = 0;
+    let archive = this.state === 'end' ? 0 : chunk.length;
     while (at < chunk.length) {
       switch (this.state) {
         case 'header': {
@@ -171,6 +191,7 @@ export class TarFramingAudit {
             this.fill = 0;
             this.onHeader();
             this.offset += TAR_BLOCK;
+            if (this.ended) archive = at;
           }
           break;
         }
@@ -185,7 +206,7 @@ export class TarFramingAudit {
         }
         case 'padding': {
           const take = Math.min(this.padding, chunk.length - at);
-          this.requireZeros(chunk, at, take, 'padding after an entry');
+          if (this.strict) this.requireZeros(chunk, at, take, 'padding after an entry');
           this.padding -= take;
           this.offset += take;
           at += take;
@@ -194,6 +215,7 @@ export class TarFramingAudit {
         }
         case 'end': {
           const take = chunk.length - at;
+          if (!this.strict) return archive;
           this.requireZeros(chunk, at, take, 'data after the end-of-archive marker');
           this.trailing += take;
           this.offset += take;
@@ -208,10 +230,13 @@ export class TarFramingAudit {
         }
       }
     }
+    return archive;
   }
 
   /** After the last byte: the end-of-archive marker must have been there, block-aligned. */
   end(): void {
+    // A layer may lack the marker (node-tar accepts that, and its digest pins it).
+    if (!this.strict) return;
     if (this.state !== 'end' || this.fill !== 0 || this.trailing % TAR_BLOCK !== 0) {
       throw corrupt(this.label, 'the tar stream ends without its end-of-archive marker (truncated)');
     }
@@ -234,20 +259,29 @@ export class TarFramingAudit {
       return;
     }
     if (this.zeroBlocks > 0) {
-      throw corrupt(this.label, `a zero block inside the archive at tar offset ${this.offset - TAR_BLOCK}`);
+      if (this.strict) {
+        throw corrupt(this.label, `a zero block inside the archive at tar offset ${this.offset - TAR_BLOCK}`);
+      }
+      // node-tar reads on after a single zero block.
+      this.zeroBlocks = 0;
+      this.trailing = 0;
     }
     const type = String.fromCharCode(block[156] ?? 0);
-    if (META_TYPES.has(type) && type !== 'x') {
+    if (this.strict && META_TYPES.has(type) && type !== 'x') {
       throw corrupt(this.label, `a tar header of type ${JSON.stringify(type)}, which bundles never use`);
     }
+    const isPax = type === 'x' || type === 'g';
     let size = parseTarSize(block);
-    if (type !== 'x' && this.paxSize !== undefined) size = this.paxSize;
-    if (type !== 'x') this.paxSize = undefined;
-    if (!Number.isSafeInteger(size) || size < 0)
+    // As node-tar: a local pax size over a global one, for the next headers until an entry.
+    if (!isPax) size = this.paxSize ?? this.globalSize ?? size;
+    if (!META_TYPES.has(type)) this.paxSize = undefined;
+    if (!Number.isSafeInteger(size) || size < 0) {
       throw corrupt(this.label, 'a tar header with an invalid size');
-    if (type === 'x') {
+    }
+    if (isPax) {
       if (size > MAX_PAX_BYTES) throw corrupt(this.label, `a pax header of ${size} bytes`);
       this.pax = [];
+      this.paxIsGlobal = type === 'g';
     }
     this.remaining = size;
     this.padding = (TAR_BLOCK - (size % TAR_BLOCK)) % TAR_BLOCK;
@@ -257,7 +291,9 @@ export class TarFramingAudit {
 
   private endBody(): void {
     if (this.pax !== undefined) {
-      this.paxSize = this.readPax(Buffer.concat(this.pax));
+      const size = this.readPax(Buffer.concat(this.pax));
+      if (this.paxIsGlobal) this.globalSize = size ?? this.globalSize;
+      else this.paxSize = size ?? this.paxSize;
       this.pax = undefined;
     }
     this.state = this.padding > 0 ? 'padding' : 'header';
@@ -281,7 +317,7 @@ export class TarFramingAudit {
       const record = bytes.subarray(space + 1, at + length - 1).toString('utf8');
       const equals = record.indexOf('=');
       const key = equals < 0 ? record : record.slice(0, equals);
-      if (!ALLOWED_PAX_KEYS.has(key)) {
+      if (this.strict && !ALLOWED_PAX_KEYS.has(key)) {
         throw corrupt(
           this.label,
           `a pax record ${JSON.stringify(key.slice(0, 40))}, which bundles never use`,

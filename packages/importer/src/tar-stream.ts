@@ -90,7 +90,7 @@ export class TarStream {
   }
 
   private async pump(source: Readable | AsyncIterable<Buffer>, options: TarStreamOptions): Promise<void> {
-    const audit = options.strict === true ? new TarFramingAudit(options.label) : undefined;
+    const audit = new TarFramingAudit(options.label, options.strict === true);
     const feed = async (chunks: AsyncIterable<Buffer>): Promise<void> => {
       for await (const chunk of chunks) {
         this.bytes += chunk.length;
@@ -101,13 +101,15 @@ export class TarStream {
             { hint: TAMPERED_HINT, expected: options.limit(), found: this.bytes },
           );
         }
-        audit?.write(chunk);
-        if (!this.parser.write(chunk)) {
+        // After the end marker nothing is an entry; node-tar would only pile it up in memory.
+        const archive = audit.write(chunk);
+        if (archive === 0) continue;
+        if (!this.parser.write(archive === chunk.length ? chunk : chunk.subarray(0, archive))) {
           await once(this.parser, 'drain', { signal: this.controller.signal });
         }
         if (this.failure !== undefined) return;
       }
-      audit?.end();
+      audit.end();
       this.parser.end();
     };
     const countSource = async function* (this: TarStream, chunks: AsyncIterable<Buffer>) {

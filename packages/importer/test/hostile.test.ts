@@ -101,6 +101,22 @@ describe('layers are bounded per component kind, refused early as bundle content
     assert.equal(await refusedByBoth(bytes, 'db with 22 entries'), 'BUNDLE_CONTENT_INVALID');
   });
 
+  it("zeros after a layer's end marker are not piled up by the tar parser; beyond the inflation limit they are refused", async () => {
+    const entries = [
+      { name: 'trivy.db', body: 'db' },
+      { name: 'metadata.json', body: upstreamMetadata('db') },
+    ];
+    const padded = (zeros: number): Buffer =>
+      gzipSync(Buffer.concat([makeTar(entries), Buffer.alloc(zeros)]));
+    // Within the limit (16 MiB for a small layer): accepted, upstream bytes are pinned by digest.
+    const within = withArtifact('db', { layer: padded(8 * 1024 * 1024) });
+    const result = await verifyBundle({ bundle: writeBytes(work, within), trustFiles: [pub] });
+    assert.ok(result.checks.some((check) => check.check === 'layer-content' && check.subject === 'db'));
+    // Beyond it: stopped at the limit.
+    const beyond = withArtifact('db', { layer: padded(64 * 1024 * 1024) });
+    assert.equal(await refusedByBoth(beyond, 'zeros beyond the limit'), 'BUNDLE_CORRUPT');
+  });
+
   it('a checks file whose header claims more than the layer may unpack is refused from the header', async () => {
     const tar = makeTar([{ name: 'policies/huge.rego', headerSize: 300 * 1024 * 1024 }]);
     const bytes = withArtifact('checks', { layer: gzipSync(tar) });

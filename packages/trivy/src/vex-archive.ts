@@ -419,11 +419,20 @@ async function* emptyBody(): AsyncIterable<Buffer> {
 /** A zip entry's bytes with its CRC-32 checked at the end (unzipper does not check it). */
 async function* checkedZipBody(file: unzipper.File): AsyncIterable<Buffer> {
   const stream = file.stream();
+  const chunks = (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   let crc = 0;
   try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      crc = crc32(chunk, crc);
-      yield chunk;
+    for (;;) {
+      let next: IteratorResult<Buffer>;
+      try {
+        next = await chunks.next();
+      } catch (error) {
+        // unzipper's own failures (FILE_ENDED on a damaged entry …) are archive problems.
+        throw readError(error, `archive entry ${JSON.stringify(file.path)}`);
+      }
+      if (next.done === true) break;
+      crc = crc32(next.value, crc);
+      yield next.value;
     }
   } finally {
     stream.destroy();

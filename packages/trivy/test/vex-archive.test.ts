@@ -17,10 +17,13 @@ import {
   makeTar,
   makeTarGz,
   makeZip,
+  seededInt,
+  seededRandom,
+  testSeed,
   vexRepositoryArchive,
   type ArchiveEntry,
 } from '@trivy-airgap/test-utils';
-import { checkVexArchive, extractVexArchive } from '../src/index.js';
+import { TrivyError, checkVexArchive, extractVexArchive, unpackVexArchive } from '../src/index.js';
 import { type VexArchiveType } from '../src/vex-archive.js';
 import { rejectsWithCode } from './helpers.js';
 
@@ -343,4 +346,33 @@ describe('hostile VEX archives are refused and nothing escapes (security regress
     );
     assert.ok(error instanceof Error);
   });
+});
+
+describe('damaged VEX archives (seeded byte flips)', () => {
+  for (const type of ['zip', 'tar.gz'] as const) {
+    it(`${type}: a typed error or a result, the same for checking and extracting, never an unsettled read (TRIVY_AIRGAP_SEED replays)`, async (t) => {
+      const seed = testSeed();
+      t.diagnostic(`seed ${seed}`);
+      const random = seededRandom(seed);
+      const repository = vexRepositoryArchive({ type });
+      for (let i = 0; i < 120; i++) {
+        const bytes = Buffer.from(repository.archive);
+        for (let flips = 1 + seededInt(random, 0, 3); flips > 0; flips--) {
+          const at = seededInt(random, 0, bytes.length);
+          bytes[at] = (bytes[at] ?? 0) ^ seededInt(random, 1, 256);
+        }
+        const { archivePath, dest } = sandbox(bytes, type);
+        const outcome = async (into: string | undefined): Promise<string> => {
+          try {
+            await unpackVexArchive(archivePath, type, repository.subdir, into);
+            return 'ok';
+          } catch (error) {
+            assert.ok(error instanceof TrivyError, `seed ${seed}, case ${i}: untyped ${String(error)}`);
+            return error.code;
+          }
+        };
+        assert.equal(await outcome(undefined), await outcome(dest), `seed ${seed}, case ${i}`);
+      }
+    });
+  }
 });
