@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as utils from '@trivy-airgap/test-utils';
-import { cliCommand, cliSync, runProgram, userEnv, type Run } from './process.js';
+import { CLI, cliCommand, cliSync, runProgram, userEnv, type Run } from './process.js';
 
 // Issue 12: errors a user's environment causes — a read-only cache (a read-only bind mount), a full
 // disk under `export --work-dir` (a small tmpfs) — are one line naming the path and what to do,
@@ -147,5 +148,69 @@ describe('a full disk', () => {
       readdirSync(work).filter((name) => name.startsWith('full.tgz')),
       [],
     );
+  });
+});
+
+describe('a path of the wrong kind, a directory the user may not write', () => {
+  it('--vex-config naming a directory: exit 1, FS_IS_A_DIRECTORY naming it, refused before anything is installed', () => {
+    writeFileSync(
+      join(work, 'with-vex.tgz'),
+      utils.buildBundle({ components: [{ kind: 'db' }, { kind: 'vex' }] }).bytes,
+    );
+    const vexConfig = join(work, 'vex-config-dir');
+    mkdirSync(vexConfig);
+    const cache = join(work, 'vex-config-cache');
+    const args = ['import', 'with-vex.tgz', '--trust', 'signing.pub', '--cache-dir', cache];
+    const human = cliSync([...args, '--vex-config', vexConfig], { cwd: work, env });
+    assert.equal(human.code, 1, human.stderr);
+    assertOneLine(human, vexConfig);
+    const json = cliSync([...args, '--vex-config', vexConfig, '--json'], { cwd: work, env });
+    const error = (JSON.parse(json.stdout) as { error: { code: string; path?: string } }).error;
+    assert.deepEqual([error.code, error.path], ['FS_IS_A_DIRECTORY', vexConfig]);
+    assert.ok(!existsSync(join(cache, 'db')), 'no component was installed');
+  });
+
+  it('keygen --out-dir naming a file: exit 1, FS_NOT_A_DIRECTORY naming it, not "a bug"', () => {
+    const file = join(work, 'not-a-dir');
+    writeFileSync(file, 'a file\n');
+    const human = cliSync(['keygen', '--out-dir', file], { cwd: work, env });
+    assert.equal(human.code, 1, human.stderr);
+    assertOneLine(human, file);
+    const json = cliSync(['keygen', '--out-dir', file, '--json'], { cwd: work, env });
+    assert.equal((JSON.parse(json.stdout) as { error: { code: string } }).error.code, 'FS_NOT_A_DIRECTORY');
+  });
+
+  it('a cache directory another user owns (EACCES, run as nobody): exit 1, FS_PERMISSION_DENIED naming it', () => {
+    const cache = join(work, 'root-owned-cache');
+    mkdirSync(cache, { mode: 0o755 });
+    chmodSync(work, 0o755); // nobody may read the bundle and the key, not write the cache
+    const asNobody = (extra: string[]) =>
+      spawnSync(
+        'setpriv',
+        [
+          '--reuid=65534',
+          '--regid=65534',
+          '--clear-groups',
+          process.execPath,
+          CLI,
+          'import',
+          'first.tgz',
+          '--trust',
+          'signing.pub',
+          '--cache-dir',
+          cache,
+          ...extra,
+        ],
+        { cwd: work, env: { ...env, HOME: cache }, encoding: 'utf8' },
+      );
+    const human = asNobody([]);
+    assert.equal(human.status, 1, `${human.stderr}${human.error?.message ?? ''}`);
+    assertOneLine(
+      { code: human.status, signal: human.signal, stdout: human.stdout, stderr: human.stderr },
+      cache,
+    );
+    const json = asNobody(['--json']);
+    assert.equal((JSON.parse(json.stdout) as { error: { code: string } }).error.code, 'FS_PERMISSION_DENIED');
+    assert.deepEqual(readdirSync(cache), []);
   });
 });

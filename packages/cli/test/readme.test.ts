@@ -87,6 +87,10 @@ describe('README: the trivy-airgap command and the workflow examples, as written
     assert.doesNotMatch(README, /notes on issue|see (the )?issue \d|issue \d+'s notes/i);
   });
 
+  it('documents TRIVY_AIRGAP_PASSPHRASE (keygen and export read it)', () => {
+    assert.match(README, /`TRIVY_AIRGAP_PASSPHRASE`/);
+  });
+
   it('`npm install -g ./packages/cli` puts trivy-airgap on PATH; it runs from any directory', async () => {
     const setup = readmeCommands('put the `trivy-airgap` command on your `PATH`', '## The workflow');
     const npmLine = setup.find((command) => command.startsWith('npm install -g'));

@@ -8,8 +8,8 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { hostname, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as utils from '@trivy-airgap/test-utils';
 import { cliCommand, cliSync, onTerminal, shell, userEnv } from './process.js';
@@ -168,18 +168,23 @@ describe('what the terminal shows', () => {
     cache,
   ];
 
+  /** Exactly one `error:` line (its hint indented below it), nothing labelled ✗ or "verify". */
+  function assertOneFailureLine(stderr: string): void {
+    const lines = stderr.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('  '));
+    assert.deepEqual(
+      lines.map((line) => line.split(' ')[0]),
+      ['error:'],
+      stderr,
+    );
+    assert.doesNotMatch(stderr, /✗/);
+  }
+
   it('a failure is one line, off a terminal and on one, labelled by what failed (no "✗ verify" for a refused downgrade)', () => {
     const cache = join(work, 'one-line-cache');
     assert.equal(run(['import', 'bundle.tgz', '--trust', 'signing.pub', '--cache-dir', cache]).code, 0);
     const plain = run(importArgs(cache));
     assert.equal(plain.code, 1);
-    const lines = plain.stderr.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('  '));
-    assert.deepEqual(
-      lines.map((line) => line.split(' ')[0]),
-      ['error:'],
-      plain.stderr,
-    );
-    assert.doesNotMatch(plain.stderr, /✗/);
+    assertOneFailureLine(plain.stderr);
     const terminal = onTerminal(cliCommand(importArgs(cache)), {
       cwd: work,
       env: { ...env, NO_COLOR: undefined },
@@ -187,6 +192,39 @@ describe('what the terminal shows', () => {
     assert.equal(terminal.code, 1);
     assert.doesNotMatch(terminal.stdout, /✗/);
     assert.equal(terminal.stdout.match(/error:/g)?.length, 1, terminal.stdout);
+  });
+
+  it('a cache locked by a running process and a repository.yaml that is not YAML: one line each, nothing changed', () => {
+    const cache = join(work, 'one-line-locked');
+    mkdirSync(join(cache, '.trivy-airgap'), { recursive: true });
+    // This test process is alive: its pid holds the lock.
+    const lock = {
+      pid: process.pid,
+      host: hostname(),
+      startedAt: new Date().toISOString(),
+      operation: 'import',
+    };
+    writeFileSync(join(cache, '.trivy-airgap', 'lock'), JSON.stringify(lock));
+    const locked = run(['import', 'bundle.tgz', '--trust', 'signing.pub', '--cache-dir', cache]);
+    assert.equal(locked.code, 1, locked.stderr);
+    assertOneFailureLine(locked.stderr);
+
+    const home = join(work, 'bad-yaml-user');
+    const vexConfig = join(home, 'data', '.trivy', 'vex', 'repository.yaml');
+    mkdirSync(dirname(vexConfig), { recursive: true });
+    writeFileSync(vexConfig, 'repositories: [ : bad\n');
+    const vexBundle = join(work, 'vex.tgz');
+    writeFileSync(vexBundle, utils.buildBundle({ components: [{ kind: 'db' }, { kind: 'vex' }] }).bytes);
+    const yamlCache = join(work, 'bad-yaml-cache');
+    const badYaml = cliSync(['import', vexBundle, '--trust', 'signing.pub', '--cache-dir', yamlCache], {
+      cwd: work,
+      env: userEnv(home),
+    });
+    assert.equal(badYaml.code, 1, badYaml.stderr);
+    assertOneFailureLine(badYaml.stderr);
+    assert.ok(badYaml.stderr.includes(vexConfig), badYaml.stderr);
+    assert.equal(readFileSync(vexConfig, 'utf8'), 'repositories: [ : bad\n');
+    assert.ok(!existsSync(join(yamlCache, 'db')), 'nothing installed');
   });
 
   it('NO_COLOR set to an empty string counts as unset (no-color.org); NO_COLOR=1 turns colour off', () => {

@@ -22,7 +22,7 @@ export const FILE_SYSTEM_ERROR_CODES = {
   FS_CANNOT_CREATE: 'failure',
   /** EISDIR */
   FS_IS_A_DIRECTORY: 'failure',
-  /** ENOTDIR */
+  /** ENOTDIR; EEXIST from mkdir (a file where a directory should be) */
   FS_NOT_A_DIRECTORY: 'failure',
   /** EMFILE, ENFILE */
   FS_TOO_MANY_OPEN_FILES: 'failure',
@@ -158,6 +158,14 @@ const MKDIR_ENOENT: ErrnoFacts = {
     `check that ${place} is on a writable file system and that its parent exists, or ${elsewhere}`,
 };
 
+// mkdir of a path where a file (not a directory) already is: `--out-dir` naming a file.
+const MKDIR_EEXIST: ErrnoFacts = {
+  code: 'FS_NOT_A_DIRECTORY',
+  reason: 'a file that is not a directory is in the way',
+  about: 'path',
+  advice: (place) => `give the path of a directory, or move ${place} away`,
+};
+
 /** System calls in the user's words, for "cannot <verb> <path>". */
 const SYSCALL_VERBS: Readonly<Record<string, string>> = {
   open: 'open',
@@ -215,7 +223,12 @@ export function fileSystemError(
   if (error instanceof AirgapError || !(error instanceof Error)) return undefined;
   const { code, syscall, path } = error as NodeJS.ErrnoException;
   if (typeof code !== 'string') return undefined;
-  const facts = code === 'ENOENT' && syscall === 'mkdir' ? MKDIR_ENOENT : ERRNO_FACTS[code];
+  const facts =
+    syscall === 'mkdir' && code === 'ENOENT'
+      ? MKDIR_ENOENT
+      : syscall === 'mkdir' && code === 'EEXIST'
+        ? MKDIR_EEXIST
+        : ERRNO_FACTS[code];
   if (facts === undefined || (syscall !== undefined && NOT_FILE_SYSCALLS.test(syscall))) return undefined;
   const failing = path ?? context.where;
   const verb = (syscall === undefined ? undefined : SYSCALL_VERBS[syscall]) ?? 'use';

@@ -90,6 +90,17 @@ describe('file-system errors the user causes: one typed error naming the path', 
     assert.match(error.message, /^cannot create the directory \/ro\/cache: .*read-only/);
   });
 
+  it('a mkdir where a file is in the way (EEXIST: --out-dir naming a file) is FS_NOT_A_DIRECTORY naming it', () => {
+    const error = mapped(errnoError('EEXIST', 'mkdir', '/keys'), {});
+    assert.equal(error.code, 'FS_NOT_A_DIRECTORY');
+    assert.equal(error.path, '/keys');
+    assert.equal(
+      fileSystemError(errnoError('EEXIST', 'open', '/keys')),
+      undefined,
+      "open wx stays the caller's",
+    );
+  });
+
   it("the caller's advice for a wrong path replaces the generic one; a full disk keeps its own", () => {
     const pathHint = 'check the --key path';
     assert.equal(mapped(errnoError('ENOENT', 'open', '/k'), { pathHint }).hint, pathHint);

@@ -8,7 +8,7 @@ import {
   mergeRepositoryYaml,
   type ImportedVexRepository,
 } from '@trivy-airgap/trivy';
-import { isInside, resolveInside, type ComponentKind } from '@trivy-airgap/format';
+import { asFileSystemError, isInside, resolveInside, type ComponentKind } from '@trivy-airgap/format';
 import { ImporterError } from './errors.js';
 
 /**
@@ -345,6 +345,22 @@ export async function pointLink(linkPath: string, target: string): Promise<void>
 
 export type StepHook = (step: string) => void | Promise<void>;
 
+/**
+ * The text of Trivy's repository.yaml, or undefined when there is none yet. Any other failure to
+ * read it (a directory, no permission) names that file, not the cache.
+ */
+export async function readRepositoryYamlFile(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw asFileSystemError(error, {
+      where: path,
+      pathHint: `${path} must be Trivy's repository.yaml file; pass --vex-config FILE to use another`,
+    });
+  }
+}
+
 /** Carries out (or finishes) a committed journal. Idempotent: each step checks what is done. */
 export async function applyJournal(paths: CachePaths, journal: Journal, hook?: StepHook): Promise<void> {
   for (const link of journal.links) {
@@ -369,10 +385,7 @@ export async function applyJournal(paths: CachePaths, journal: Journal, hook?: S
   await hook?.('state written');
   if (journal.repositoryYaml !== undefined) {
     const { path, imported } = journal.repositoryYaml;
-    const existing = await readFile(path, 'utf8').catch((error: unknown) => {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw error;
-    });
+    const existing = await readRepositoryYamlFile(path);
     const merged = mergeRepositoryYaml(existing, imported, path);
     if (merged !== existing) {
       await mkdir(dirname(path), { recursive: true, mode: 0o700 });

@@ -27,6 +27,7 @@ import {
   linkOf,
   linkTargetOf,
   mkdirTracked,
+  readRepositoryYamlFile,
   readState,
   recoverAndClean,
   removeIfEmpty,
@@ -220,8 +221,9 @@ export async function importBundle(options: ImportBundleOptions): Promise<Import
         if (hasVex) {
           vexConfigPath =
             options.vexConfigPath ?? resolveVexConfigPath({ env: process.env, homedir: homedir() });
-          // Refuse a repository.yaml we could not merge now, before anything changes.
-          const existing = await readFile(vexConfigPath, 'utf8').catch(() => undefined);
+          // Refuse a repository.yaml we could not read or merge now, before anything changes
+          // (a directory or an unreadable file given as --vex-config).
+          const existing = await readRepositoryYamlFile(vexConfigPath);
           mergeRepositoryYaml(
             existing,
             trusted.manifest.components.filter((c): c is VexComponent => c.kind === 'vex'),

@@ -30,12 +30,17 @@ export function defaultRepositoryYaml(): string {
   ].join('\n');
 }
 
+/** The yaml library's message without its code frame: one line, "… at line L, column C". */
+function firstLine(message: string): string {
+  return (message.split('\n', 1)[0] ?? '').replace(/:$/, '');
+}
+
 function parseRepositoryDocument(text: string, what: string): Document.Parsed {
   const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (document.errors.length > 0) {
     throw new TrivyError(
       'REPOSITORY_YAML_INVALID',
-      `${what} is not valid YAML, so it was left untouched: ${document.errors[0]?.message ?? ''}`,
+      `${what} is not valid YAML, so it was left untouched: ${firstLine(document.errors[0]?.message ?? '')}`,
       { cause: document.errors[0], hint: `fix or move ${what}, then import again` },
     );
   }
