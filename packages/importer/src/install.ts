@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { lstat, readFile, readlink, rename, rm } from 'node:fs/promises';
+import { lstat, readlink, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
