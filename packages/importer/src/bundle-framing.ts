@@ -12,10 +12,21 @@ import { ImporterError, TAMPERED_HINT } from './errors.js';
  *    CRC-32 and size trailer right, and NOTHING after it: no second member, no NUL padding, no junk;
  *  - in the tar: zero padding after every entry body, only `path` and `size` pax records (what
  *    the exporter writes), no zero block between entries, the end-of-archive marker (two zero
- *    blocks) present, and after it zeros only, at most up to one tar record (10240 bytes).
+ *    blocks) present, and after it zeros only, marker included at most one tar record (10240 bytes).
  *
- * Upstream layers are not held to this (their bytes are pinned by their digests).
+ * Upstream layers (`'layer'` framing) are written by GNU tar + gzip (trivy-db, trivy-java-db:
+ * `tar czf`) or Go's archive/tar + compress/gzip (oras, trivy-checks), so what is canonical for
+ * them is what both write: zero padding after every body, no zero block between entries (Go's
+ * reader, i.e. Trivy, refuses one), the end-of-archive marker, and after it zeros only up to the
+ * next tar record boundary (GNU tar pads to a record, Go writes nothing more). Any pax record,
+ * GNU long names and global headers are allowed (both write them). The gzip side is checked in
+ * tar-stream.ts: every compressed byte belongs to a gzip member zlib inflates and checks (CRC-32,
+ * size) — consecutive members are one gzip file (RFC 1952), and Go's reader reads them all too —
+ * and nothing follows the last one (zlib itself skips NUL-led bytes there).
  */
+
+/** How a tar stream is held: a bundle (our exporter's exact bytes) or an upstream layer. */
+export type TarFraming = 'bundle' | 'layer';
 
 function corrupt(
   label: string,
@@ -140,12 +151,11 @@ function parseTarSize(block: Buffer): number {
 
 /**
  * Walks the tar framing of the inflated stream, block by block, beside node-tar's parser (which
- * reads the entries): it never decides what an entry is. `strict` (a bundle) refuses the bytes the
- * parser skips unchecked; any disagreement with the parser ends in a refusal, never in acceptance.
- * Lenient (an upstream layer, pinned by its digest) only finds the end-of-archive marker, after
- * which nothing more is handed to the parser: node-tar keeps whatever follows it in one growing
- * buffer (a copy per chunk), so a layer of zeros after its end marker would cost memory and
- * quadratic time up to the inflation limit.
+ * reads the entries): it never decides what an entry is, and any disagreement with the parser
+ * ends in a refusal, never in acceptance. It refuses the bytes the parser skips unchecked, held
+ * to the rules of its framing (see the top of this file). Nothing after the end-of-archive marker
+ * is handed to the parser: node-tar keeps whatever follows it in one growing buffer (a copy per
+ * chunk), so padding after the marker would otherwise cost memory and quadratic time.
  */
 export class TarFramingAudit {
   private readonly header = Buffer.alloc(TAR_BLOCK);
@@ -155,18 +165,21 @@ export class TarFramingAudit {
   private padding = 0;
   private pax: Buffer[] | undefined;
   private paxSize: number | undefined;
-  /** A global pax header's size (lenient only: a bundle never has one). */
+  /** A global pax header's size (layers only: a bundle never has one). */
   private globalSize: number | undefined;
   private paxIsGlobal = false;
   private zeroBlocks = 0;
-  /** Bytes from the first block of the end-of-archive marker on. */
-  private trailing = 0;
+  /** Where the bytes after the end-of-archive marker must stop (a tar record boundary). */
+  private allowedEnd = 0;
   private offset = 0;
+  private readonly strict: boolean;
 
   constructor(
     private readonly label: string,
-    private readonly strict = true,
-  ) {}
+    framing: TarFraming,
+  ) {
+    this.strict = framing === 'bundle';
+  }
 
   /** The end-of-archive marker has been seen: what follows is no entry. */
   get ended(): boolean {
@@ -191,7 +204,14 @@ export class TarFramingAudit {
             this.fill = 0;
             this.onHeader();
             this.offset += TAR_BLOCK;
-            if (this.ended) archive = at;
+            if (this.ended) {
+              archive = at;
+              // A bundle: marker and padding fit one record. A layer: padding up to the record
+              // boundary the marker ends in (GNU tar), or none (Go).
+              this.allowedEnd = this.strict
+                ? this.offset - 2 * TAR_BLOCK + TAR_RECORD
+                : Math.ceil(this.offset / TAR_RECORD) * TAR_RECORD;
+            }
           }
           break;
         }
@@ -206,7 +226,7 @@ export class TarFramingAudit {
         }
         case 'padding': {
           const take = Math.min(this.padding, chunk.length - at);
-          if (this.strict) this.requireZeros(chunk, at, take, 'padding after an entry');
+          this.requireZeros(chunk, at, take, 'padding after an entry');
           this.padding -= take;
           this.offset += take;
           at += take;
@@ -215,16 +235,15 @@ export class TarFramingAudit {
         }
         case 'end': {
           const take = chunk.length - at;
-          if (!this.strict) return archive;
           this.requireZeros(chunk, at, take, 'data after the end-of-archive marker');
-          this.trailing += take;
           this.offset += take;
           at += take;
-          if (this.trailing > TAR_RECORD) {
-            throw corrupt(this.label, `more than ${TAR_RECORD} bytes after the last entry (a tar record)`, {
-              expected: TAR_RECORD,
-              found: this.trailing,
-            });
+          if (this.offset > this.allowedEnd) {
+            throw corrupt(
+              this.label,
+              `${this.offset - this.allowedEnd} bytes of padding beyond the tar record after the end-of-archive marker`,
+              { expected: this.allowedEnd, found: this.offset },
+            );
           }
           break;
         }
@@ -235,9 +254,7 @@ export class TarFramingAudit {
 
   /** After the last byte: the end-of-archive marker must have been there, block-aligned. */
   end(): void {
-    // A layer may lack the marker (node-tar accepts that, and its digest pins it).
-    if (!this.strict) return;
-    if (this.state !== 'end' || this.fill !== 0 || this.trailing % TAR_BLOCK !== 0) {
+    if (this.state !== 'end' || this.fill !== 0 || this.offset % TAR_BLOCK !== 0) {
       throw corrupt(this.label, 'the tar stream ends without its end-of-archive marker (truncated)');
     }
   }
@@ -254,18 +271,14 @@ export class TarFramingAudit {
     const block = this.header;
     if (block.every((byte) => byte === 0)) {
       this.zeroBlocks += 1;
-      this.trailing += TAR_BLOCK;
       if (this.zeroBlocks === 2) this.state = 'end';
       return;
     }
     if (this.zeroBlocks > 0) {
-      if (this.strict) {
-        throw corrupt(this.label, `a zero block inside the archive at tar offset ${this.offset - TAR_BLOCK}`);
-      }
-      // node-tar reads on after a single zero block.
-      this.zeroBlocks = 0;
-      this.trailing = 0;
+      // node-tar reads on after a single zero block; Go's archive/tar (Trivy) refuses it.
+      throw corrupt(this.label, `a zero block inside the archive at tar offset ${this.offset - TAR_BLOCK}`);
     }
+    if (this.strict) this.requireCanonicalChecksum(block);
     const type = String.fromCharCode(block[156] ?? 0);
     if (this.strict && META_TYPES.has(type) && type !== 'x') {
       throw corrupt(this.label, `a tar header of type ${JSON.stringify(type)}, which bundles never use`);
@@ -297,6 +310,28 @@ export class TarFramingAudit {
       this.pax = undefined;
     }
     this.state = this.padding > 0 ? 'padding' : 'header';
+  }
+
+  /**
+   * The checksum field is the one header field the checksum does not cover, and node-tar reads it
+   * leniently (a leading space, anything after the NUL, junk after the digits): in a bundle it must
+   * be exactly what the exporter writes, six octal digits, NUL, space.
+   */
+  private requireCanonicalChecksum(block: Buffer): void {
+    let sum = 0;
+    for (let i = 0; i < TAR_BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : (block[i] ?? 0);
+    const expected = `${sum.toString(8).padStart(6, '0')}\0 `;
+    const found = block.subarray(148, 156);
+    if (!found.equals(Buffer.from(expected, 'ascii'))) {
+      throw corrupt(
+        this.label,
+        `a tar header at tar offset ${this.offset} has a checksum field other than the exporter writes`,
+        {
+          expected: JSON.stringify(expected),
+          found: JSON.stringify(found.toString('latin1')),
+        },
+      );
+    }
   }
 
   /** Checks the records of a pax header; returns its `size` when it has one. */

@@ -90,7 +90,7 @@ export class TarStream {
   }
 
   private async pump(source: Readable | AsyncIterable<Buffer>, options: TarStreamOptions): Promise<void> {
-    const audit = new TarFramingAudit(options.label, options.strict === true);
+    const audit = new TarFramingAudit(options.label, options.strict === true ? 'bundle' : 'layer');
     const feed = async (chunks: AsyncIterable<Buffer>): Promise<void> => {
       for await (const chunk of chunks) {
         this.bytes += chunk.length;
@@ -109,8 +109,6 @@ export class TarStream {
         }
         if (this.failure !== undefined) return;
       }
-      audit.end();
-      this.parser.end();
     };
     const countSource = async function* (this: TarStream, chunks: AsyncIterable<Buffer>) {
       for await (const chunk of chunks) {
@@ -126,12 +124,55 @@ export class TarStream {
         signal: this.controller.signal,
       });
     } else if (options.gunzip) {
-      await pipeline(source, countSource, createGunzip({ chunkSize: 1 << 18 }), feed, {
-        signal: this.controller.signal,
-      });
+      await this.inflate(source, countSource, feed, options.label);
     } else {
       await pipeline(source, countSource, feed, { signal: this.controller.signal });
     }
+    // The archive ends only once every source byte was read and checked (nothing after the last
+    // gzip member, the end marker there): a reader told "end" earlier could accept a bad layer.
+    if (this.failure !== undefined) return;
+    audit.end();
+    this.parser.end();
+  }
+
+  /**
+   * gunzip (members one after another, each CRC-checked by zlib) with nothing after the last
+   * member: zlib stops at NUL-led bytes there without a word, so every compressed byte must have
+   * been consumed by it (`bytesWritten`).
+   */
+  private async inflate(
+    source: Readable | AsyncIterable<Buffer>,
+    countSource: (chunks: AsyncIterable<Buffer>) => AsyncGenerator<Buffer>,
+    feed: (chunks: AsyncIterable<Buffer>) => Promise<void>,
+    label: string,
+  ): Promise<void> {
+    const gunzip = createGunzip({ chunkSize: 1 << 18 });
+    let inflatedAll = false;
+    const trailing = (): ImporterError | undefined =>
+      inflatedAll && gunzip.bytesWritten < this.sourceBytes
+        ? new ImporterError(
+            'BUNDLE_CORRUPT',
+            `${label}: ${this.sourceBytes - gunzip.bytesWritten} bytes after the end of the gzip stream (nothing may follow its last member)`,
+            { hint: TAMPERED_HINT, expected: gunzip.bytesWritten, found: this.sourceBytes },
+          )
+        : undefined;
+    try {
+      await pipeline(
+        source,
+        countSource,
+        gunzip,
+        async (chunks: AsyncIterable<Buffer>) => {
+          await feed(chunks);
+          inflatedAll = this.failure === undefined;
+        },
+        { signal: this.controller.signal },
+      );
+    } catch (error) {
+      // More input after zlib ended its output fails the pipeline ("premature close"): say why.
+      throw trailing() ?? error;
+    }
+    const extra = trailing();
+    if (extra !== undefined) throw extra;
   }
 
   private push(entry: TarEntry): void {

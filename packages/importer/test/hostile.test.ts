@@ -8,7 +8,9 @@ import {
   gzipBundle,
   makeTar,
   makeTarGz,
+  makeZip,
   upstreamMetadata,
+  vexRepositoryArchive,
   type ArchiveEntry,
   type ArtifactOptions,
   type BuildBundleOptions,
@@ -81,6 +83,14 @@ function withArtifact(kind: 'db' | 'java-db' | 'checks', options: ArtifactOption
   }).bytes;
 }
 
+const GiB = 1024 * 1024 * 1024;
+
+/** What a DB layer holds upstream. */
+const dbLayerEntries: ArchiveEntry[] = [
+  { name: 'trivy.db', body: 'db' },
+  { name: 'metadata.json', body: upstreamMetadata('db') },
+];
+
 describe('layers are bounded per component kind, refused early as bundle content', () => {
   it('a checks layer of 20 001 tiny files (an inode flood) is refused (checked in memory before anything is written)', async () => {
     const entries = Array.from({ length: 20_001 }, (_, i) => ({
@@ -91,38 +101,37 @@ describe('layers are bounded per component kind, refused early as bundle content
     assert.equal(await refusedByBoth(bytes, '20 001 files'), 'BUNDLE_CONTENT_INVALID');
   });
 
-  it('a DB layer with more entries than a DB ever has', async () => {
-    const entries = [
-      { name: 'trivy.db', body: 'db' },
-      { name: 'metadata.json', body: upstreamMetadata('db') },
-      ...Array.from({ length: 20 }, (_, i) => ({ name: `extra-${i}`, body: 'x' })),
-    ];
-    const bytes = withArtifact('db', { layer: makeTarGz(entries) });
-    assert.equal(await refusedByBoth(bytes, 'db with 22 entries'), 'BUNDLE_CONTENT_INVALID');
+  for (const kind of ['db', 'java-db'] as const) {
+    it(`a ${kind} layer with more entries than a DB ever has (17: upstream ships 2)`, async () => {
+      const entries = [
+        { name: kind === 'db' ? 'trivy.db' : 'trivy-java.db', body: 'db' },
+        { name: 'metadata.json', body: upstreamMetadata(kind) },
+        ...Array.from({ length: 15 }, (_, i) => ({ name: `extra-${i}`, body: 'x' })),
+      ];
+      const bytes = withArtifact(kind, { layer: makeTarGz(entries) });
+      assert.equal(await refusedByBoth(bytes, `${kind} with 17 entries`), 'BUNDLE_CONTENT_INVALID');
+    });
+  }
+
+  it("zeros after a layer's end marker stop at the tar record: a flood of them is refused at once, not piled up", async () => {
+    const padded = Buffer.concat([makeTar(dbLayerEntries), Buffer.alloc(64 * 1024 * 1024)]);
+    const bytes = withArtifact('db', { layer: gzipSync(padded) });
+    assert.equal(await refusedByBoth(bytes, 'zeros after the end marker'), 'BUNDLE_CORRUPT');
   });
 
-  it("zeros after a layer's end marker are not piled up by the tar parser; beyond the inflation limit they are refused", async () => {
-    const entries = [
-      { name: 'trivy.db', body: 'db' },
-      { name: 'metadata.json', body: upstreamMetadata('db') },
-    ];
-    const padded = (zeros: number): Buffer =>
-      gzipSync(Buffer.concat([makeTar(entries), Buffer.alloc(zeros)]));
-    // Within the limit (16 MiB for a small layer): accepted, upstream bytes are pinned by digest.
-    const within = withArtifact('db', { layer: padded(8 * 1024 * 1024) });
-    const result = await verifyBundle({ bundle: writeBytes(work, within), trustFiles: [pub] });
-    assert.ok(result.checks.some((check) => check.check === 'layer-content' && check.subject === 'db'));
-    // Beyond it: stopped at the limit.
-    const beyond = withArtifact('db', { layer: padded(64 * 1024 * 1024) });
-    assert.equal(await refusedByBoth(beyond, 'zeros beyond the limit'), 'BUNDLE_CORRUPT');
-  });
-
-  it('a checks file whose header claims more than the layer may unpack is refused from the header', async () => {
-    const tar = makeTar([{ name: 'policies/huge.rego', headerSize: 300 * 1024 * 1024 }]);
-    const bytes = withArtifact('checks', { layer: gzipSync(tar) });
-    const code = await refusedByBoth(bytes, 'huge checks file');
-    assert.ok(['BUNDLE_CONTENT_INVALID', 'BUNDLE_CORRUPT'].includes(code), code);
-  });
+  for (const [kind, name, claimed] of [
+    ['db', 'trivy.db', 8 * GiB + 1],
+    ['java-db', 'trivy-java.db', 16 * GiB + 1],
+    ['checks', 'policies/huge.rego', 256 * 1024 * 1024 + 1],
+  ] as const) {
+    it(`a ${kind} file whose header claims more than a ${kind} layer may unpack is refused from the header, unread`, async () => {
+      // 4 MiB of body follow, so the refusal cannot come from the stream's truncated end.
+      const tar = makeTar([{ name, body: Buffer.alloc(4 * 1024 * 1024), headerSize: claimed }]);
+      const layer = gzipSync(tar.subarray(0, tar.length - 1024));
+      const bytes = withArtifact(kind, { layer });
+      assert.equal(await refusedByBoth(bytes, `${kind} ${claimed} bytes`), 'BUNDLE_CONTENT_INVALID');
+    });
+  }
 });
 
 describe('impossible DB metadata is never installed over a working DB', () => {
@@ -184,6 +193,20 @@ describe('one bundle path used by two components is refused in the manifest', ()
       },
     }).bytes;
     assert.equal(await refusedByBoth(bytes, 'shared archive'), 'MANIFEST_INVALID');
+  });
+
+  it("a VEX manifest path equal to another repository's archive", async () => {
+    const bytes = buildBundle({
+      components: [
+        { kind: 'vex', name: 'one' },
+        { kind: 'vex', name: 'two' },
+      ],
+      editManifest: (manifest) => {
+        const components = manifest.components as Record<string, unknown>[];
+        components[1]!.manifestPath = components[0]!.archivePath;
+      },
+    }).bytes;
+    assert.equal(await refusedByBoth(bytes, 'vex manifest on an archive'), 'MANIFEST_INVALID');
   });
 
   it('a VEX manifest path equal to an OCI blob (the VEX repository would install without its manifest)', async () => {
@@ -272,6 +295,24 @@ describe('collisions inside a layer are bundle content errors, never raw EEXIST'
   }
 });
 
+describe('collisions inside a VEX archive are bundle errors, never raw EEXIST', () => {
+  for (const type of ['tar.gz', 'zip'] as const) {
+    it(`${type}: a file x, then a directory x/`, async () => {
+      const base = vexRepositoryArchive({ type });
+      const entries: ArchiveEntry[] = [...base.files].map(([name, body]) => ({
+        name: `${base.subdir}/${name}`,
+        body,
+      }));
+      entries.push({ name: `${base.subdir}/x`, body: 'f' }, { name: `${base.subdir}/x/`, type: 'directory' });
+      const archive = type === 'zip' ? makeZip(entries) : makeTarGz(entries);
+      const bytes = buildBundle({
+        components: [{ kind: 'vex', type, repository: { ...base, archive } }],
+      }).bytes;
+      assert.equal(await refusedByBoth(bytes, `${type} x then x/`), 'BUNDLE_ENTRY_UNSAFE');
+    });
+  }
+});
+
 describe('verify refuses what import refuses: content checked against the signed manifest', () => {
   it("a VEX manifest whose updatedAt differs from index.json's updated_at", async () => {
     const bytes = signed({
@@ -308,6 +349,26 @@ describe('bytes no digest covers are checked: gzip framing and tar padding', () 
     tar[pad] = 0x41;
     assert.equal(await refusedByBoth(gzipBundle(tar), 'padding byte'), 'BUNDLE_CORRUPT');
   });
+
+  for (const [at, value, what] of [
+    [148, 0x20, 'a leading space instead of a zero'],
+    [154, 0x01, 'another byte instead of the NUL after the digits'],
+    [155, 0x21, 'another byte instead of the final space'],
+    [155, 0x00, 'a NUL instead of the final space'],
+  ] as const) {
+    it(`a tar header checksum field with ${what} (the field the checksum cannot cover; node-tar reads it leniently)`, async () => {
+      for (const path of [
+        'manifest.json',
+        `oci/blobs/sha256/${built.artifacts.get('db')!.layerDigest.slice(7)}`,
+      ]) {
+        const tar = Buffer.from(built.tar);
+        const header = built.offsets.get(path)!.header;
+        assert.notEqual(tar[header + at], value);
+        tar[header + at] = value;
+        assert.equal(await refusedByBoth(gzipBundle(tar), `${path}: ${what}`), 'BUNDLE_CORRUPT');
+      }
+    });
+  }
 
   it('NUL bytes after the gzip member', async () => {
     const bytes = Buffer.concat([built.bytes, Buffer.alloc(64)]);
@@ -347,6 +408,65 @@ describe('bytes no digest covers are checked: gzip framing and tar padding', () 
     const tar = Buffer.concat([built.tar, Buffer.alloc(18 * 512)]);
     const result = await verifyBundle({ bundle: writeBytes(work, gzipBundle(tar)), trustFiles: [pub] });
     assert.equal(result.bundleId, built.bundleId);
+  });
+});
+
+describe("bytes no digest covers are checked in layers too: only the framing GNU tar, Go's archive/tar and gzip write", () => {
+  const tar = makeTar(dbLayerEntries);
+  const entryPadding = 512 + 2; // the byte after trivy.db's 2-byte body
+  const refusedLayers: [string, Buffer][] = [
+    [
+      'non-zero junk after the end-of-archive marker',
+      Buffer.concat([tar, Buffer.from('junk'), Buffer.alloc(508)]),
+    ],
+    [
+      'zero padding beyond the tar record after the end-of-archive marker',
+      Buffer.concat([tar, Buffer.alloc(10 * 1024)]),
+    ],
+    ['no end-of-archive marker', tar.subarray(0, tar.length - 1024)],
+    ['half an end-of-archive marker', tar.subarray(0, tar.length - 512)],
+    ['padding after the marker that is not whole blocks', Buffer.concat([tar, Buffer.alloc(100)])],
+    [
+      'a zero block between entries (Trivy would stop reading there)',
+      Buffer.concat([tar.subarray(0, 1024), Buffer.alloc(512), tar.subarray(1024)]),
+    ],
+    [
+      'a non-zero byte in the padding after an entry body',
+      Buffer.concat([tar.subarray(0, entryPadding), Buffer.from('A'), tar.subarray(entryPadding + 1)]),
+    ],
+  ];
+  for (const [what, layerTar] of refusedLayers) {
+    it(what, async () => {
+      const bytes = withArtifact('db', { layer: gzipSync(layerTar) });
+      assert.equal(await refusedByBoth(bytes, what), 'BUNDLE_CORRUPT');
+    });
+  }
+
+  for (const [what, after] of [
+    ['NUL bytes after the gzip member (zlib skips them silently)', Buffer.alloc(64)],
+    ['a NUL then junk after the gzip member', Buffer.from([0, 0x1f, 0x8b, 8])],
+    ['junk after the gzip member', Buffer.from('junk')],
+  ] as const) {
+    it(what, async () => {
+      const bytes = withArtifact('db', { layer: Buffer.concat([gzipSync(tar), after]) });
+      assert.equal(await refusedByBoth(bytes, what), 'BUNDLE_CORRUPT');
+    });
+  }
+
+  it('accepted as upstream writes them: Go (marker only), GNU tar (zeros up to the record), gzip members one after another', async () => {
+    const gnu = Buffer.concat([tar, Buffer.alloc(10240 - tar.length)]);
+    const layers = [
+      gzipSync(tar),
+      gzipSync(gnu, { level: 9 }),
+      Buffer.concat([gzipSync(gnu.subarray(0, 1000)), gzipSync(gnu.subarray(1000))]),
+    ];
+    for (const layer of layers) {
+      const result = await verifyBundle({
+        bundle: writeBytes(work, withArtifact('db', { layer })),
+        trustFiles: [pub],
+      });
+      assert.ok(result.checks.some((check) => check.check === 'layer-content' && check.subject === 'db'));
+    }
   });
 });
 

@@ -261,6 +261,50 @@ describe('hostile VEX archives are refused and nothing escapes (security regress
     });
   }
 
+  // Issue 10 #6: a name that is a file and a directory at once must be a clear archive error,
+  // never a raw EEXIST from mkdir/open, whichever comes first and whether checked or extracted.
+  const collisions: [string, ArchiveEntry[]][] = [
+    [
+      'a file x, then a directory x/',
+      [
+        { name: 'top/x', body: 'f' },
+        { name: 'top/x/', type: 'directory' },
+      ],
+    ],
+    [
+      'a directory x/, then a file x',
+      [
+        { name: 'top/x/', type: 'directory' },
+        { name: 'top/x', body: 'f' },
+      ],
+    ],
+    [
+      'a file x, then a file x/y',
+      [
+        { name: 'top/x', body: 'f' },
+        { name: 'top/x/y.json', body: '{}' },
+      ],
+    ],
+    [
+      'a file x/y, then a file x',
+      [
+        { name: 'top/x/y.json', body: '{}' },
+        { name: 'top/x', body: 'f' },
+      ],
+    ],
+  ];
+  for (const type of ['tar.gz', 'zip'] as const) {
+    for (const [what, entries] of collisions) {
+      it(`${type}: ${what} → VEX_ARCHIVE_UNSAFE, never EEXIST`, async () => {
+        const all = withRepo('top', entries);
+        const { archivePath, dest } = sandbox(type === 'zip' ? makeZip(all) : makeTarGz(all), type);
+        await rejectsWithCode(() => checkVexArchive(archivePath, type, 'top'), 'VEX_ARCHIVE_UNSAFE');
+        await rejectsWithCode(() => extractVexArchive(archivePath, type, 'top', dest), 'VEX_ARCHIVE_UNSAFE');
+        assert.ok(!existsSync(dest), 'destDir is left absent as it was found');
+      });
+    }
+  }
+
   it('gzip bomb: a highly compressed file beyond maxTotalBytes → VEX_ARCHIVE_TOO_LARGE', async () => {
     const archive = makeTarGz(
       withRepo('top', [{ name: 'top/bomb.json', body: Buffer.alloc(8 * 1024 * 1024) }]),
