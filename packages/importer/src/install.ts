@@ -11,11 +11,17 @@ import {
   type Component,
   type ComponentKind,
   type Digest,
+  type OciComponent,
   type ProgressListener,
   type VerifiedSignature,
   type VexComponent,
 } from '@trivy-airgap/format';
-import { mergeRepositoryYaml, readBuildTime, resolveVexConfigPath } from '@trivy-airgap/trivy';
+import {
+  CREATED_ANNOTATION,
+  mergeRepositoryYaml,
+  readBuildTime,
+  resolveVexConfigPath,
+} from '@trivy-airgap/trivy';
 import { fsyncDir, syncTree } from '@trivy-airgap/durable';
 import {
   acquireCacheLock,
@@ -102,16 +108,10 @@ export interface ImportBundleResult {
 }
 
 /** What a component brings, for anti-rollback and the install record. */
-function describeComponent(
-  component: Component,
-): Pick<GenerationRecord, 'updatedAt' | 'version' | 'created' | 'digest' | 'source'> {
-  if (component.kind === 'vex') {
-    return {
-      ...(component.updatedAt === undefined ? {} : { updatedAt: component.updatedAt }),
-      source: component.url,
-    };
-  }
-  const created = component.annotations['org.opencontainers.image.created'];
+type Description = Pick<GenerationRecord, 'updatedAt' | 'version' | 'created' | 'digest' | 'source'>;
+
+function describeArtifact(component: OciComponent): Description {
+  const created = component.annotations[CREATED_ANNOTATION];
   return {
     ...(component.metadata === undefined ? {} : { updatedAt: component.metadata.UpdatedAt }),
     ...(component.version === undefined ? {} : { version: component.version }),
@@ -119,6 +119,28 @@ function describeComponent(
     digest: component.manifest.digest,
     source: component.servedBy,
   };
+}
+
+function describeVexRepository(component: VexComponent): Description {
+  return {
+    ...(component.updatedAt === undefined ? {} : { updatedAt: component.updatedAt }),
+    source: component.url,
+  };
+}
+
+/** Each kind's description: what anti-rollback compares and the install record keeps. */
+const DESCRIBE: {
+  readonly [K in ComponentKind]: (component: Extract<Component, { kind: K }>) => Description;
+} = {
+  db: describeArtifact,
+  'java-db': describeArtifact,
+  checks: describeArtifact,
+  vex: describeVexRepository,
+};
+
+function describeComponent(component: Component): Description {
+  // Keyed by kind, so the function matches the component (TypeScript cannot correlate it).
+  return (DESCRIBE[component.kind] as (component: Component) => Description)(component);
 }
 
 /** What is installed for a component: our record, or else what the live directory says. */

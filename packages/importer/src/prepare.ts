@@ -7,6 +7,7 @@ import {
   resolveInside,
   type BundleFile,
   type Component,
+  type ComponentKind,
   type OciComponent,
   type ProgressListener,
   type TrustedKey,
@@ -19,6 +20,7 @@ import {
   VEX_SPEC_VERSION,
   checksMajorVersion,
   renderDbMetadata,
+  type DbMetadataFields,
   renderPolicyMetadata,
   renderVexCacheJson,
   unpackVexArchive,
@@ -65,6 +67,49 @@ export interface PreparedComponent {
   readonly key: ComponentKey;
   /** The finished directory in staging (import); undefined when nothing was written. */
   readonly dir: string | undefined;
+  /** A DB layer's metadata.json as published (read from the layer). */
+  readonly upstream?: DbMetadataFields;
+}
+
+/** What a kind's prepare step gets once the bundle pass verified every byte. */
+interface PrepareInput {
+  readonly verified: ReadBundleResult;
+  readonly key: ComponentKey;
+  /** The staging directory (import), or undefined (verify: nothing is written). */
+  readonly stage: string | undefined;
+  /** The component's directory in staging. */
+  readonly dir: string | undefined;
+  /** An OCI layer, as the pass read it. */
+  readonly layer: ReadLayer | undefined;
+  /** A VEX archive, where the pass saved it. */
+  readonly archive: string | undefined;
+  /** DownloadedAt and cache.json times. */
+  readonly preparedAt: Date;
+}
+
+interface PrepareOutcome {
+  readonly check: VerificationCheck;
+  readonly upstream?: DbMetadataFields | undefined;
+}
+
+type PrepareStep<C extends Component> = (component: C, input: PrepareInput) => Promise<PrepareOutcome>;
+
+/**
+ * Each kind's content step: checked against Trivy's rules (the component table's) and the signed
+ * manifest, then — for an import — its directory written in staging. The kind's specifics; the
+ * pass, staging, install and rollback around it are the same for every kind.
+ */
+const PREPARE_STEPS: { readonly [K in ComponentKind]: PrepareStep<Extract<Component, { kind: K }>> } = {
+  db: prepareOci,
+  'java-db': prepareOci,
+  checks: prepareOci,
+  vex: prepareVex,
+};
+
+function prepareComponent(component: Component, input: PrepareInput): Promise<PrepareOutcome> {
+  // The map is keyed by kind, so the step matches the component (TypeScript cannot correlate it).
+  const step = PREPARE_STEPS[component.kind] as PrepareStep<Component>;
+  return step(component, input);
 }
 
 export interface PreparedBundle extends ReadBundleResult {
@@ -190,14 +235,17 @@ export async function prepareBundle(options: PrepareBundleOptions): Promise<Prep
       if (signal?.aborted === true) throw abortedError();
       const key = keyOf(component);
       const dir = stage === undefined ? undefined : resolveInside(stage, key, 'staging');
-      if (component.kind === 'vex') {
-        checks.push(await prepareVex(component, verified, archives.get(key), dir, preparedAt));
-      } else {
-        const layer = layers.get(key);
-        if (layer === undefined) throw new Error(`internal: no layer read for ${key}`);
-        checks.push(await prepareOci(component, layer, stage, preparedAt));
-      }
-      components.push({ component, key, dir });
+      const { check, upstream } = await prepareComponent(component, {
+        verified,
+        key,
+        stage,
+        dir,
+        layer: layers.get(key),
+        archive: archives.get(key),
+        preparedAt,
+      });
+      checks.push(check);
+      components.push({ component, key, dir, ...(upstream === undefined ? {} : { upstream }) });
     }
     return { ...verified, checks, components, preparedAt };
   } finally {
@@ -238,12 +286,10 @@ function layerDir(stage: string, component: OciComponent): string {
 }
 
 /** A layer's content against Trivy's rules and the signed manifest; then its metadata.json. */
-async function prepareOci(
-  component: OciComponent,
-  read: ReadLayer,
-  stage: string | undefined,
-  preparedAt: Date,
-): Promise<VerificationCheck> {
+async function prepareOci(component: OciComponent, input: PrepareInput): Promise<PrepareOutcome> {
+  const { stage, preparedAt } = input;
+  const read = input.layer;
+  if (read === undefined) throw new Error(`internal: no layer read for ${input.key}`);
   let layer = await read.unpacker.result();
   checkLayerContent(component, layer);
   if (stage !== undefined && read.compressed !== undefined) {
@@ -277,21 +323,19 @@ async function prepareOci(
         });
   if (dir !== undefined) await writeFile(join(dir, facts.metadataFile), metadata, { mode: 0o644 });
   return {
-    check: 'layer-content',
-    subject: component.kind,
-    ok: true,
-    detail: `${layer.files.length} files, ${layer.bytes} bytes unpacked; contents match the manifest`,
+    check: {
+      check: 'layer-content',
+      subject: component.kind,
+      ok: true,
+      detail: `${layer.files.length} files, ${layer.bytes} bytes unpacked; contents match the manifest`,
+    },
+    upstream,
   };
 }
 
 /** A VEX repository: spec version, the archive unpacked (or checked), index.json vs the manifest. */
-async function prepareVex(
-  component: VexComponent,
-  verified: ReadBundleResult,
-  archive: string | undefined,
-  dir: string | undefined,
-  preparedAt: Date,
-): Promise<VerificationCheck> {
+async function prepareVex(component: VexComponent, input: PrepareInput): Promise<PrepareOutcome> {
+  const { verified, archive, dir, preparedAt } = input;
   requireSupportedSpecVersion(component);
   const manifestBytes = verified.smallFiles.get(component.manifestPath);
   if (archive === undefined || manifestBytes === undefined) {
@@ -327,10 +371,11 @@ async function prepareVex(
       { mode: 0o644 },
     );
   }
-  return {
+  const check: VerificationCheck = {
     check: 'vex-archive',
     subject: component.name,
     ok: true,
     detail: `${summary.files.length} files below ${component.subdir === '' ? 'the root' : component.subdir}/, index.json lists ${summary.index.packages.length} packages (updated ${summary.index.updatedAt ?? 'at an unknown time'})`,
   };
+  return { check };
 }

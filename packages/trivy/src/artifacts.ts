@@ -1,7 +1,13 @@
 import { isDigest, type Descriptor } from '@trivy-airgap/format';
 import { TrivyError } from './errors.js';
-
-import { ARTIFACTS, COMPONENTS, COMPONENT_KINDS, SCAN_SETTINGS, type ArtifactKind } from './components.js';
+import {
+  ARTIFACTS,
+  ARTIFACT_KINDS,
+  COMPONENTS,
+  COMPONENT_KINDS,
+  SCAN_SETTINGS,
+  type ArtifactKind,
+} from './components.js';
 import {
   forRelease,
   lowestTrivyVersion,
@@ -24,19 +30,18 @@ export const VERSION_ANNOTATION = 'org.opencontainers.image.version';
 export const CREATED_ANNOTATION = 'org.opencontainers.image.created';
 
 /** Repositories per artifact, in Trivy's order (fallback order), for one range of Trivy releases. */
-export interface DefaultSources {
+export type DefaultSources = {
+  readonly [K in ArtifactKind]: readonly string[];
+} & {
   /**
    * The Trivy releases this choice targets, as a semver range (`>=0.69.0`, `>=0.58.0 <0.63.0`, …).
    * Ranges break at every release where a default source OR an offline flag changed, so the
    * lowest release of the range tells which flags all of them accept (`trivyCapabilities`).
    */
   readonly trivyVersions: string;
-  readonly db: readonly string[];
-  readonly 'java-db': readonly string[];
-  readonly checks: readonly string[];
   /** Empty before Trivy 0.54, which reads VEX only from files (`--vex PATH`), never from repositories. */
   readonly vex: readonly { readonly name: string; readonly url: string }[];
-}
+};
 
 /**
  * Every release where something in the component table changed (a default source, an offline
@@ -69,11 +74,12 @@ export function defaultSources(trivyVersion?: string): DefaultSources {
     .join(' ');
   // Every release of the range shares the rows of its lowest release.
   const lowest = { major: 0, minor: from, patch: 0 };
+  const artifacts = Object.fromEntries(
+    ARTIFACT_KINDS.map((kind) => [kind, forRelease(ARTIFACTS[kind].repositories, lowest)]),
+  ) as Record<ArtifactKind, readonly string[]>;
   return {
     trivyVersions,
-    db: forRelease(COMPONENTS.db.repositories, lowest),
-    'java-db': forRelease(COMPONENTS['java-db'].repositories, lowest),
-    checks: forRelease(COMPONENTS.checks.repositories, lowest),
+    ...artifacts,
     vex: forRelease(COMPONENTS.vex.repositories, lowest).map((repository) => ({ ...repository })),
   };
 }

@@ -101,6 +101,12 @@ export interface ArtifactFacts extends CommonFacts {
   readonly repositoryName: string;
   /** Trivy's default repositories in fallback order, per release. */
   readonly repositories: ByRelease<readonly string[]>;
+  /**
+   * Where the same builds are also published, as a rewrite of a default repository's prefix
+   * (`export --verify-mirrors` confirms the layer digest there too; the DB defaults already list
+   * both registries).
+   */
+  readonly alsoPublishedAt: readonly { readonly prefix: string; readonly replacement: string }[];
   /** The doctor's rules (DBs). */
   readonly status?: DatabaseStatusRule;
 }
@@ -181,6 +187,7 @@ export const COMPONENTS: {
     repositoryOption: [{ from: 0, value: { flag: '--db-repository', key: 'db.repository' } }],
     repositoryName: 'trivy-db',
     repositories: dbRepositories('trivy-db', '2'),
+    alsoPublishedAt: [],
     offline: skip('--skip-db-update', 'db.skip-update'),
     status: {
       skipNeedsDatabaseFile: true,
@@ -210,6 +217,7 @@ export const COMPONENTS: {
     repositoryOption: [{ from: 0, value: { flag: '--java-db-repository', key: 'db.java-repository' } }],
     repositoryName: 'trivy-java-db',
     repositories: dbRepositories('trivy-java-db', '1'),
+    alsoPublishedAt: [],
     offline: skip('--skip-java-db-update', 'db.java-skip-update'),
     status: {
       skipNeedsDatabaseFile: false,
@@ -252,6 +260,7 @@ export const COMPONENTS: {
       { from: CHECKS_RENAMED, value: ['ghcr.io/aquasecurity/trivy-checks:0'] },
       { from: 0, value: ['ghcr.io/aquasecurity/trivy-policies:0'] },
     ],
+    alsoPublishedAt: [{ prefix: 'mirror.gcr.io/aquasec/', replacement: 'ghcr.io/aquasecurity/' }],
     offline: [
       {
         from: CHECKS_RENAMED,

@@ -1,6 +1,13 @@
 import type { ComponentKind, OciComponentKind } from '@trivy-airgap/format';
 import { stringify } from 'yaml';
-import { ARTIFACTS, COMPONENTS, COMPONENT_KINDS, SCAN_SETTINGS, type OfflineSetting } from './components.js';
+import {
+  ARTIFACTS,
+  ARTIFACT_KINDS,
+  COMPONENTS,
+  COMPONENT_KINDS,
+  SCAN_SETTINGS,
+  type OfflineSetting,
+} from './components.js';
 import { forRelease, lowestTrivyVersion, type TrivyVersion } from './versions.js';
 
 /**
@@ -47,16 +54,14 @@ export function trivyCapabilities(trivyVersion?: string): TrivyCapabilities {
     skipChecksUpdateKey: Object.keys(checks?.config ?? {})[0] ?? '',
     vexRepositories: forRelease(COMPONENTS.vex.offline, version) !== null,
     phoneHomeFlags: forRelease(SCAN_SETTINGS.phoneHome, version) !== null,
-    repositoryFlags: {
-      db: option('db').flag,
-      'java-db': option('java-db').flag,
-      checks: option('checks').flag,
-    },
-    repositoryKeys: {
-      db: option('db').key,
-      'java-db': option('java-db').key,
-      checks: option('checks').key,
-    },
+    repositoryFlags: Object.fromEntries(ARTIFACT_KINDS.map((kind) => [kind, option(kind).flag])) as Record<
+      OciComponentKind,
+      string
+    >,
+    repositoryKeys: Object.fromEntries(ARTIFACT_KINDS.map((kind) => [kind, option(kind).key])) as Record<
+      OciComponentKind,
+      string
+    >,
   };
 }
 

@@ -15,11 +15,9 @@ export interface RegistryTarget {
  * The repository names upstream uses, so Trivy's own tag rules (`:2`, `:1`, `:latest` for a
  * tagless checks repository) keep meaning the same thing on the site registry.
  */
-export const REPOSITORY_NAMES: Readonly<Record<OciComponentKind, string>> = {
-  db: ARTIFACTS.db.repositoryName,
-  'java-db': ARTIFACTS['java-db'].repositoryName,
-  checks: ARTIFACTS.checks.repositoryName,
-};
+export const REPOSITORY_NAMES = Object.fromEntries(
+  ARTIFACT_KINDS.map((kind) => [kind, ARTIFACTS[kind].repositoryName]),
+) as Readonly<Record<OciComponentKind, string>>;
 
 const HINT = 'give HOST[:PORT][/PREFIX], e.g. registry.example.com/trivy or 127.0.0.1:5000';
 
