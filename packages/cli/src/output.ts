@@ -1,4 +1,4 @@
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { Cancellation } from './cancel.js';
 
 export interface CliIo {
@@ -6,6 +6,8 @@ export interface CliIo {
   readonly stderr: Writable & { isTTY?: boolean };
   readonly env: NodeJS.ProcessEnv;
   readonly cwd: string;
+  /** What `-` reads a bundle from; default the process's stdin. */
+  readonly stdin?: Readable & { isTTY?: boolean };
   /** Ctrl-C/SIGTERM handling of the process (absent when run() is called in-process). */
   readonly cancellation?: Cancellation;
 }

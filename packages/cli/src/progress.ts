@@ -13,6 +13,12 @@ export function formatDuration(ms: number): string {
   return `${Math.round(seconds / 86400)} d`;
 }
 
+/** How old a dated thing is (`3h old`), or nothing without a date. */
+export function age(updatedAt: string | undefined, now = Date.now()): string {
+  if (updatedAt === undefined) return '';
+  return `${formatDuration(now - Date.parse(updatedAt))} old`;
+}
+
 interface TaskState {
   label: string;
   total: number | undefined;

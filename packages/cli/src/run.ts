@@ -50,7 +50,9 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     .strict()
     .help()
     .alias('help', 'h')
-    .wrap(Math.min(110, io.stdout.isTTY === true ? process.stdout.columns : 110))
+    .wrap(
+      Math.min(110, io.stdout.isTTY === true ? ((io.stdout as { columns?: number }).columns ?? 110) : 110),
+    )
     .exitProcess(false)
     // Flags are only known by their kebab-case names: an unknown-flag error then names what was
     // typed (`cache-dri`), without a camelCase twin (`cacheDri`) nobody typed.
@@ -64,7 +66,11 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     });
 
   try {
-    const parsed = await parser.parseAsync();
+    // yargs hands its own output (--help, --version) to this callback instead of console.log, so
+    // that it goes to io.stdout like everything else run() prints (run in process, too).
+    const parsed = await parser.parseAsync([...argv], {}, (_error, _parsed, output: string) => {
+      if (output !== '') io.stdout.write(`${output}\n`);
+    });
     if (parsed.help === true) {
       const command = typeof parsed._[0] === 'string' ? parsed._[0] : '';
       for (const line of examplesSection(command, TOOL_NAME)) io.stdout.write(`${line}\n`);

@@ -1,15 +1,13 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { generateKeyPair } from '@trivy-airgap/format';
+import { runCli } from './in-process.js';
 
 // Checks of the command line itself; everything here fails before any network access.
 // The end-to-end runs against real registries are in packages/exporter/test/export-cli.test.ts.
-const CLI = fileURLToPath(new URL('../src/main.js', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'airgap-cli-export-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
@@ -20,18 +18,25 @@ const wrongPass = join(work, 'wrong.txt');
 writeFileSync(wrongPass, 'not the passphrase\n');
 
 function cli(args: string[]) {
-  const result = spawnSync(process.execPath, [CLI, ...args], {
+  return runCli(args, {
     cwd: work,
-    encoding: 'utf8',
     // No registry is reachable: a test that got past its check would fail loudly, not hang.
     env: { PATH: process.env.PATH, HOME: work, HTTPS_PROXY: 'http://127.0.0.1:9', NO_COLOR: '1' },
   });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
 describe('trivy-airgap export (command line checks)', () => {
-  it('a wrong passphrase is exit 1 with a one-line error and no stack', () => {
-    const run = cli(['export', '--all', '--key', keyPath, '--passphrase-file', wrongPass, '-o', 'b.tgz']);
+  it('a wrong passphrase is exit 1 with a one-line error and no stack', async () => {
+    const run = await cli([
+      'export',
+      '--all',
+      '--key',
+      keyPath,
+      '--passphrase-file',
+      wrongPass,
+      '-o',
+      'b.tgz',
+    ]);
     assert.equal(run.code, 1, run.stderr);
     const errors = run.stderr.split('\n').filter((line) => line.startsWith('error:'));
     assert.equal(errors.length, 1, run.stderr);
@@ -43,37 +48,46 @@ describe('trivy-airgap export (command line checks)', () => {
     );
   });
 
-  it('an encrypted key without a passphrase is refused with a hint', () => {
-    const run = cli(['export', '--db', '--key', keyPath, '-o', 'b.tgz', '--json']);
+  it('an encrypted key without a passphrase is refused with a hint', async () => {
+    const run = await cli(['export', '--db', '--key', keyPath, '-o', 'b.tgz', '--json']);
     assert.equal(run.code, 1);
     const error = (JSON.parse(run.stdout) as { error: { code: string; hint?: string } }).error;
     assert.equal(error.code, 'KEY_PASSPHRASE_REQUIRED');
     assert.match(error.hint ?? '', /passphrase-file/);
   });
 
-  it('signing is required unless --unsigned is given explicitly (usage error, exit 2)', () => {
-    const run = cli(['export', '--all', '-o', 'b.tgz']);
+  it('signing is required unless --unsigned is given explicitly (usage error, exit 2)', async () => {
+    const run = await cli(['export', '--all', '-o', 'b.tgz']);
     assert.equal(run.code, 2);
     assert.match(run.stderr, /--unsigned/);
-    assert.equal(cli(['export', '--all', '--unsigned', '--key', keyPath, '-o', 'b.tgz']).code, 2);
+    assert.equal((await cli(['export', '--all', '--unsigned', '--key', keyPath, '-o', 'b.tgz'])).code, 2);
   });
 
-  it('usage errors: nothing selected, bad --split, bad --expires, bad VEX name, unknown flag', () => {
-    assert.equal(cli(['export', '--unsigned', '-o', 'b.tgz']).code, 2);
-    assert.equal(cli(['export', '--all', '--unsigned', '--split', '7Q', '-o', 'b.tgz']).code, 2);
-    assert.equal(cli(['export', '--all', '--unsigned', '--expires', 'soon', '-o', 'b.tgz']).code, 2);
+  it('usage errors: nothing selected, bad --split, bad --expires, bad VEX name, unknown flag', async () => {
+    assert.equal((await cli(['export', '--unsigned', '-o', 'b.tgz'])).code, 2);
+    assert.equal((await cli(['export', '--all', '--unsigned', '--split', '7Q', '-o', 'b.tgz'])).code, 2);
+    assert.equal((await cli(['export', '--all', '--unsigned', '--expires', 'soon', '-o', 'b.tgz'])).code, 2);
     assert.equal(
-      cli(['export', '--vex', '--unsigned', '--vex-repository', '../x=https://example.com', '-o', 'b.tgz'])
-        .code,
+      (
+        await cli([
+          'export',
+          '--vex',
+          '--unsigned',
+          '--vex-repository',
+          '../x=https://example.com',
+          '-o',
+          'b.tgz',
+        ])
+      ).code,
       2,
     );
-    assert.equal(cli(['export', '--all', '--unsigned', '--no-such-flag', '-o', 'b.tgz']).code, 2);
-    assert.equal(cli(['export', '--all', '--unsigned']).code, 2, '-o is required');
+    assert.equal((await cli(['export', '--all', '--unsigned', '--no-such-flag', '-o', 'b.tgz'])).code, 2);
+    assert.equal((await cli(['export', '--all', '--unsigned'])).code, 2, '-o is required');
   });
 
-  it('an existing output is not overwritten without --force (exit 1, OUTPUT_EXISTS)', () => {
+  it('an existing output is not overwritten without --force (exit 1, OUTPUT_EXISTS)', async () => {
     writeFileSync(join(work, 'exists.tgz'), 'keep me');
-    const run = cli(['export', '--all', '--unsigned', '-o', 'exists.tgz', '--json']);
+    const run = await cli(['export', '--all', '--unsigned', '-o', 'exists.tgz', '--json']);
     assert.equal(run.code, 1);
     assert.equal((JSON.parse(run.stdout) as { error: { code: string } }).error.code, 'OUTPUT_EXISTS');
   });

@@ -8,7 +8,8 @@ import {
   vexRepositoryArchive,
   type VexRepositoryServer,
 } from '@trivy-airgap/test-utils';
-import { cli, shell, userEnv } from './process.js';
+import { runCli } from './in-process.js';
+import { shell, userEnv } from './process.js';
 
 // Issue 12: the stock-tool check printed for the gate must work for the signer's key type
 // (`openssl dgst` cannot verify Ed25519). The printed commands are run exactly as printed.
@@ -32,7 +33,7 @@ for (const type of ['ed25519', 'ecdsa-p256'] as const) {
     let exportedHuman: string;
 
     it('export prints (and --json lists) commands that pass where the bundle lies', async () => {
-      const keygen = await cli(['keygen', '--type', type, '--out-dir', dir], { cwd: work, env });
+      const keygen = await runCli(['keygen', '--type', type, '--out-dir', dir], { cwd: work, env });
       assert.equal(keygen.code, 0, keygen.stderr);
       const exportArgs = (output: string) => [
         'export',
@@ -44,10 +45,10 @@ for (const type of ['ed25519', 'ecdsa-p256'] as const) {
         '-o',
         join(dir, output),
       ];
-      const json = await cli([...exportArgs('json.tgz'), '--json'], { cwd: work, env });
+      const json = await runCli([...exportArgs('json.tgz'), '--json'], { cwd: work, env });
       assert.equal(json.code, 0, json.stderr);
       exportedJson = JSON.parse(json.stdout) as { gateCheck: string[] };
-      const human = await cli(exportArgs('trivy-bundle.tgz'), { cwd: work, env });
+      const human = await runCli(exportArgs('trivy-bundle.tgz'), { cwd: work, env });
       assert.equal(human.code, 0, human.stderr);
       exportedHuman = human.stdout;
 
@@ -75,9 +76,9 @@ for (const type of ['ed25519', 'ecdsa-p256'] as const) {
     });
 
     it('inspect prints the same check (human and --json)', async () => {
-      const human = await cli(['inspect', 'trivy-bundle.tgz'], { cwd: dir, env });
+      const human = await runCli(['inspect', 'trivy-bundle.tgz'], { cwd: dir, env });
       assert.equal(human.code, 0, human.stderr);
-      const json = await cli(['inspect', 'trivy-bundle.tgz', '--json'], { cwd: dir, env });
+      const json = await runCli(['inspect', 'trivy-bundle.tgz', '--json'], { cwd: dir, env });
       const gateCheck = (JSON.parse(json.stdout) as { gateCheck: string[] }).gateCheck;
       assert.ok(human.stdout.includes(gateCheck.join(' && ')), human.stdout);
       for (const command of gateCheck) {

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
  * environment, pipes, terminal (script(1)) or shell pipeline. Shared by the process-level tests.
  */
 export const CLI = fileURLToPath(new URL('../src/main.js', import.meta.url));
-export const SINGLE_FILE = fileURLToPath(new URL('../../trivy-airgap.mjs', import.meta.url));
+export const SINGLE_FILE = fileURLToPath(new URL('../trivy-airgap.mjs', import.meta.url));
 
 export interface Run {
   readonly code: number | null;

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { lstat, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -7,15 +6,14 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve, sep } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { fetchVexRepository } from '@trivy-airgap/exporter';
 import { OciLayout, RegistryClient, createHttpClient } from '@trivy-airgap/oci';
 import * as utils from '@trivy-airgap/test-utils';
+import { runCli } from './in-process.js';
 
-// `trivy-airgap import --to-registry / --vex-serve-dir` as a process, against docker-registry
-// (token auth over plain HTTP, htpasswd over TLS with --ca-cert) and a static file server.
-
-const CLI = fileURLToPath(new URL('../src/main.js', import.meta.url));
+// `trivy-airgap import --to-registry / --vex-serve-dir` through run() in process, against
+// docker-registry (token auth over plain HTTP, htpasswd over TLS with --ca-cert) and a static file
+// server.
 
 const work = await mkdtemp(join(tmpdir(), 'airgap-cli-publish-'));
 let token: utils.TestRegistry;
@@ -64,28 +62,17 @@ after(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-/** The CLI as a child process (asynchronously: the token server runs in this process). */
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      [CLI, ...args],
-      {
-        cwd: work,
-        env: {
-          PATH: process.env.PATH,
-          HOME: work,
-          XDG_DATA_HOME: join(work, 'data'),
-          XDG_CONFIG_HOME: join(work, 'config'),
-          DOCKER_CONFIG: join(work, 'docker'),
-          NO_COLOR: '1',
-        },
-      },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-        done({ code, stdout, stderr });
-      },
-    );
+function cli(args: string[]) {
+  return runCli(args, {
+    cwd: work,
+    env: {
+      PATH: process.env.PATH,
+      HOME: work,
+      XDG_DATA_HOME: join(work, 'data'),
+      XDG_CONFIG_HOME: join(work, 'config'),
+      DOCKER_CONFIG: join(work, 'docker'),
+      NO_COLOR: '1',
+    },
   });
 }
 
@@ -105,7 +92,7 @@ interface PublishJson {
   error?: { code: string; message: string };
 }
 
-describe('trivy-airgap import --to-registry / --vex-serve-dir (built CLI as a process)', () => {
+describe('trivy-airgap import --to-registry / --vex-serve-dir (run() in process)', () => {
   it('--no-cache: pushes with the upstream digests and lays out VEX; --json returns the client settings', async () => {
     const serveDir = join(work, 'www', 'vex');
     const run = await cli([

@@ -109,7 +109,9 @@ describe('README: the trivy-airgap command and the workflow examples, as written
     assert.equal(packed.code, 0, packed.output);
     const tarball = join(packDir, packed.output.trim().split('\n').at(-1) ?? '');
     const listing = await bash(`tar -tzf ${tarball}`, work);
+    // npm always packs the package's README.md beside what `files` names.
     assert.deepEqual(listing.output.trim().split('\n').sort(), [
+      'package/README.md',
       'package/dist/trivy-airgap.mjs',
       'package/package.json',
     ]);

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as utils from '@trivy-airgap/test-utils';
 import { readRepositoryYaml } from '@trivy-airgap/trivy';
-import { cliSync, userEnv } from './process.js';
+import { runCli } from './in-process.js';
+import { userEnv } from './process.js';
 
 // Issue 12, "wrong answers": what `status` and `import` tell an operator (and a monitoring check)
 // must follow what is installed in the cache, whichever bundles put it there.
@@ -42,7 +43,7 @@ function freshUser() {
   mkdirSync(home);
   const cache = join(home, 'trivy-cache');
   const vexConfig = join(home, 'data', '.trivy', 'vex', 'repository.yaml');
-  const run = (args: string[]) => cliSync(args, { cwd: work, env: userEnv(home) });
+  const run = (args: string[]) => runCli(args, { cwd: work, env: userEnv(home) });
   return { home, cache, vexConfig, run };
 }
 
@@ -57,21 +58,21 @@ describe('status follows the component results (a monitoring check never passes 
     ['a checks-only bundle', checksOnly],
     ['a VEX-only bundle', vexOnly],
   ] as const) {
-    it(`${what} in a fresh cache: no DB, so the verdict is FAIL and status exits 1, --max-age 3d included`, () => {
+    it(`${what} in a fresh cache: no DB, so the verdict is FAIL and status exits 1, --max-age 3d included`, async () => {
       const user = freshUser();
-      const imported = user.run(['import', file, '--trust', 'signing.pub', '--cache-dir', user.cache]);
+      const imported = await user.run(['import', file, '--trust', 'signing.pub', '--cache-dir', user.cache]);
       assert.equal(imported.code, 0, imported.stderr);
       assert.doesNotMatch(imported.stdout, /^Run Trivy offline with:/m);
       // Named as help and status name it: checks, not the cache folder `policy`.
       assert.doesNotMatch(imported.stdout + imported.stderr, /\bpolicy\b/);
       assert.match(imported.stdout, /cannot scan offline/);
 
-      const human = user.run(['status', '--cache-dir', user.cache]);
+      const human = await user.run(['status', '--cache-dir', user.cache]);
       assert.equal(human.code, 1, human.stdout);
       assert.match(human.stdout, /^db +FAIL/m);
       assert.doesNotMatch(human.stdout, /Trivy will run offline/);
 
-      const monitored = user.run(['status', '--cache-dir', user.cache, '--max-age', '3d', '--json']);
+      const monitored = await user.run(['status', '--cache-dir', user.cache, '--max-age', '3d', '--json']);
       assert.equal(monitored.code, 1, monitored.stdout);
       const status = JSON.parse(monitored.stdout) as StatusJson;
       assert.equal(status.healthy, false);
@@ -81,13 +82,13 @@ describe('status follows the component results (a monitoring check never passes 
 });
 
 describe('the printed Trivy command is the one for what is installed (import and status agree)', () => {
-  it('a DB-only bundle into a cache that has checks and VEX keeps their flags in the command', () => {
+  it('a DB-only bundle into a cache that has checks and VEX keeps their flags in the command', async () => {
     const user = freshUser();
     assert.equal(
-      user.run(['import', everything, '--trust', 'signing.pub', '--cache-dir', user.cache]).code,
+      (await user.run(['import', everything, '--trust', 'signing.pub', '--cache-dir', user.cache])).code,
       0,
     );
-    const imported = user.run([
+    const imported = await user.run([
       'import',
       newerDb,
       '--trust',
@@ -109,10 +110,12 @@ describe('the printed Trivy command is the one for what is installed (import and
       '--skip-vex-repo-update',
     ])
       assert.ok(result.trivyFlags.includes(flag), `${flag} in ${result.trivyFlags.join(' ')}`);
-    const status = JSON.parse(user.run(['status', '--cache-dir', user.cache, '--json']).stdout) as StatusJson;
+    const status = JSON.parse(
+      (await user.run(['status', '--cache-dir', user.cache, '--json'])).stdout,
+    ) as StatusJson;
     assert.deepEqual(result.trivyFlags, status.trivyFlags);
 
-    const human = user.run(['import', newerDb, '--trust', 'signing.pub', '--cache-dir', user.cache]);
+    const human = await user.run(['import', newerDb, '--trust', 'signing.pub', '--cache-dir', user.cache]);
     assert.equal(human.code, 0, human.stderr);
     assert.match(
       human.stdout,
@@ -122,22 +125,24 @@ describe('the printed Trivy command is the one for what is installed (import and
 });
 
 describe("repository.yaml: only what the bundle installed is enabled; the user's choices stay", () => {
-  it('a VEX-only bundle and no repository.yaml yet: only its repository is written, status has no warning about VEX Hub', () => {
+  it('a VEX-only bundle and no repository.yaml yet: only its repository is written, status has no warning about VEX Hub', async () => {
     const user = freshUser();
-    const run = user.run(['import', vexOnly, '--trust', 'signing.pub', '--cache-dir', user.cache]);
+    const run = await user.run(['import', vexOnly, '--trust', 'signing.pub', '--cache-dir', user.cache]);
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(
       readRepositoryYaml(readFileSync(user.vexConfig, 'utf8')).map((entry) => entry.name),
       ['internal'],
     );
-    const status = JSON.parse(user.run(['status', '--cache-dir', user.cache, '--json']).stdout) as StatusJson;
+    const status = JSON.parse(
+      (await user.run(['status', '--cache-dir', user.cache, '--json'])).stdout,
+    ) as StatusJson;
     assert.deepEqual(
       status.diagnosis.components.filter((c) => c.kind === 'vex').map((c) => `${c.name} ${c.verdict}`),
       ['internal ok'],
     );
   });
 
-  it('an explicit `enabled: false` is never flipped: not for a repository the bundle lacks, nor for one it carries (a warning says so)', () => {
+  it('an explicit `enabled: false` is never flipped: not for a repository the bundle lacks, nor for one it carries (a warning says so)', async () => {
     const user = freshUser();
     const userFile =
       'repositories:\n' +
@@ -145,7 +150,14 @@ describe("repository.yaml: only what the bundle installed is enabled; the user's
       '  - name: lab\n    url: https://vex.lab.example\n    enabled: false\n';
     mkdirSync(join(user.home, 'data', '.trivy', 'vex'), { recursive: true });
     writeFileSync(user.vexConfig, userFile);
-    const run = user.run(['import', vexHubAndInternal, '--trust', 'signing.pub', '--cache-dir', user.cache]);
+    const run = await user.run([
+      'import',
+      vexHubAndInternal,
+      '--trust',
+      'signing.pub',
+      '--cache-dir',
+      user.cache,
+    ]);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stderr, /warning: vex default: .*disabled/);
     assert.deepEqual(

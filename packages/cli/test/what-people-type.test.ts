@@ -12,10 +12,12 @@ import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as utils from '@trivy-airgap/test-utils';
+import { runCli } from './in-process.js';
 import { cliCommand, cliSync, onTerminal, shell, userEnv } from './process.js';
 
-// Issue 12, "what people type" and "smaller": the CLI run as a process with the arguments,
-// environment and terminal an operator really has.
+// Issue 12, "what people type" and "smaller": the CLI with the arguments, environment and terminal
+// an operator really has; through await run() in process, as a process where the shell or the terminal
+// is the point (process substitution, colours, the width of help, a stalled pipe).
 
 const work = mkdtempSync(join(tmpdir(), 'airgap-typed-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -38,32 +40,38 @@ writeFileSync(
 
 const env = userEnv(work);
 const run = (args: string[], extra: NodeJS.ProcessEnv = {}) =>
-  cliSync(args, { cwd: work, env: { ...env, ...extra } });
+  runCli(args, { cwd: work, env: { ...env, ...extra } });
 function jsonError(stdout: string): { code: string; message: string; hint?: string } {
   return (JSON.parse(stdout) as { error: { code: string; message: string; hint?: string } }).error;
 }
 
 describe('--trust: one key per flag, in any order (cosign/oras users put it first)', () => {
-  it('`verify --trust signing.pub bundle.tgz` verifies; the flag repeats for several keys', () => {
-    assert.equal(run(['verify', '--trust', 'signing.pub', 'bundle.tgz']).code, 0);
-    assert.equal(run(['verify', '--trust', 'other.pub', '--trust', 'signing.pub', 'bundle.tgz']).code, 0);
-    assert.equal(run(['inspect', '--trust', 'signing.pub', 'bundle.tgz']).code, 0);
+  it('`verify --trust signing.pub bundle.tgz` verifies; the flag repeats for several keys', async () => {
+    assert.equal((await run(['verify', '--trust', 'signing.pub', 'bundle.tgz'])).code, 0);
+    assert.equal(
+      (await run(['verify', '--trust', 'other.pub', '--trust', 'signing.pub', 'bundle.tgz'])).code,
+      0,
+    );
+    assert.equal((await run(['inspect', '--trust', 'signing.pub', 'bundle.tgz'])).code, 0);
     const cache = join(work, 'trust-first-cache');
-    assert.equal(run(['import', '--trust', 'signing.pub', 'bundle.tgz', '--cache-dir', cache]).code, 0);
+    assert.equal(
+      (await run(['import', '--trust', 'signing.pub', 'bundle.tgz', '--cache-dir', cache])).code,
+      0,
+    );
   });
 
-  it('--trust without a value is a usage error (exit 2), not "no key given"', () => {
-    const last = run(['verify', 'bundle.tgz', '--trust', '--json']);
+  it('--trust without a value is a usage error (exit 2), not "no key given"', async () => {
+    const last = await run(['verify', 'bundle.tgz', '--trust', '--json']);
     assert.equal(last.code, 2);
     assert.equal(jsonError(last.stdout).code, 'USAGE');
-    assert.equal(run(['verify', 'bundle.tgz', '--trust']).code, 2);
+    assert.equal((await run(['verify', 'bundle.tgz', '--trust'])).code, 2);
   });
 });
 
 describe('the bundle path', () => {
-  it('a directory or /dev/null: exit 1, BUNDLE_NOT_A_FILE naming the path', () => {
+  it('a directory or /dev/null: exit 1, BUNDLE_NOT_A_FILE naming the path', async () => {
     for (const path of [work, '/dev/null']) {
-      const result = run(['verify', path, '--trust', 'signing.pub', '--json']);
+      const result = await run(['verify', path, '--trust', 'signing.pub', '--json']);
       assert.equal(result.code, 1, result.stdout);
       const error = jsonError(result.stdout);
       assert.equal(error.code, 'BUNDLE_NOT_A_FILE');
@@ -77,23 +85,23 @@ describe('the bundle path', () => {
     assert.equal(result.code, 0, result.stderr);
   });
 
-  it('a missing middle split part is named (BUNDLE_PART_MISSING), not "unexpected end of file"', () => {
+  it('a missing middle split part is named (BUNDLE_PART_MISSING), not "unexpected end of file"', async () => {
     const size = Math.ceil(bundle.bytes.length / 3);
     for (let i = 0; i < 3; i++) {
       writeFileSync(join(work, `split.tgz.part-00${i}`), bundle.bytes.subarray(i * size, (i + 1) * size));
     }
-    assert.equal(run(['verify', 'split.tgz', '--trust', 'signing.pub']).code, 0);
+    assert.equal((await run(['verify', 'split.tgz', '--trust', 'signing.pub'])).code, 0);
     rmSync(join(work, 'split.tgz.part-001'));
-    const result = run(['verify', 'split.tgz.part-000', '--trust', 'signing.pub', '--json']);
+    const result = await run(['verify', 'split.tgz.part-000', '--trust', 'signing.pub', '--json']);
     assert.equal(result.code, 1, result.stdout);
     const error = jsonError(result.stdout);
     assert.equal(error.code, 'BUNDLE_PART_MISSING');
     assert.ok(error.message.includes('split.tgz.part-001'));
   });
 
-  it('one split part: "(1 part)", not "(1 parts)"', () => {
+  it('one split part: "(1 part)", not "(1 parts)"', async () => {
     writeFileSync(join(work, 'one.tgz.part-000'), bundle.bytes);
-    const result = run(['verify', 'one.tgz', '--trust', 'signing.pub']);
+    const result = await run(['verify', 'one.tgz', '--trust', 'signing.pub']);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stderr, /\(1 part\)/);
     assert.doesNotMatch(result.stderr, /1 parts/);
@@ -101,23 +109,23 @@ describe('the bundle path', () => {
 });
 
 describe('flags and keys', () => {
-  it('an unknown flag is named as typed, without camelCase twins (exit 2)', () => {
-    const result = run(['status', '--cache-dri', 'x']);
+  it('an unknown flag is named as typed, without camelCase twins (exit 2)', async () => {
+    const result = await run(['status', '--cache-dri', 'x']);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /cache-dri/);
     assert.doesNotMatch(result.stderr, /cacheDri/);
   });
 
-  it('a bad --expires is a usage error that names the flag', () => {
-    const result = run(['export', '--all', '--unsigned', '--expires', 'soon', '-o', 'b.tgz', '--json']);
+  it('a bad --expires is a usage error that names the flag', async () => {
+    const result = await run(['export', '--all', '--unsigned', '--expires', 'soon', '-o', 'b.tgz', '--json']);
     assert.equal(result.code, 2);
     const error = jsonError(result.stdout);
     assert.equal(error.code, 'USAGE');
     assert.match(error.message, /^--expires\b/);
   });
 
-  it('--key given the public key says that it is the public key (exit 1, nothing written)', () => {
-    const result = run(['export', '--db', '--key', 'signing.pub', '-o', 'pub.tgz', '--json']);
+  it('--key given the public key says that it is the public key (exit 1, nothing written)', async () => {
+    const result = await run(['export', '--db', '--key', 'signing.pub', '-o', 'pub.tgz', '--json']);
     assert.equal(result.code, 1);
     const error = jsonError(result.stdout);
     assert.equal(error.code, 'KEY_INVALID');
@@ -125,18 +133,18 @@ describe('flags and keys', () => {
     assert.ok(!existsSync(join(work, 'pub.tgz')));
   });
 
-  it('*.pem files in the trusted-keys folder are trusted like *.pub', () => {
+  it('*.pem files in the trusted-keys folder are trusted like *.pub', async () => {
     const home = join(work, 'pem-user');
     const keys = join(home, 'config', 'trivy-airgap', 'trusted-keys');
     mkdirSync(keys, { recursive: true });
     writeFileSync(join(keys, 'site-signing.pem'), key.publicKeyPem);
-    const result = cliSync(['verify', 'bundle.tgz'], { cwd: work, env: userEnv(home) });
+    const result = await runCli(['verify', 'bundle.tgz'], { cwd: work, env: userEnv(home) });
     assert.equal(result.code, 0, result.stderr);
   });
 
-  it('keygen --passphrase-file with a missing file: explained with how to create it, nothing written', () => {
+  it('keygen --passphrase-file with a missing file: explained with how to create it, nothing written', async () => {
     const out = join(work, 'keys-missing-pass');
-    const result = run(['keygen', '--passphrase-file', 'no-such-pass.txt', '--out-dir', out, '--json']);
+    const result = await run(['keygen', '--passphrase-file', 'no-such-pass.txt', '--out-dir', out, '--json']);
     assert.equal(result.code, 1);
     const error = jsonError(result.stdout);
     assert.equal(error.code, 'PASSPHRASE_FILE');
@@ -144,12 +152,12 @@ describe('flags and keys', () => {
     assert.ok(!existsSync(out));
   });
 
-  it('TRIVY_AIRGAP_PASSPHRASE is documented in --help and encrypts a new key like --passphrase-file', () => {
+  it('TRIVY_AIRGAP_PASSPHRASE is documented in --help and encrypts a new key like --passphrase-file', async () => {
     for (const command of ['export', 'keygen']) {
-      assert.match(run([command, '--help']).stdout, /TRIVY_AIRGAP_PASSPHRASE/);
+      assert.match((await run([command, '--help'])).stdout, /TRIVY_AIRGAP_PASSPHRASE/);
     }
     const out = join(work, 'keys-env-pass');
-    const result = run(['keygen', '--out-dir', out, '--json'], {
+    const result = await run(['keygen', '--out-dir', out, '--json'], {
       TRIVY_AIRGAP_PASSPHRASE: 'from the environment',
     });
     assert.equal(result.code, 0, result.stderr);
@@ -179,10 +187,13 @@ describe('what the terminal shows', () => {
     assert.doesNotMatch(stderr, /✗/);
   }
 
-  it('a failure is one line, off a terminal and on one, labelled by what failed (no "✗ verify" for a refused downgrade)', () => {
+  it('a failure is one line, off a terminal and on one, labelled by what failed (no "✗ verify" for a refused downgrade)', async () => {
     const cache = join(work, 'one-line-cache');
-    assert.equal(run(['import', 'bundle.tgz', '--trust', 'signing.pub', '--cache-dir', cache]).code, 0);
-    const plain = run(importArgs(cache));
+    assert.equal(
+      (await run(['import', 'bundle.tgz', '--trust', 'signing.pub', '--cache-dir', cache])).code,
+      0,
+    );
+    const plain = await run(importArgs(cache));
     assert.equal(plain.code, 1);
     assertOneFailureLine(plain.stderr);
     const terminal = onTerminal(cliCommand(importArgs(cache)), {
@@ -194,7 +205,7 @@ describe('what the terminal shows', () => {
     assert.equal(terminal.stdout.match(/error:/g)?.length, 1, terminal.stdout);
   });
 
-  it('a cache locked by a running process and a repository.yaml that is not YAML: one line each, nothing changed', () => {
+  it('a cache locked by a running process and a repository.yaml that is not YAML: one line each, nothing changed', async () => {
     const cache = join(work, 'one-line-locked');
     mkdirSync(join(cache, '.trivy-airgap'), { recursive: true });
     // This test process is alive: its pid holds the lock.
@@ -205,7 +216,7 @@ describe('what the terminal shows', () => {
       operation: 'import',
     };
     writeFileSync(join(cache, '.trivy-airgap', 'lock'), JSON.stringify(lock));
-    const locked = run(['import', 'bundle.tgz', '--trust', 'signing.pub', '--cache-dir', cache]);
+    const locked = await run(['import', 'bundle.tgz', '--trust', 'signing.pub', '--cache-dir', cache]);
     assert.equal(locked.code, 1, locked.stderr);
     assertOneFailureLine(locked.stderr);
 
@@ -235,7 +246,7 @@ describe('what the terminal shows', () => {
     assert.ok(!set.stdout.includes('\u001b['), 'no colours with NO_COLOR=1');
   });
 
-  it('help examples are whole commands on one line each, even on an 80-column terminal', () => {
+  it('help examples are whole commands on one line each, even on an 80-column terminal', async () => {
     const longest =
       'trivy-airgap import trivy-bundle.tgz --trust signing.pub --no-cache --to-registry registry.example.com/trivy --vex-serve-dir /srv/www/vex --vex-base-url https://web.example.com/vex';
     const terminal = onTerminal(cliCommand(['import', '--help']), { cwd: work, env, columns: 80 });
@@ -244,15 +255,15 @@ describe('what the terminal shows', () => {
       terminal.stdout.split(/\r?\n/).some((line) => line.trim() === longest),
       terminal.stdout,
     );
-    const piped = run(['import', '--help']);
+    const piped = await run(['import', '--help']);
     assert.ok(
       piped.stdout.split('\n').some((line) => line.trim() === longest),
       piped.stdout,
     );
   });
 
-  it('an unsigned bundle is never reported as "verified (signature, …)"', () => {
-    const result = run(['verify', 'unsigned.tgz', '--allow-unsigned']);
+  it('an unsigned bundle is never reported as "verified (signature, …)"', async () => {
+    const result = await run(['verify', 'unsigned.tgz', '--allow-unsigned']);
     assert.equal(result.code, 0, result.stderr);
     assert.doesNotMatch(result.stderr, /verified \(signature/);
     assert.match(result.stderr, /UNSIGNED/);

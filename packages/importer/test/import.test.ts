@@ -25,6 +25,7 @@ import {
   makeTestKey,
   trivyArtifact,
   upstreamMetadata,
+  vexRepositoryArchive,
   type BuildBundleOptions,
   type BuiltBundle,
 } from '@trivy-airgap/test-utils';
@@ -282,9 +283,20 @@ describe('import: only what the bundle holds is touched; user settings are kept'
 
   it('a zip VEX archive without a top folder installs the same layout', async () => {
     const cache = freshDir('zip');
-    const { path } = bundleFile(work, { components: [{ kind: 'vex', type: 'zip', name: 'internal' }] });
-    await importBundle(options(path, cache));
-    assert.ok(existsSync(join(cache, 'vex', 'repositories', 'internal', '0.1', 'index.json')));
+    const repository = vexRepositoryArchive({ type: 'zip', topDir: '' });
+    const { path } = bundleFile(work, {
+      components: [{ kind: 'vex', type: 'zip', name: 'internal', repository }],
+    });
+    const result = await importBundle(options(path, cache));
+    assert.deepEqual(
+      result.installed.map((c) => c.key),
+      ['vex/internal'],
+    );
+    // Every file of the repository at its place under 0.1/, byte for byte, and nothing else.
+    const root = join(cache, 'vex', 'repositories', 'internal', '0.1');
+    const installed = treeList(root).filter((entry) => !entry.endsWith('/'));
+    assert.deepEqual(installed.sort(), [...repository.files.keys()].sort());
+    for (const [name, body] of repository.files) assert.deepEqual(readFileSync(join(root, name)), body, name);
   });
 });
 
@@ -458,10 +470,18 @@ describe('anti-rollback, --allow-downgrade and rollback', () => {
     const build = (created: string) =>
       bundleFile(work, { components: [{ kind: 'db', options: { updatedAt: NEW_DATE, created } }] }).path;
     await importBundle(options(build('2026-11-25T08:00:00Z'), cache));
-    await importBundle(options(build('2026-11-25T07:00:00Z'), cache));
+    const second = await importBundle(options(build('2026-11-25T07:00:00Z'), cache));
+    const db = second.installed.find((c) => c.key === 'db');
+    assert.equal(db?.downgrade, false);
+    assert.equal(db.updatedAt, NEW_DATE.toISOString());
+    assert.equal(json(join(cache, 'db', 'metadata.json')).UpdatedAt, NEW_DATE.toISOString());
+    const state = json(join(cache, '.trivy-airgap', 'state.json')) as {
+      components: Record<string, { current: { bundleId: string } }>;
+    };
+    assert.equal(state.components.db?.current.bundleId, second.bundleId, 'the second bundle is installed');
   });
 
-  it('an older checks bundle version is refused', async () => {
+  it('an older checks bundle version is refused; the installed checks stay', async () => {
     const cache = freshDir('checksdown');
     await importBundle(
       options(
@@ -469,6 +489,7 @@ describe('anti-rollback, --allow-downgrade and rollback', () => {
         cache,
       ),
     );
+    const before = treeDigest(cache);
     await assert.rejects(
       importBundle(
         options(
@@ -478,6 +499,7 @@ describe('anti-rollback, --allow-downgrade and rollback', () => {
       ),
       { code: 'DOWNGRADE_REFUSED' },
     );
+    assert.equal(treeDigest(cache), before, treeList(cache).join('\n'));
   });
 
   it('rollback never brings back a generation changed in place since it was installed (Trivy updating through our link)', async () => {
@@ -553,7 +575,15 @@ describe('one import at a time', () => {
       join(cache, '.trivy-airgap', 'lock'),
       JSON.stringify({ pid: dead, host: (await import('node:os')).hostname() }),
     );
-    await importBundle(options(bundleFile(work, { components: [{ kind: 'db' }] }).path, cache));
+    const result = await importBundle(
+      options(bundleFile(work, { components: [{ kind: 'db' }] }).path, cache),
+    );
+    assert.deepEqual(
+      result.installed.map((c) => c.key),
+      ['db'],
+    );
+    assert.ok(existsSync(join(cache, 'db', 'trivy.db')));
+    assert.ok(!existsSync(join(cache, '.trivy-airgap', 'lock')), 'the taken-over lock is released');
   });
 });
 

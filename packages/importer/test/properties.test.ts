@@ -7,7 +7,7 @@ import { AirgapError, isInside } from '@trivy-airgap/format';
 import { makeTarGz, type ArchiveEntry } from '@trivy-airgap/test-utils';
 import { unpackVexArchive } from '@trivy-airgap/trivy';
 import { writeFileSync } from 'node:fs';
-import { LAYER_LIMITS, LayerUnpacker } from '../src/index.js';
+import { LAYER_LIMITS, LayerUnpacker } from '../src/layer.js';
 import { workDir } from './helpers.js';
 
 /**

@@ -17,13 +17,12 @@ import { promisify } from 'node:util';
 import { ImporterError } from '../src/errors.js';
 import {
   PublishError,
-  parseRegistryTarget,
   publishBundle,
-  trivyRegistrySettings,
   type PublishBundleResult,
   type PushedArtifact,
   type ToRegistryOptions,
 } from '../src/index.js';
+import { parseRegistryTarget, trivyRegistrySettings } from '../src/publish/target.js';
 import {
   flipTarByte,
   makeTestCa,

@@ -27,13 +27,15 @@ import {
 } from '@trivy-airgap/test-utils';
 import {
   PublishError,
-  VexServeDirBuilder,
-  parseVexBaseUrl,
   publishBundle,
-  servedRepositoryManifest,
   type PublishBundleResult,
   type ServedVexRepository,
 } from '../src/index.js';
+import {
+  VexServeDirBuilder,
+  parseVexBaseUrl,
+  servedRepositoryManifest,
+} from '../src/publish/vex-serve-dir.js';
 import * as exporter from '@trivy-airgap/exporter';
 import { bundleFile, treeDigest, trustFile, writeBytes } from './helpers.js';
 

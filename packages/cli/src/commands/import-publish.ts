@@ -12,7 +12,7 @@ import {
   registryClientOptions,
   type RegistryAccessArgs,
 } from '../registry-options.js';
-import { verifiedSourceOptions, type BundleArgs } from './verify.js';
+import { verifiedSourceOptions, type BundleArgs } from '../bundle-source.js';
 
 /** `import` flags of the scale-out paths: push to the site registry, lay out VEX for a web server. */
 export interface PublishArgs extends RegistryAccessArgs {

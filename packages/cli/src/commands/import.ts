@@ -6,7 +6,7 @@ import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
 import { cancellable } from '../cancel.js';
 import { setExamples } from '../help.js';
-import { ProgressRenderer } from '../progress.js';
+import { ProgressRenderer, age } from '../progress.js';
 import {
   checkTrivyVersion,
   failingComponents,
@@ -15,14 +15,8 @@ import {
   TRIVY_VERSION_OPTION,
 } from '../trivy-command.js';
 import { checkPublishArgs, publishOptions, runPublish, type PublishArgs } from './import-publish.js';
-import {
-  age,
-  bundleOptions,
-  resolveCache,
-  resolveVexConfig,
-  verifiedSourceOptions,
-  type BundleArgs,
-} from './verify.js';
+import { bundleOptions, verifiedSourceOptions, type BundleArgs } from '../bundle-source.js';
+import { resolveCache, resolveVexConfig } from '../locations.js';
 
 interface ImportArgs extends BundleArgs, PublishArgs {
   'cache-dir': string | undefined;

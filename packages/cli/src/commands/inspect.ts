@@ -3,7 +3,8 @@ import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
 import { setExamples } from '../help.js';
 import { checksumNameOf, gateCheckCommands } from '../gate-check.js';
-import { age, bundlePath, formatBytes, trustOption, trustOptions } from './verify.js';
+import { bundlePath, standardInput, trustOption, trustOptions } from '../bundle-source.js';
+import { age, formatBytes } from '../progress.js';
 
 interface InspectArgs {
   bundle: string;
@@ -42,7 +43,7 @@ export function inspectCommand(context: CommandContext) {
       const bundle = bundlePath(context, args.bundle);
       const result = await inspectBundle({
         bundle,
-        stdin: process.stdin,
+        stdin: standardInput(context),
         ...trustOptions(context, args.trust),
       });
       const gateCheck = gateCheckCommands(

@@ -2,7 +2,7 @@ import { rollback } from '@trivy-airgap/importer';
 import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
 import { setExamples } from '../help.js';
-import { resolveCache } from './verify.js';
+import { resolveCache } from '../locations.js';
 
 interface RollbackArgs {
   'cache-dir': string | undefined;

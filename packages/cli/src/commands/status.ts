@@ -6,7 +6,7 @@ import { setExamples } from '../help.js';
 import { ReportedFailure, UsageError } from '../errors.js';
 import { formatDuration } from '../progress.js';
 import { checkTrivyVersion, offlineCommand, TRIVY_VERSION_OPTION } from '../trivy-command.js';
-import { resolveCache, resolveVexConfig } from './verify.js';
+import { resolveCache, resolveVexConfig } from '../locations.js';
 
 interface StatusArgs {
   'cache-dir': string | undefined;
