@@ -149,7 +149,7 @@ describe('a representative subset of the importer sweeps through the CLI process
     components: [{ kind: 'db' }, { kind: 'java-db' }, { kind: 'checks' }, { kind: 'vex' }],
   });
 
-  it('flips in the gzip header, the manifest, the signature and a layer, and seeded random flips and cuts: exit 3, one error line', (t) => {
+  it('flips in the gzip header, the manifest and the signature, and seeded random flips and a cut: exit 3, one error line', (t) => {
     const target = seededCache('sweep-subset');
     const seed = testSeed();
     t.diagnostic(`seed ${seed} (TRIVY_AIRGAP_SEED=${seed} replays this run)`);
@@ -157,26 +157,20 @@ describe('a representative subset of the importer sweeps through the CLI process
     const manifest = small.offsets.get('manifest.json');
     const signature = small.offsets.get('manifest.json.sig');
     assert.ok(manifest !== undefined && signature !== undefined);
+    // Flips inside a gzip'd layer and mid-bundle cuts have their own tests above.
     const flips: { what: string; offset: number }[] = [
       { what: 'gzip MTIME', offset: 5 },
-      { what: 'gzip OS', offset: 9 },
       { what: 'manifest body', offset: compressedOffset(small.bytes, manifest.body + 40) },
       { what: 'signature body', offset: compressedOffset(small.bytes, signature.body + 10) },
-      ...dbLayerOffsets(small, [0.5]).map((offset) => ({
-        what: 'inside the DB layer',
-        offset: compressedOffset(small.bytes, offset),
-      })),
     ];
-    for (let i = 0; i < 3; i++)
+    for (let i = 0; i < 2; i++)
       flips.push({ what: `seeded flip ${i}`, offset: seededInt(random, 0, small.bytes.length) });
     for (const { what, offset } of flips) {
       const bytes = Buffer.from(small.bytes);
       bytes[offset] = (bytes[offset] ?? 0) ^ 0x01;
       assertRefusedByProcess(bytes, target, `seed ${seed}: ${what} (byte ${offset})`);
     }
-    for (let i = 0; i < 2; i++) {
-      const cut = seededInt(random, 0, small.bytes.length);
-      assertRefusedByProcess(small.bytes.subarray(0, cut), target, `seed ${seed}: truncated to ${cut}`);
-    }
+    const cut = seededInt(random, 0, small.bytes.length);
+    assertRefusedByProcess(small.bytes.subarray(0, cut), target, `seed ${seed}: truncated to ${cut}`);
   });
 });

@@ -181,33 +181,24 @@ describe('one bundle path used by two components is refused in the manifest', ()
     assert.equal(await refusedByBoth(bytes, 'shared layer'), 'MANIFEST_INVALID');
   });
 
-  it('two VEX repositories on one archive', async () => {
-    const bytes = buildBundle({
-      components: [
-        { kind: 'vex', name: 'one' },
-        { kind: 'vex', name: 'two' },
-      ],
-      editManifest: (manifest) => {
-        const components = manifest.components as Record<string, unknown>[];
-        components[1]!.archivePath = components[0]!.archivePath;
-      },
-    }).bytes;
-    assert.equal(await refusedByBoth(bytes, 'shared archive'), 'MANIFEST_INVALID');
-  });
-
-  it("a VEX manifest path equal to another repository's archive", async () => {
-    const bytes = buildBundle({
-      components: [
-        { kind: 'vex', name: 'one' },
-        { kind: 'vex', name: 'two' },
-      ],
-      editManifest: (manifest) => {
-        const components = manifest.components as Record<string, unknown>[];
-        components[1]!.manifestPath = components[0]!.archivePath;
-      },
-    }).bytes;
-    assert.equal(await refusedByBoth(bytes, 'vex manifest on an archive'), 'MANIFEST_INVALID');
-  });
+  for (const [what, field] of [
+    ['two VEX repositories on one archive', 'archivePath'],
+    ["a VEX manifest path equal to another repository's archive", 'manifestPath'],
+  ] as const) {
+    it(what, async () => {
+      const bytes = buildBundle({
+        components: [
+          { kind: 'vex', name: 'one' },
+          { kind: 'vex', name: 'two' },
+        ],
+        editManifest: (manifest) => {
+          const components = manifest.components as Record<string, unknown>[];
+          components[1]![field] = components[0]!.archivePath;
+        },
+      }).bytes;
+      assert.equal(await refusedByBoth(bytes, what), 'MANIFEST_INVALID');
+    });
+  }
 
   it('a VEX manifest path equal to an OCI blob (the VEX repository would install without its manifest)', async () => {
     const built = buildBundle({ components: [{ kind: 'db' }, { kind: 'vex' }] });

@@ -263,35 +263,13 @@ describe('hostile VEX archives are refused and nothing escapes (security regress
 
   // Issue 10 #6: a name that is a file and a directory at once must be a clear archive error,
   // never a raw EEXIST from mkdir/open, whichever comes first and whether checked or extracted.
+  const file = (name: string): ArchiveEntry => ({ name, body: '{}' });
+  const directory = (name: string): ArchiveEntry => ({ name, type: 'directory' });
   const collisions: [string, ArchiveEntry[]][] = [
-    [
-      'a file x, then a directory x/',
-      [
-        { name: 'top/x', body: 'f' },
-        { name: 'top/x/', type: 'directory' },
-      ],
-    ],
-    [
-      'a directory x/, then a file x',
-      [
-        { name: 'top/x/', type: 'directory' },
-        { name: 'top/x', body: 'f' },
-      ],
-    ],
-    [
-      'a file x, then a file x/y',
-      [
-        { name: 'top/x', body: 'f' },
-        { name: 'top/x/y.json', body: '{}' },
-      ],
-    ],
-    [
-      'a file x/y, then a file x',
-      [
-        { name: 'top/x/y.json', body: '{}' },
-        { name: 'top/x', body: 'f' },
-      ],
-    ],
+    ['a file x, then a directory x/', [file('top/x'), directory('top/x/')]],
+    ['a directory x/, then a file x', [directory('top/x/'), file('top/x')]],
+    ['a file x, then a file x/y', [file('top/x'), file('top/x/y.json')]],
+    ['a file x/y, then a file x', [file('top/x/y.json'), file('top/x')]],
   ];
   for (const type of ['tar.gz', 'zip'] as const) {
     for (const [what, entries] of collisions) {
