@@ -21,7 +21,13 @@ import {
   type RetryOptions,
   type TransportOptions,
 } from '@trivy-airgap/oci';
-import { TrivyError, defaultSources, trivyCapabilities, type DefaultSources } from '@trivy-airgap/trivy';
+import {
+  COMPONENT_KINDS,
+  TrivyError,
+  defaultSources,
+  trivyCapabilities,
+  type DefaultSources,
+} from '@trivy-airgap/trivy';
 import { assertOutputFree, writeBundle, type BundleEntry, type WrittenBundle } from './bundle-writer.js';
 import { ExporterError } from './errors.js';
 import {
@@ -34,7 +40,8 @@ import { creationTime, defaultWorkDir, type VexRepositorySpec } from './options.
 import { lockWorkDir, pruneWorkDir } from './work-dir.js';
 
 export type ExportComponentKind = OciComponentKind | 'vex';
-export const EXPORT_COMPONENT_KINDS: readonly ExportComponentKind[] = ['db', 'java-db', 'checks', 'vex'];
+/** Every kind, in the component table's order (the order of the bundle). */
+export const EXPORT_COMPONENT_KINDS: readonly ExportComponentKind[] = COMPONENT_KINDS;
 
 /** How to reach registries (and VEX servers): Trivy's flags, passed through to packages/oci. */
 export interface RegistryOptions {
