@@ -26,13 +26,17 @@ export function trustOption(describe: string) {
   return { type: 'string', requiresArg: true, describe } as const;
 }
 
+/** The `<bundle>` argument of every command that reads one. */
+export function bundlePositional<T>(yargs: Argv<T>) {
+  return yargs.positional('bundle', {
+    type: 'string',
+    demandOption: true,
+    describe: 'the bundle (.tgz), its first split part, or - for standard input',
+  });
+}
+
 export function bundleOptions<T>(yargs: Argv<T>) {
-  return yargs
-    .positional('bundle', {
-      type: 'string',
-      demandOption: true,
-      describe: 'the bundle (.tgz), its first split part, or - for standard input',
-    })
+  return bundlePositional(yargs)
     .option(
       'trust',
       trustOption(

@@ -177,26 +177,12 @@ describe('trivy-airgap import anti-rollback and rollback', () => {
       (await cli(['import', 'newer.tgz', '--trust', 'signing.pub', '--cache-dir', cache])).code,
       0,
     );
-    const refused = await cli([
-      'import',
-      'older.tgz',
-      '--trust',
-      'signing.pub',
-      '--cache-dir',
-      cache,
-      '--json',
-    ]);
+    const importOlder = (flag: string) =>
+      cli(['import', 'older.tgz', '--trust', 'signing.pub', '--cache-dir', cache, flag]);
+    const refused = await importOlder('--json');
     assert.equal(refused.code, 1);
     assert.equal((JSON.parse(refused.stdout) as { error: { code: string } }).error.code, 'DOWNGRADE_REFUSED');
-    const allowed = await cli([
-      'import',
-      'older.tgz',
-      '--trust',
-      'signing.pub',
-      '--cache-dir',
-      cache,
-      '--allow-downgrade',
-    ]);
+    const allowed = await importOlder('--allow-downgrade');
     assert.equal(allowed.code, 0, allowed.stderr);
     assert.match(allowed.stderr, /warning: installing an older db/);
     assert.notEqual(updatedAt(), recent);

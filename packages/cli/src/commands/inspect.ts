@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import type { CommandContext } from '../context.js';
 import { setExamples } from '../help.js';
 import { checksumNameOf, gateCheckCommands } from '../gate-check.js';
-import { bundlePath, standardInput, trustOption, trustOptions } from '../bundle-source.js';
+import { bundlePath, bundlePositional, standardInput, trustOption, trustOptions } from '../bundle-source.js';
 import { age, formatBytes } from '../progress.js';
 
 interface InspectArgs {
@@ -28,16 +28,10 @@ export function inspectCommand(context: CommandContext) {
         ['$0 inspect trivy-bundle.tgz', 'what is inside and how old it is'],
         ['$0 inspect trivy-bundle.tgz --json | jq .components', 'as JSON'],
       ]);
-      return yargs
-        .positional('bundle', {
-          type: 'string',
-          demandOption: true,
-          describe: 'the bundle (.tgz), its first split part, or - for standard input',
-        })
-        .option(
-          'trust',
-          trustOption('a public key to report the signature status against (repeatable; optional)'),
-        );
+      return bundlePositional(yargs).option(
+        'trust',
+        trustOption('a public key to report the signature status against (repeatable; optional)'),
+      );
     },
     handler: async (args: InspectArgs) => {
       const bundle = bundlePath(context, args.bundle);
