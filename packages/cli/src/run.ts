@@ -60,7 +60,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     .fail((message: string | undefined, error: Error | undefined) => {
       // yargs' own complaints (a flag without its value, …) arrive as a YError: a usage error.
       if (error === undefined || error.name === 'YError') {
-        throw new UsageError(message ?? error?.message ?? 'invalid command line', 'see --help');
+        throw usageErrorInWords(message ?? error?.message ?? 'invalid command line', argv);
       }
       throw error;
     });
@@ -84,6 +84,32 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     if (!(error instanceof ReportedFailure)) reportError(out, error);
     return exitCodeFor(error);
   }
+}
+
+/**
+ * yargs' complaints in the user's words where its own are parser jargon: a flag typed without its
+ * value (`verify B --trust`), a command typed without its bundle (`verify --trust K`, where the
+ * bundle is what the user left out or what --trust took as its value).
+ */
+function usageErrorInWords(message: string, argv: readonly string[]): UsageError {
+  const flag = /^Not enough arguments following: (\S+)$/.exec(message)?.[1];
+  if (flag !== undefined) {
+    return new UsageError(
+      `--${flag} needs a value`,
+      flag === 'trust'
+        ? 'give a public key file, e.g. --trust signing.pub (repeat the flag for several keys)'
+        : 'see --help',
+    );
+  }
+  if (message.startsWith('Not enough non-option arguments')) {
+    const command = argv.find((word) => !word.startsWith('-')) ?? '';
+    const example = `${TOOL_NAME} ${command} trivy-bundle.tgz${command === 'inspect' ? '' : ' --trust signing.pub'}`;
+    return new UsageError(
+      `${command} needs the bundle: a .tgz file, its first split part (.part-000), or - for standard input`,
+      argv.includes('--trust') ? `e.g. ${example} (--trust takes exactly one key file)` : `e.g. ${example}`,
+    );
+  }
+  return new UsageError(message, 'see --help');
 }
 
 function reportError(out: Output, error: unknown): void {

@@ -1,10 +1,20 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as utils from '@trivy-airgap/test-utils';
+import { runCli } from './in-process.js';
 import { CLI, cliCommand, cliSync, runProgram, userEnv, type Run } from './process.js';
 
 // Issue 12: errors a user's environment causes — a read-only cache (a read-only bind mount), a full
@@ -39,9 +49,12 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-/** Runs `setup` (mounts) then the CLI in a private mount namespace; returns the CLI's result. */
-function inMountNamespace(setup: string, args: string[]): Promise<Run> {
-  const script = `set -e\n${setup}\nset +e\n${cliCommand(args)}`;
+/**
+ * Runs `setup` (mounts) then the CLI in a private mount namespace, then `afterwards` (a look at
+ * what the mounts hold, before they vanish); returns the CLI's result.
+ */
+function inMountNamespace(setup: string, args: string[], afterwards = ''): Promise<Run> {
+  const script = `set -e\n${setup}\nset +e\n${cliCommand(args)}\ncode=$?\n${afterwards}\nexit $code`;
   return runProgram('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', script], {
     cwd: work,
     env,
@@ -151,8 +164,45 @@ describe('a full disk', () => {
   });
 });
 
+describe('a full cache disk', () => {
+  it('import of a 1 MiB DB into a cache on a 256 KiB tmpfs: exit 1, FS_NO_SPACE naming the cache; what was installed stays, no staging left', async () => {
+    writeFileSync(
+      join(work, 'big.tgz'),
+      utils.buildBundle({
+        components: [{ kind: 'db', options: { updatedAt: hoursAgo(1), dbContents: 1 << 20 } }],
+      }).bytes,
+    );
+    const cache = join(work, 'full-cache');
+    mkdirSync(cache);
+    const setup = [
+      `mount -t tmpfs -o size=256k tmpfs ${cache}`,
+      cliCommand(['import', 'first.tgz', '--trust', 'signing.pub', '--cache-dir', cache, '--quiet']),
+    ].join('\n');
+    const seen = join(work, 'full-cache-seen.json');
+    const staging = join(work, 'full-cache-staging.txt');
+    const afterwards = `${cliCommand(['status', '--cache-dir', cache, '--json'])} > ${seen}; ls -A ${cache}/.trivy-airgap/staging > ${staging} 2>&1`;
+    const args = ['import', 'big.tgz', '--trust', 'signing.pub', '--cache-dir', cache];
+    const human = await inMountNamespace(setup, args, afterwards);
+    assertMounted(human);
+    assert.equal(human.code, 1, human.stderr);
+    assertOneLine(human, cache);
+    const json = await inMountNamespace(setup, [...args, '--json'], afterwards);
+    assert.equal((JSON.parse(json.stdout) as { error: { code: string } }).error.code, 'FS_NO_SPACE');
+    const status = JSON.parse(readFileSync(seen, 'utf8')) as {
+      diagnosis: { components: { kind: string; verdict: string }[] };
+    };
+    assert.deepEqual(
+      status.diagnosis.components.filter((c) => c.kind === 'db').map((c) => c.verdict),
+      ['ok'],
+      'the DB installed before is still there and usable',
+    );
+    assert.equal(readFileSync(staging, 'utf8'), '', 'no staging left behind');
+  });
+});
+
 describe('a path of the wrong kind, a directory the user may not write', () => {
-  it('--vex-config naming a directory: exit 1, FS_IS_A_DIRECTORY naming it, refused before anything is installed', () => {
+  // The first two through run() in process (the message is the point); EACCES needs another user.
+  it('--vex-config naming a directory: exit 1, FS_IS_A_DIRECTORY naming it, refused before anything is installed', async () => {
     writeFileSync(
       join(work, 'with-vex.tgz'),
       utils.buildBundle({ components: [{ kind: 'db' }, { kind: 'vex' }] }).bytes,
@@ -161,22 +211,22 @@ describe('a path of the wrong kind, a directory the user may not write', () => {
     mkdirSync(vexConfig);
     const cache = join(work, 'vex-config-cache');
     const args = ['import', 'with-vex.tgz', '--trust', 'signing.pub', '--cache-dir', cache];
-    const human = cliSync([...args, '--vex-config', vexConfig], { cwd: work, env });
+    const human = await runCli([...args, '--vex-config', vexConfig], { cwd: work, env });
     assert.equal(human.code, 1, human.stderr);
     assertOneLine(human, vexConfig);
-    const json = cliSync([...args, '--vex-config', vexConfig, '--json'], { cwd: work, env });
+    const json = await runCli([...args, '--vex-config', vexConfig, '--json'], { cwd: work, env });
     const error = (JSON.parse(json.stdout) as { error: { code: string; path?: string } }).error;
     assert.deepEqual([error.code, error.path], ['FS_IS_A_DIRECTORY', vexConfig]);
     assert.ok(!existsSync(join(cache, 'db')), 'no component was installed');
   });
 
-  it('keygen --out-dir naming a file: exit 1, FS_NOT_A_DIRECTORY naming it, not "a bug"', () => {
+  it('keygen --out-dir naming a file: exit 1, FS_NOT_A_DIRECTORY naming it, not "a bug"', async () => {
     const file = join(work, 'not-a-dir');
     writeFileSync(file, 'a file\n');
-    const human = cliSync(['keygen', '--out-dir', file], { cwd: work, env });
+    const human = await runCli(['keygen', '--out-dir', file], { cwd: work, env });
     assert.equal(human.code, 1, human.stderr);
     assertOneLine(human, file);
-    const json = cliSync(['keygen', '--out-dir', file, '--json'], { cwd: work, env });
+    const json = await runCli(['keygen', '--out-dir', file, '--json'], { cwd: work, env });
     assert.equal((JSON.parse(json.stdout) as { error: { code: string } }).error.code, 'FS_NOT_A_DIRECTORY');
   });
 

@@ -65,6 +65,22 @@ describe('--trust: one key per flag, in any order (cosign/oras users put it firs
     assert.equal(last.code, 2);
     assert.equal(jsonError(last.stdout).code, 'USAGE');
     assert.equal((await run(['verify', 'bundle.tgz', '--trust'])).code, 2);
+    // Said in the user's words, not yargs' "Not enough arguments following: trust".
+    assert.match(jsonError(last.stdout).message, /^--trust needs a value/);
+  });
+
+  it('a command without its bundle names the bundle as missing (exit 2), not "non-option arguments"', async () => {
+    for (const args of [
+      ['verify', '--trust', 'signing.pub'],
+      ['inspect'],
+      ['import', '--trust', 'signing.pub'],
+    ]) {
+      const result = await run([...args, '--json']);
+      assert.equal(result.code, 2, result.stdout);
+      const error = jsonError(result.stdout);
+      assert.equal(error.code, 'USAGE');
+      assert.match(error.message, new RegExp(`^${args[0] ?? ''} needs the bundle`));
+    }
   });
 });
 

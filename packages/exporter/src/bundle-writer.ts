@@ -372,7 +372,9 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WrittenB
     type: 'task-done',
     task,
     summary: `${formatBytes(whole.size)}, sha256:${digestHex(whole.digest).slice(0, 12)}${
-      sink.files.length > 1 || options.splitSize !== undefined ? `, ${sink.files.length} parts` : ''
+      sink.files.length > 1 || options.splitSize !== undefined
+        ? `, ${sink.files.length} part${sink.files.length === 1 ? '' : 's'}`
+        : ''
     }`,
   });
   return {

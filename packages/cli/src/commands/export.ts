@@ -175,7 +175,7 @@ function humanSummary(result: ExportResult): string[] {
     '',
     bundle.files.length === 1 && bundle.files[0]?.path === bundle.path
       ? `bundle       ${bundle.path} (${formatBytes(bundle.size)}, ${shortDigest(bundle.digest)})`
-      : `bundle       ${bundle.files.length} parts of ${bundle.path} (${formatBytes(bundle.size)}; rejoin with cat ${basename(bundle.path)}.part-* > ${basename(bundle.path)})`,
+      : `bundle       ${bundle.files.length} part${bundle.files.length === 1 ? '' : 's'} of ${bundle.path} (${formatBytes(bundle.size)}; rejoin with cat ${basename(bundle.path)}.part-* > ${basename(bundle.path)})`,
     `checksums    ${bundle.checksumPath}${bundle.checksumSignaturePath === null ? ' (unsigned)' : ` + ${basename(bundle.checksumSignaturePath)}`}`,
     ...bundle.companions.map((file) => `with         ${file.path} (listed in ${checksumName})`),
     `expires      ${result.manifest.expires}`,
