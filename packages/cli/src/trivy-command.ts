@@ -1,5 +1,6 @@
 import type { CacheStatus, InstalledComponent } from '@trivy-airgap/importer';
 import {
+  decidesVerdict,
   offlineComponents,
   offlineTrivyFlags,
   parseTrivyVersion,
@@ -69,7 +70,7 @@ export function offlineCommand(
 /** `db FAIL: …` lines for the components that make Trivy fail offline. */
 export function failingComponents(status: CacheStatus): string[] {
   return status.diagnosis.components
-    .filter((component) => component.verdict === 'fail' && (component.kind === 'db' || component.present))
+    .filter((component) => component.verdict === 'fail' && decidesVerdict(component))
     .map(
       (component) =>
         `${component.kind}${component.name === undefined ? '' : ` ${component.name}`}: ${component.summary}`,

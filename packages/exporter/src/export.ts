@@ -5,8 +5,6 @@ import { dirname, join, resolve } from 'node:path';
 import {
   MANIFEST_MEDIA_TYPE,
   asFileSystemError,
-  blobPath,
-  digestOfBytes,
   fileSystemError,
   ignoreProgress,
   type BundleManifest,
@@ -24,7 +22,7 @@ import {
   type TransportOptions,
 } from '@trivy-airgap/oci';
 import {
-  CREATED_ANNOTATION,
+  COMPONENT_KINDS,
   TrivyError,
   defaultSources,
   trivyCapabilities,
@@ -32,13 +30,18 @@ import {
 } from '@trivy-airgap/trivy';
 import { assertOutputFree, writeBundle, type BundleEntry, type WrittenBundle } from './bundle-writer.js';
 import { ExporterError } from './errors.js';
-import { fetchOciComponent, verifyWithMirrors, type FetchedOciComponent } from './oci-component.js';
+import {
+  EXPORT_STEPS,
+  bytesEntry,
+  type ExportStepContext,
+  type FetchedComponent,
+} from './component-steps.js';
 import { creationTime, defaultWorkDir, type VexRepositorySpec } from './options.js';
-import { fetchVexRepository, type FetchedVexRepository } from './vex-component.js';
 import { lockWorkDir, pruneWorkDir } from './work-dir.js';
 
 export type ExportComponentKind = OciComponentKind | 'vex';
-export const EXPORT_COMPONENT_KINDS: readonly ExportComponentKind[] = ['db', 'java-db', 'checks', 'vex'];
+/** Every kind, in the component table's order (the order of the bundle). */
+export const EXPORT_COMPONENT_KINDS: readonly ExportComponentKind[] = COMPONENT_KINDS;
 
 /** How to reach registries (and VEX servers): Trivy's flags, passed through to packages/oci. */
 export interface RegistryOptions {
@@ -132,12 +135,6 @@ export interface ExportResult {
 const DEFAULT_EXPIRY_MS = 30 * 86_400_000;
 const OCI_LAYOUT_BYTES = Buffer.from('{"imageLayoutVersion":"1.0.0"}');
 const REF_NAME = 'org.opencontainers.image.ref.name';
-
-/** The checks bundle's major version the targeted Trivy expects, from its default tag (`:2` → 2). */
-function expectedChecksMajor(sources: DefaultSources): number | undefined {
-  const tag = /:(\d+)$/.exec(sources.checks[0] ?? '')?.[1];
-  return tag === undefined ? undefined : Number(tag);
-}
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -239,115 +236,39 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
   if (options.signal?.aborted === true) abortRun();
   options.signal?.addEventListener('abort', abortRun, { once: true });
   try {
-    const ociContext = {
-      client,
-      layout,
-      onProgress,
-      signal: run.signal,
-      blobLocks: new Map<string, Promise<unknown>>(),
-    };
-    const repositoriesFor: Record<OciComponentKind, readonly string[]> = {
-      db: nonEmpty(options.dbRepositories) ?? sources.db,
-      'java-db': nonEmpty(options.javaDbRepositories) ?? sources['java-db'],
-      checks:
-        options.checksBundleRepository === undefined ? sources.checks : [options.checksBundleRepository],
-    };
-    const fetchOne = async (kind: OciComponentKind): Promise<[FetchedOciComponent, ExportedComponent]> => {
-      run.signal.throwIfAborted();
-      const repositories = repositoriesFor[kind];
-      const result = await fetchOciComponent(ociContext, kind, repositories, {
-        expectedChecksMajor: kind === 'checks' ? expectedChecksMajor(sources) : undefined,
-        trivyVersion: options.trivyVersion,
-      });
-      let confirmedBy: string[] | undefined;
-      if (options.verifyMirrors === true) {
-        const mirrors =
-          kind === 'checks' && options.checksBundleRepository === undefined
-            ? [
-                ...repositories,
-                ...repositories.map((r) => r.replace(/^mirror\.gcr\.io\/aquasec\//, 'ghcr.io/aquasecurity/')),
-              ]
-            : repositories;
-        confirmedBy = await verifyWithMirrors(ociContext, kind, result.component, [...new Set(mirrors)]);
-      }
-      const { component } = result;
-      return [
-        result,
-        {
-          kind,
-          source: component.source,
-          servedBy: component.servedBy,
-          digest: component.manifest.digest,
-          layerDigest: component.layer.digest,
-          size: component.layer.size,
-          published: component.annotations[CREATED_ANNOTATION],
-          version: component.version,
-          reused: result.reusedLayer,
-          confirmedBy,
-        },
-      ];
-    };
-    const fetchVex = async (): Promise<[FetchedVexRepository, ExportedComponent][]> => {
-      const specs = options.vexRepositories ?? sources.vex;
-      const vexContext = {
-        http,
+    const context: ExportStepContext = {
+      oci: {
+        client,
         layout,
-        stateDir: join(workDir, 'vex'),
-        env,
         onProgress,
         signal: run.signal,
-      };
-      const done: [FetchedVexRepository, ExportedComponent][] = [];
-      for (const spec of specs) {
-        run.signal.throwIfAborted();
-        const result = await fetchVexRepository(vexContext, spec);
-        done.push([
-          result,
-          {
-            kind: 'vex',
-            name: spec.name,
-            source: spec.url,
-            servedBy: result.component.servedBy,
-            digest: result.archive.digest,
-            size: result.archive.size,
-            updatedAt: result.component.updatedAt,
-            reused: result.reused,
-          },
-        ]);
-      }
-      return done;
+        blobLocks: new Map<string, Promise<unknown>>(),
+      },
+      vex: { http, layout, stateDir: join(workDir, 'vex'), env, onProgress, signal: run.signal },
+      sources,
+      options,
+      signal: run.signal,
     };
-    // The components are resolved at the same time (manifests, configs, VEX archives, and the
-    // first answer to each layer request); the results keep the order of `kinds`, so the bundle
-    // does not depend on who finished first.
-    const ociKinds = kinds.filter((kind): kind is OciComponentKind => kind !== 'vex');
-    const ociTasks = ociKinds.map((kind) => fetchOne(kind));
-    const vexTask = kinds.includes('vex') ? fetchVex() : Promise.resolve([]);
+    // One step per kind, all at the same time (one layer downloads while another inflates); the
+    // results keep the order of `kinds`, so the bundle does not depend on who finished first.
+    const tasks = kinds.map((kind) => EXPORT_STEPS[kind].fetch(context));
     // Downloads write into the work dir: a full or read-only disk there is named as such.
-    await settleAll(run, [...ociTasks, vexTask]).catch((error: unknown) => {
+    await settleAll(run, tasks).catch((error: unknown) => {
       // Layer requests already answered are dropped (their bytes are never read).
-      for (const task of ociTasks)
+      for (const task of tasks)
         task.then(
-          ([result]) => result.pendingLayer?.cancel(),
+          (items) => {
+            for (const item of items) item.pendingLayer?.cancel();
+          },
           () => undefined,
         );
       throw asFileSystemError(error, { where: workDir, elsewhere: OTHER_WORK_DIR });
     });
-    // Every task fulfilled (settleAll threw otherwise): these awaits return at once.
-    const ociResults = await Promise.all(ociTasks);
-    const vexResults = await vexTask;
-    const fetched = ociResults.map(([result]) => result);
-    const vexFetched = vexResults.map(([result]) => result);
-    const summaries: ExportedComponent[] = [
-      ...ociResults.map(([, summary]) => summary),
-      ...vexResults.map(([, summary]) => summary),
-    ];
-
-    const entries = bundleEntries(fetched, vexFetched, workDir);
-    const components: Component[] = [
-      ...fetched.map((f) => f.component),
-      ...vexFetched.map((v) => v.component),
-    ];
+    // Every task fulfilled (settleAll threw otherwise): this await returns at once.
+    const fetched = (await Promise.all(tasks)).flat();
+    const summaries = fetched.map((item) => item.summary);
+    const entries = bundleEntries(fetched, workDir);
+    const components = fetched.map((item) => item.component);
     const createdText = created.toISOString();
     const manifest = {
       mediaType: MANIFEST_MEDIA_TYPE,
@@ -382,11 +303,7 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
     }
     const used = new Set<string>();
     for (const entry of entries) if ('file' in entry.source) used.add(entry.source.file);
-    for (const item of fetched) {
-      used.add(layout.blobPath(item.component.manifest.digest));
-      used.add(layout.blobPath(item.component.layer.digest));
-    }
-    for (const item of vexFetched) if (item.stateFile !== undefined) used.add(item.stateFile);
+    for (const item of fetched) for (const file of item.used) used.add(file);
     const pruned = await pruneWorkDir(workDir, used, options.now ?? new Date());
     if (pruned > 0)
       onProgress({ type: 'note', message: `removed ${pruned} unused files from the work dir ${workDir}` });
@@ -446,79 +363,51 @@ async function assertWritableDirectory(dir: string): Promise<void> {
   }
 }
 
-function nonEmpty(list: readonly string[] | undefined): readonly string[] | undefined {
-  return list === undefined || list.length === 0 ? undefined : list;
-}
-
-/** Every file of the bundle besides manifest.json and its signature (docs/bundle-format.md). */
-function bundleEntries(
-  fetched: readonly FetchedOciComponent[],
-  vex: readonly FetchedVexRepository[],
-  workDir: string,
-): BundleEntry[] {
+/**
+ * Every file of the bundle besides manifest.json and its signature (docs/bundle-format.md): the
+ * OCI layout's own files when there is an OCI artifact, then each component's entries in order.
+ */
+function bundleEntries(fetched: readonly FetchedComponent[], workDir: string): BundleEntry[] {
   const entries = new Map<string, BundleEntry>();
   const add = (entry: BundleEntry) => {
     // Artifacts may share a blob (the 2-byte OCI empty config): one entry per path.
     if (!entries.has(entry.path)) entries.set(entry.path, entry);
   };
-  if (fetched.length > 0) {
+  const indexed = fetched.flatMap((item) => (item.indexed === undefined ? [] : [item.indexed]));
+  if (indexed.length > 0) {
     const index = {
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.index.v1+json',
-      manifests: fetched.map(({ component }) => ({
-        mediaType: component.manifest.mediaType,
-        digest: component.manifest.digest,
-        size: component.manifest.size,
-        annotations: { [REF_NAME]: component.layoutRef },
+      manifests: indexed.map(({ mediaType, digest, size, layoutRef }) => ({
+        mediaType,
+        digest,
+        size,
+        annotations: { [REF_NAME]: layoutRef },
       })),
     };
-    const indexBytes = Buffer.from(JSON.stringify(index));
     add(bytesEntry('oci/oci-layout', OCI_LAYOUT_BYTES));
-    add(bytesEntry('oci/index.json', indexBytes));
+    add(bytesEntry('oci/index.json', Buffer.from(JSON.stringify(index))));
   }
   for (const item of fetched) {
-    add(bytesEntry(blobPath(item.component.manifest.digest), item.manifestBytes));
-    const pending = item.pendingLayer;
-    if (pending !== undefined) {
-      add({
-        path: blobPath(pending.descriptor.digest),
-        size: pending.descriptor.size,
-        digest: pending.descriptor.digest,
-        // Verified by the download itself; the work-dir copy it tees to fails as the work dir.
-        source: {
-          stream: (write) =>
-            pending.stream(write).catch((error: unknown) => {
-              throw asFileSystemError(error, { where: workDir, elsewhere: OTHER_WORK_DIR });
-            }),
-        },
-      });
+    for (const entry of item.entries) {
+      const { source } = entry;
+      // A layer streaming from the registry tees into the work dir: a full disk there is named.
+      add(
+        'stream' in source
+          ? {
+              ...entry,
+              source: {
+                stream: (write) =>
+                  source.stream(write).catch((error: unknown) => {
+                    throw asFileSystemError(error, { where: workDir, elsewhere: OTHER_WORK_DIR });
+                  }),
+              },
+            }
+          : entry,
+      );
     }
-    for (const blob of item.blobs) {
-      add({
-        path: blobPath(blob.descriptor.digest),
-        size: blob.descriptor.size,
-        digest: blob.descriptor.digest,
-        // blobs/sha256/<hex> of the work dir; checked again while packing unless this run verified it
-        source: { file: blob.file },
-        verify: !blob.fresh,
-      });
-    }
-  }
-  for (const item of vex) {
-    add(bytesEntry(item.component.manifestPath, item.manifestBytes));
-    add({
-      path: item.component.archivePath,
-      size: item.archive.size,
-      digest: item.archive.digest,
-      source: { file: item.archive.file },
-      verify: true, // small, and possibly an earlier run's copy
-    });
   }
   return [...entries.values()];
-}
-
-function bytesEntry(path: string, bytes: Buffer): BundleEntry {
-  return { path, size: bytes.length, digest: digestOfBytes(bytes), source: { bytes } };
 }
 
 function reportOciEvent(onProgress: ProgressListener, event: OciEvent): void {

@@ -93,12 +93,6 @@ export interface FetchedOciComponent {
   readonly reusedLayer: boolean;
 }
 
-export const COMPONENT_LABELS: Readonly<Record<OciComponentKind, string>> = {
-  db: 'vulnerability DB',
-  'java-db': 'Java DB',
-  checks: 'checks bundle',
-};
-
 function describeError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -120,7 +114,7 @@ export async function fetchOciComponent(
   } = {},
 ): Promise<FetchedOciComponent> {
   if (repositories.length === 0) {
-    throw new ExporterError('INVALID_OPTION', `no repository given for the ${COMPONENT_LABELS[kind]}`);
+    throw new ExporterError('INVALID_OPTION', `no repository given for the ${ARTIFACTS[kind].label}`);
   }
   const references = repositories.map((repository) => {
     try {
@@ -130,7 +124,7 @@ export async function fetchOciComponent(
     }
   });
   const task = kind;
-  context.onProgress({ type: 'task-start', task, label: COMPONENT_LABELS[kind] });
+  context.onProgress({ type: 'task-start', task, label: ARTIFACTS[kind].label });
   const failures: string[] = [];
   for (const [index, ref] of references.entries()) {
     const name = formatReference(ref);
@@ -176,7 +170,7 @@ export async function fetchOciComponent(
           failures.push(`${name}: ${error.message}`);
           throw new ExporterError(
             'SOURCES_EXHAUSTED',
-            `${COMPONENT_LABELS[kind]}: every repository failed (${failures.join('; ')})`,
+            `${ARTIFACTS[kind].label}: every repository failed (${failures.join('; ')})`,
             { cause: error, hint: 'try again later, or name another mirror with the repository flag' },
           );
         }
@@ -194,7 +188,7 @@ export async function fetchOciComponent(
       throw error;
     }
   }
-  throw new ExporterError('SOURCES_EXHAUSTED', `${COMPONENT_LABELS[kind]}: every repository failed`);
+  throw new ExporterError('SOURCES_EXHAUSTED', `${ARTIFACTS[kind].label}: every repository failed`);
 }
 
 /** A layer download that failed while the bundle was being written: named like any fetch failure. */
@@ -426,7 +420,7 @@ export async function verifyWithMirrors(
       if (checked.layer.digest !== component.layer.digest) {
         throw new ExporterError(
           'MIRRORS_DISAGREE',
-          `${COMPONENT_LABELS[kind]}: ${component.servedBy} serves layer ${component.layer.digest}, ${name} serves ${checked.layer.digest}`,
+          `${ARTIFACTS[kind].label}: ${component.servedBy} serves layer ${component.layer.digest}, ${name} serves ${checked.layer.digest}`,
           {
             expected: component.layer.digest,
             found: checked.layer.digest,
@@ -443,7 +437,7 @@ export async function verifyWithMirrors(
   if (confirmedBy.length === 0) {
     throw new ExporterError(
       'MIRRORS_DISAGREE',
-      `${COMPONENT_LABELS[kind]}: no second registry confirmed layer ${component.layer.digest}${
+      `${ARTIFACTS[kind].label}: no second registry confirmed layer ${component.layer.digest}${
         problems.length > 0 ? ` (${problems.join('; ')})` : ''
       }`,
       {

@@ -14,6 +14,7 @@ import {
 import { redactUrl, type HttpClient, type OciLayout } from '@trivy-airgap/oci';
 import {
   MAX_VEX_MANIFEST_BYTES,
+  VEX_SPEC_VERSION,
   checkVexArchive,
   parseLocationUrl,
   parseVexRepositoryManifest,
@@ -221,7 +222,7 @@ function archiveComponent(
   const parsed = parseLocationUrl(location);
   return {
     kind: 'vex' as const,
-    specVersion: '0.1',
+    specVersion: VEX_SPEC_VERSION,
     location,
     servedBy: redactUrl(servedBy),
     archiveType: parsed.archiveType,

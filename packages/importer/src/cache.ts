@@ -1,7 +1,13 @@
 import { lstat, mkdir, readFile, readdir, readlink, rename, rm, rmdir } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { acquireLock, fsyncDir, swapSymlink, writeFileAtomic, type HeldLock } from '@trivy-airgap/durable';
-import { mergeRepositoryYaml, type ImportedVexRepository } from '@trivy-airgap/trivy';
+import {
+  COMPONENTS,
+  COMPONENT_KINDS,
+  componentCachePath,
+  mergeRepositoryYaml,
+  type ImportedVexRepository,
+} from '@trivy-airgap/trivy';
 import { asFileSystemError, isInside, resolveInside, type ComponentKind } from '@trivy-airgap/format';
 import { ImporterError } from './errors.js';
 
@@ -13,11 +19,15 @@ import { ImporterError } from './errors.js';
  *   <cache>/policy                  → symlink .trivy-airgap/generations/policy/<gen>
  *   <cache>/vex/repositories/<name> → symlink ../../.trivy-airgap/generations/vex/<name>/<gen>
  *   <cache>/.trivy-airgap/
+ *       layout.json       the version of this layout (LAYOUT_VERSION); absent: version 1, which
+ *                         releases before it was recorded wrote
  *       lock              one import/rollback at a time (holder's pid, host, start time)
  *       state.json        what is installed: per component the current and previous generation
  *       journal.json      present only while links are being switched (roll-forward on crash)
  *       staging/<id>/     content being written; never referenced by a link
  *       generations/<component>/<gen>/   complete, fsynced component directories
+ *
+ * The link paths are the component table's cache paths (@trivy-airgap/trivy COMPONENTS).
  *
  * Why symlinks: Trivy reads `db/trivy.db` etc. through the link; replacing a component is one
  * rename(2) of a new link over the old one, which is atomic, so a concurrent Trivy sees the old
@@ -27,9 +37,21 @@ import { ImporterError } from './errors.js';
  */
 export const STATE_DIR_NAME = '.trivy-airgap';
 
+/**
+ * The version of the layout of `.trivy-airgap/` (file names, state.json and journal shapes,
+ * generations/<key>/<gen>), recorded in layout.json like cacache's `content-v2`: a release that
+ * changes the layout bumps it and adds the step from the previous version to MIGRATIONS; a
+ * release that finds a newer version than it knows refuses to touch the cache.
+ */
+export const LAYOUT_VERSION = 1;
+
+/** Steps from version N to N+1, run under the lock by the first import or rollback that sees N. */
+const MIGRATIONS: Readonly<Record<number, (paths: CachePaths) => Promise<void>>> = {};
+
 export interface CachePaths {
   readonly cacheDir: string;
   readonly stateDir: string;
+  readonly layoutFile: string;
   readonly lockFile: string;
   readonly stateFile: string;
   readonly journalFile: string;
@@ -43,6 +65,7 @@ export function cachePaths(cacheDir: string): CachePaths {
   return {
     cacheDir: root,
     stateDir,
+    layoutFile: join(stateDir, 'layout.json'),
     lockFile: join(stateDir, 'lock'),
     stateFile: join(stateDir, 'state.json'),
     journalFile: join(stateDir, 'journal.json'),
@@ -51,18 +74,51 @@ export function cachePaths(cacheDir: string): CachePaths {
   };
 }
 
-/** `db`, `java-db`, `policy` or `vex/<name>`: a component's key, its link path and generations folder. */
+/**
+ * A component's key in state.json and its generations folder: the table's cache path (`db`,
+ * `java-db`, `policy`), or `<kind>/<name>` for a per-repository kind (`vex/<name>`).
+ */
 export type ComponentKey = string;
 
 export function componentKeyOf(kind: ComponentKind, name?: string): ComponentKey {
-  if (kind === 'checks') return 'policy';
-  if (kind === 'vex') return `vex/${name ?? ''}`;
-  return kind;
+  return COMPONENTS[kind].perRepository ? `${kind}/${name ?? ''}` : COMPONENTS[kind].cachePath;
 }
 
-/** The path Trivy reads, relative to the cache dir. */
+/** The kind (and repository name) a key stands for; undefined for a key no kind makes. */
+export function componentOfKey(key: ComponentKey): { kind: ComponentKind; name?: string } | undefined {
+  const slash = key.indexOf('/');
+  for (const kind of COMPONENT_KINDS) {
+    const facts = COMPONENTS[kind];
+    if (facts.perRepository && slash > 0 && key.slice(0, slash) === kind) {
+      return { kind, name: key.slice(slash + 1) };
+    }
+    if (!facts.perRepository && key === facts.cachePath) return { kind };
+  }
+  return undefined;
+}
+
+/** A key as users may type it: the kind (`checks`) or the key itself (`policy`, `vex/<name>`). */
+export function componentKeyFromUser(text: string): ComponentKey {
+  const kind = COMPONENT_KINDS.find((candidate) => candidate === text);
+  return kind !== undefined && !COMPONENTS[kind].perRepository ? componentKeyOf(kind) : text;
+}
+
+/** The path Trivy reads, relative to the cache dir (native separators). */
 export function linkPathOf(key: ComponentKey): string {
-  return key.startsWith('vex/') ? join('vex', 'repositories', key.slice(4)) : key;
+  const component = componentOfKey(key);
+  const path = component === undefined ? key : componentCachePath(component.kind, component.name);
+  return join(...path.split('/'));
+}
+
+/** Directories that hold component links: where leftovers of interrupted switches can be. */
+function linkDirectories(paths: CachePaths): string[] {
+  const dirs = new Set<string>();
+  for (const kind of COMPONENT_KINDS) {
+    const facts = COMPONENTS[kind];
+    const cachePath = join(paths.cacheDir, ...facts.cachePath.split('/'));
+    dirs.add(facts.perRepository ? cachePath : dirname(cachePath));
+  }
+  return [...dirs];
 }
 
 /** Where Trivy reads a component (the link), contained in the cache dir. */
@@ -128,7 +184,72 @@ export interface InstallState {
 
 export const EMPTY_STATE: InstallState = { version: 1, updatedAt: new Date(0).toISOString(), components: {} };
 
+/**
+ * The layout version of the state dir: the recorded one, or 1 when none is recorded (releases
+ * before layout.json wrote version 1) or nothing was ever imported. A newer version than this
+ * release knows is refused (CACHE_LAYOUT_UNSUPPORTED) before anything is read or written.
+ */
+export async function readLayoutVersion(paths: CachePaths): Promise<number> {
+  let text: string;
+  try {
+    text = await readFile(paths.layoutFile, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 1;
+    throw error;
+  }
+  let version: unknown;
+  try {
+    version = (JSON.parse(text) as { layoutVersion?: unknown } | null)?.layoutVersion;
+  } catch {
+    version = undefined;
+  }
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
+    throw new ImporterError('CACHE_STATE_INVALID', `${paths.layoutFile} is damaged`, {
+      path: paths.layoutFile,
+      hint: `it should read {"layoutVersion":${LAYOUT_VERSION}}; if no newer trivy-airgap manages this cache, write that`,
+    });
+  }
+  if (version > LAYOUT_VERSION) {
+    throw new ImporterError(
+      'CACHE_LAYOUT_UNSUPPORTED',
+      `${paths.stateDir} has layout version ${version}, made by a newer trivy-airgap; this one knows up to version ${LAYOUT_VERSION} and changed nothing`,
+      {
+        path: paths.layoutFile,
+        expected: String(LAYOUT_VERSION),
+        found: String(version),
+        hint: 'use the trivy-airgap release that last imported into this cache, or a newer one',
+      },
+    );
+  }
+  return version;
+}
+
+/**
+ * Brings the state dir to LAYOUT_VERSION under the lock: runs the migrations from the version it
+ * has, then records the new one. An unversioned dir is version 1: nothing to migrate; the record
+ * is written with the next commit (commitJournal), so a failed first import leaves nothing behind.
+ */
+export async function migrateLayout(paths: CachePaths): Promise<void> {
+  let version = await readLayoutVersion(paths);
+  if (version === LAYOUT_VERSION) return;
+  for (; version < LAYOUT_VERSION; version++) {
+    const step = MIGRATIONS[version];
+    if (step === undefined) throw new Error(`internal: no migration from layout version ${version}`);
+    await step(paths);
+  }
+  await recordLayout(paths);
+}
+
+const LAYOUT_RECORD = `${JSON.stringify({ layoutVersion: LAYOUT_VERSION })}\n`;
+
+/** Writes layout.json (atomically) unless it already records this version. */
+async function recordLayout(paths: CachePaths): Promise<void> {
+  const current = await readFile(paths.layoutFile, 'utf8').catch(() => undefined);
+  if (current !== LAYOUT_RECORD) await writeFileAtomic(paths.layoutFile, LAYOUT_RECORD);
+}
+
 export async function readState(paths: CachePaths): Promise<InstallState> {
+  await readLayoutVersion(paths);
   let text: string;
   try {
     text = await readFile(paths.stateFile, 'utf8');
@@ -160,6 +281,8 @@ export type CacheLock = HeldLock;
  * taken over. Refused when another process (or this one) holds it.
  */
 export async function acquireCacheLock(paths: CachePaths, operation: string): Promise<CacheLock> {
+  // Where a newer layout keeps its lock is unknown: refuse before writing one.
+  await readLayoutVersion(paths);
   const attempt = await acquireLock(paths.lockFile, operation);
   if (attempt.acquired) return attempt.lock;
   const holder = attempt.state.holder;
@@ -276,6 +399,8 @@ export async function applyJournal(paths: CachePaths, journal: Journal, hook?: S
 
 /** Writes the journal atomically: from here on the operation completes, now or on the next run. */
 export async function commitJournal(paths: CachePaths, journal: Journal): Promise<void> {
+  // The layout the journal and state are written in, recorded before them.
+  await recordLayout(paths);
   await writeFileAtomic(paths.journalFile, `${JSON.stringify(journal, null, 2)}\n`);
 }
 
@@ -286,6 +411,7 @@ export async function commitJournal(paths: CachePaths, journal: Journal): Promis
  */
 export async function recoverAndClean(paths: CachePaths): Promise<string[]> {
   const done: string[] = [];
+  await migrateLayout(paths);
   const journal = await readJournal(paths);
   if (journal !== undefined) {
     await applyJournal(paths, journal);
@@ -306,8 +432,7 @@ export async function recoverAndClean(paths: CachePaths): Promise<string[]> {
     }
   }
   // Anything a link points at stays, whatever state.json says.
-  const linkDirs = [paths.cacheDir, join(paths.cacheDir, 'vex', 'repositories')];
-  for (const dir of linkDirs) {
+  for (const dir of linkDirectories(paths)) {
     for (const name of await readdir(dir).catch(() => [] as string[])) {
       const path = join(dir, name);
       if (name.endsWith(NEW_LINK_SUFFIX)) {
@@ -327,13 +452,14 @@ export async function recoverAndClean(paths: CachePaths): Promise<string[]> {
   return done;
 }
 
-/** Every generation directory: generations/<kind>/<gen> and generations/vex/<name>/<gen>. */
+/** Every generation directory: generations/<key>/<gen>, i.e. also generations/vex/<name>/<gen>. */
 async function listGenerations(paths: CachePaths): Promise<string[]> {
   const out: string[] = [];
   const list = async (dir: string): Promise<string[]> => readdir(dir).catch(() => [] as string[]);
   for (const kind of await list(paths.generationsDir)) {
     const kindDir = join(paths.generationsDir, kind);
-    if (kind === 'vex') {
+    const perRepository = COMPONENT_KINDS.some((k) => k === kind && COMPONENTS[k].perRepository);
+    if (perRepository) {
       for (const name of await list(kindDir)) {
         for (const gen of await list(join(kindDir, name))) out.push(join(kindDir, name, gen));
       }

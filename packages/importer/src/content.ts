@@ -25,12 +25,13 @@ export function checkLayerContent(
   component: OciComponent,
   layer: UnpackedLayer,
 ): DbMetadataFields | undefined {
-  if (component.kind === 'checks') {
+  const facts = ARTIFACTS[component.kind];
+  if (facts.metadataFormat === 'policy') {
     if (layer.files.length === 0)
       throw invalid(component, 'the checks bundle is empty (Trivy would then run no checks)');
     return undefined;
   }
-  const dbFile = ARTIFACTS[component.kind].databaseFile ?? '';
+  const dbFile = facts.databaseFile ?? '';
   if (!layer.files.includes(dbFile)) throw invalid(component, `${dbFile} is missing at the layer root`);
   if (layer.metadataJson === undefined)
     throw invalid(component, 'metadata.json is missing at the layer root');

@@ -27,6 +27,8 @@ export const IMPORTER_ERROR_CODES = {
   LOCKED: 'failure',
   NOTHING_TO_ROLL_BACK: 'failure',
   CACHE_STATE_INVALID: 'failure',
+  /** `.trivy-airgap/` has a layout version newer than this release knows; nothing was changed. */
+  CACHE_LAYOUT_UNSUPPORTED: 'failure',
   /** The caller's AbortSignal fired (Ctrl-C) before the commit point; nothing was changed. */
   ABORTED: 'cancelled',
 } as const satisfies Record<string, ErrorCategory>;

@@ -4,7 +4,7 @@
 export { IMPORTER_ERROR_CODES, ImporterError, type ImporterErrorCode } from './errors.js';
 export type { BundleInput } from './source.js';
 export { defaultTrustDirs, type TrustOptions } from './trust.js';
-export type { PolicyOptions, VerificationCheck } from './reader.js';
+export type { PolicyOptions, VerificationCheck } from './policy.js';
 export { verifyBundle, type VerifyBundleOptions, type VerifyBundleResult } from './verify.js';
 export {
   inspectBundle,

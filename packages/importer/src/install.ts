@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { lstat, readFile, readlink, rename, rm } from 'node:fs/promises';
+import { lstat, readlink, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
   asFileSystemError,
@@ -11,16 +11,17 @@ import {
   type Component,
   type ComponentKind,
   type Digest,
+  type OciComponent,
   type ProgressListener,
   type VerifiedSignature,
   type VexComponent,
 } from '@trivy-airgap/format';
 import {
+  ARTIFACTS,
   CREATED_ANNOTATION,
-  VEX_SPEC_VERSION,
   mergeRepositoryYaml,
+  readBuildTime,
   type DbMetadataFields,
-  parseVexIndex,
   resolveVexConfigPath,
 } from '@trivy-airgap/trivy';
 import { fsyncDir, syncTree } from '@trivy-airgap/durable';
@@ -29,6 +30,7 @@ import {
   applyJournal,
   cachePaths,
   commitJournal,
+  componentOfKey,
   generationPathOf,
   linkOf,
   linkTargetOf,
@@ -50,7 +52,7 @@ import {
 import { ImporterError, throwIfAborted } from './errors.js';
 import { generationFingerprint } from './fingerprint.js';
 import { keyOf, prepareBundle } from './prepare.js';
-import type { PolicyOptions, TrustedBundle, VerificationCheck } from './reader.js';
+import { downgradeReason, type PolicyOptions, type TrustedBundle, type VerificationCheck } from './policy.js';
 import type { BundleInput } from './source.js';
 import { explainMissingTrust, loadTrustedKeys, type TrustOptions } from './trust.js';
 
@@ -108,16 +110,9 @@ export interface ImportBundleResult {
 }
 
 /** What a component brings, for anti-rollback and the install record. */
-function describeComponent(
-  component: Component,
-  upstream?: DbMetadataFields,
-): Pick<GenerationRecord, 'updatedAt' | 'version' | 'created' | 'digest' | 'source'> {
-  if (component.kind === 'vex') {
-    return {
-      ...(component.updatedAt === undefined ? {} : { updatedAt: component.updatedAt }),
-      source: component.url,
-    };
-  }
+type Description = Pick<GenerationRecord, 'updatedAt' | 'version' | 'created' | 'digest' | 'source'>;
+
+function describeArtifact(component: OciComponent, upstream?: DbMetadataFields): Description {
   const created = component.annotations[CREATED_ANNOTATION];
   // A DB's build time is its layer's metadata.json (older manifests also record it, equal to it).
   const updatedAt = upstream?.UpdatedAt ?? component.metadata?.UpdatedAt;
@@ -130,43 +125,33 @@ function describeComponent(
   };
 }
 
-function semver(value: string | undefined): number[] | undefined {
-  const match = value === undefined ? null : /^v?(\d+)\.(\d+)\.(\d+)/.exec(value);
-  return match === null ? undefined : [Number(match[1]), Number(match[2]), Number(match[3])];
+function describeVexRepository(component: VexComponent): Description {
+  return {
+    ...(component.updatedAt === undefined ? {} : { updatedAt: component.updatedAt }),
+    source: component.url,
+  };
 }
 
-function compareVersions(a: number[], b: number[]): number {
-  for (let i = 0; i < 3; i++) {
-    const diff = (a[i] ?? 0) - (b[i] ?? 0);
-    if (diff !== 0) return diff;
-  }
-  return 0;
-}
+/** Each kind's description: what anti-rollback compares and the install record keeps. */
+const DESCRIBE: {
+  readonly [K in ComponentKind]: (
+    component: Extract<Component, { kind: K }>,
+    upstream?: DbMetadataFields,
+  ) => Description;
+} = {
+  db: describeArtifact,
+  'java-db': describeArtifact,
+  checks: describeArtifact,
+  vex: describeVexRepository,
+};
 
-/** Why `incoming` is older than `installed`, or undefined when it is not (or cannot be told). */
-export function downgradeReason(
-  incoming: Pick<GenerationRecord, 'updatedAt' | 'version' | 'created'>,
-  installed: Pick<GenerationRecord, 'updatedAt' | 'version' | 'created'>,
-): string | undefined {
-  const older = (a: string | undefined, b: string | undefined): boolean =>
-    a !== undefined && b !== undefined && Date.parse(a) < Date.parse(b);
-  if (incoming.updatedAt !== undefined && installed.updatedAt !== undefined) {
-    // The build time decides; the push time (created) differs per mirror for the same build.
-    return older(incoming.updatedAt, installed.updatedAt)
-      ? `built ${incoming.updatedAt}, the installed one ${installed.updatedAt}`
-      : undefined;
-  }
-  const a = semver(incoming.version);
-  const b = semver(installed.version);
-  if (a !== undefined && b !== undefined) {
-    const diff = compareVersions(a, b);
-    if (diff < 0) return `version ${incoming.version ?? '?'}, the installed one ${installed.version ?? '?'}`;
-    if (diff > 0) return undefined;
-  }
-  if (older(incoming.created, installed.created)) {
-    return `published ${incoming.created ?? '?'}, the installed one ${installed.created ?? '?'}`;
-  }
-  return undefined;
+function describeComponent(component: Component, upstream?: DbMetadataFields): Description {
+  // Keyed by kind, so the function matches the component (TypeScript cannot correlate it).
+  const describe = DESCRIBE[component.kind] as (
+    component: Component,
+    upstream?: DbMetadataFields,
+  ) => Description;
+  return describe(component, upstream);
 }
 
 /** What is installed for a component: our record, or else what the live directory says. */
@@ -185,24 +170,10 @@ async function probeLiveDirectory(
   paths: CachePaths,
   key: ComponentKey,
 ): Promise<Pick<GenerationRecord, 'updatedAt'> | undefined> {
-  const base = linkOf(paths, key);
-  const file =
-    key === 'db' || key === 'java-db'
-      ? join(base, 'metadata.json')
-      : key.startsWith('vex/')
-        ? join(base, VEX_SPEC_VERSION, 'index.json')
-        : undefined;
-  if (file === undefined) return undefined;
-  try {
-    const bytes = await readFile(file);
-    // index.json is read the way Trivy reads it (case-insensitive keys, updated_at optional).
-    const updatedAt = key.startsWith('vex/')
-      ? parseVexIndex(bytes).updatedAt
-      : (JSON.parse(bytes.toString('utf8')) as { UpdatedAt?: unknown }).UpdatedAt;
-    return typeof updatedAt === 'string' ? { updatedAt } : undefined;
-  } catch {
-    return undefined;
-  }
+  const component = componentOfKey(key);
+  if (component === undefined) return undefined;
+  const updatedAt = await readBuildTime(component.kind, linkOf(paths, key));
+  return updatedAt === undefined ? undefined : { updatedAt };
 }
 
 /** A component on its way in, with its layer's metadata.json once the bundle pass read it. */
@@ -228,7 +199,9 @@ async function checkDowngrades(
     const key = keyOf(component);
     const described = describeComponent(component, upstream);
     const buildTimeUnknown =
-      (component.kind === 'db' || component.kind === 'java-db') && described.updatedAt === undefined;
+      component.kind !== 'vex' &&
+      ARTIFACTS[component.kind].metadataFormat === 'db' &&
+      described.updatedAt === undefined;
     if (!options.layersRead && buildTimeUnknown) continue;
     const installed = await installedRecord(paths, state, key);
     if (installed === undefined) continue;

@@ -7,6 +7,7 @@ import {
   resolveInside,
   type BundleFile,
   type Component,
+  type ComponentKind,
   type OciComponent,
   type ProgressEvent,
   type ProgressListener,
@@ -14,6 +15,8 @@ import {
   type VexComponent,
 } from '@trivy-airgap/format';
 import {
+  ARTIFACTS,
+  COMPONENTS,
   TrivyError,
   VEX_SPEC_VERSION,
   checksMajorVersion,
@@ -27,15 +30,8 @@ import { componentKeyOf, type ComponentKey } from './cache.js';
 import { FileSink, checkLayerContent } from './content.js';
 import { ImporterError, abortedError } from './errors.js';
 import { LAYER_LIMITS, LayerUnpacker } from './layer.js';
-import {
-  readBundle,
-  type EntryRole,
-  type EntrySink,
-  type PolicyOptions,
-  type ReadBundleResult,
-  type TrustedBundle,
-  type VerificationCheck,
-} from './reader.js';
+import type { PolicyOptions, TrustedBundle, VerificationCheck } from './policy.js';
+import { readBundle, type EntryRole, type EntrySink, type ReadBundleResult } from './reader.js';
 import type { BundleInput } from './source.js';
 
 /**
@@ -79,6 +75,47 @@ export interface PreparedComponent {
   readonly dir: string | undefined;
   /** A DB layer's metadata.json as published (read from the layer; anti-rollback uses UpdatedAt). */
   readonly upstream?: DbMetadataFields;
+}
+
+/** What a kind's prepare step gets once the bundle pass verified every byte. */
+interface PrepareInput {
+  readonly verified: ReadBundleResult;
+  readonly key: ComponentKey;
+  /** The staging directory (import), or undefined (verify: nothing is written). */
+  readonly stage: string | undefined;
+  /** The component's directory in staging. */
+  readonly dir: string | undefined;
+  /** An OCI layer, as the pass read it. */
+  readonly layer: ReadLayer | undefined;
+  /** A VEX archive, where the pass saved it. */
+  readonly archive: string | undefined;
+  /** DownloadedAt and cache.json times. */
+  readonly preparedAt: Date;
+}
+
+interface PrepareOutcome {
+  readonly check: VerificationCheck;
+  readonly upstream?: DbMetadataFields | undefined;
+}
+
+type PrepareStep<C extends Component> = (component: C, input: PrepareInput) => Promise<PrepareOutcome>;
+
+/**
+ * Each kind's content step: checked against Trivy's rules (the component table's) and the signed
+ * manifest, then — for an import — its directory written in staging. The kind's specifics; the
+ * pass, staging, install and rollback around it are the same for every kind.
+ */
+const PREPARE_STEPS: { readonly [K in ComponentKind]: PrepareStep<Extract<Component, { kind: K }>> } = {
+  db: prepareOci,
+  'java-db': prepareOci,
+  checks: prepareOci,
+  vex: prepareVex,
+};
+
+function prepareComponent(component: Component, input: PrepareInput): Promise<PrepareOutcome> {
+  // The map is keyed by kind, so the step matches the component (TypeScript cannot correlate it).
+  const step = PREPARE_STEPS[component.kind] as PrepareStep<Component>;
+  return step(component, input);
 }
 
 export interface PreparedBundle extends ReadBundleResult {
@@ -211,16 +248,17 @@ export async function prepareBundle(options: PrepareBundleOptions): Promise<Prep
       if (signal?.aborted === true) throw abortedError();
       const key = keyOf(component);
       const dir = stage === undefined ? undefined : resolveInside(stage, key, 'staging');
-      if (component.kind === 'vex') {
-        checks.push(await prepareVex(component, verified, archives.get(key), dir, preparedAt));
-        components.push({ component, key, dir });
-      } else {
-        const layer = layers.get(key);
-        if (layer === undefined) throw new Error(`internal: no layer read for ${key}`);
-        const { check, upstream } = await prepareOci(component, layer, stage, preparedAt);
-        checks.push(check);
-        components.push({ component, key, dir, ...(upstream === undefined ? {} : { upstream }) });
-      }
+      const { check, upstream } = await prepareComponent(component, {
+        verified,
+        key,
+        stage,
+        dir,
+        layer: layers.get(key),
+        archive: archives.get(key),
+        preparedAt,
+      });
+      checks.push(check);
+      components.push({ component, key, dir, ...(upstream === undefined ? {} : { upstream }) });
     }
     await options.onPrepared?.(components);
     if (bundleVerified !== undefined) onProgress(bundleVerified);
@@ -255,19 +293,18 @@ class MemorySink implements EntrySink {
   }
 }
 
-/** Where a component's layer is unpacked in staging (`policy/content/` for checks). */
+/** Where a component's layer is unpacked in staging: the table's layer path (`policy/content/`). */
 function layerDir(stage: string, component: OciComponent): string {
   const key = keyOf(component);
-  return resolveInside(stage, component.kind === 'checks' ? `${key}/content` : key, 'staging');
+  const layerPath = ARTIFACTS[component.kind].layerPath;
+  return resolveInside(stage, layerPath === '' ? key : `${key}/${layerPath}`, 'staging');
 }
 
 /** A layer's content against Trivy's rules and the signed manifest; then its metadata.json. */
-async function prepareOci(
-  component: OciComponent,
-  read: ReadLayer,
-  stage: string | undefined,
-  preparedAt: Date,
-): Promise<{ check: VerificationCheck; upstream: DbMetadataFields | undefined }> {
+async function prepareOci(component: OciComponent, input: PrepareInput): Promise<PrepareOutcome> {
+  const { stage, preparedAt } = input;
+  const read = input.layer;
+  if (read === undefined) throw new Error(`internal: no layer read for ${input.key}`);
   let layer = await read.unpacker.result();
   checkLayerContent(component, layer);
   if (stage !== undefined && read.compressed !== undefined) {
@@ -289,15 +326,17 @@ async function prepareOci(
   }
   const dir = stage === undefined ? undefined : resolveInside(stage, keyOf(component), 'staging');
   const upstream = checkLayerContent(component, layer);
+  const facts = ARTIFACTS[component.kind];
+  // DB metadata is upstream's with a real DownloadedAt; policy metadata is ours to write.
   const metadata =
-    upstream !== undefined
+    facts.metadataFormat === 'db' && upstream !== undefined
       ? renderDbMetadata(upstream, preparedAt)
       : renderPolicyMetadata({
           digest: component.manifest.digest,
           downloadedAt: preparedAt,
           version: checksMajorVersion(component.version),
         });
-  if (dir !== undefined) await writeFile(join(dir, 'metadata.json'), metadata, { mode: 0o644 });
+  if (dir !== undefined) await writeFile(join(dir, facts.metadataFile), metadata, { mode: 0o644 });
   return {
     check: {
       check: 'layer-content',
@@ -310,20 +349,16 @@ async function prepareOci(
 }
 
 /** A VEX repository: spec version, the archive unpacked (or checked), index.json vs the manifest. */
-async function prepareVex(
-  component: VexComponent,
-  verified: ReadBundleResult,
-  archive: string | undefined,
-  dir: string | undefined,
-  preparedAt: Date,
-): Promise<VerificationCheck> {
+async function prepareVex(component: VexComponent, input: PrepareInput): Promise<PrepareOutcome> {
+  const { verified, archive, dir, preparedAt } = input;
   requireSupportedSpecVersion(component);
   const manifestBytes = verified.smallFiles.get(component.manifestPath);
   if (archive === undefined || manifestBytes === undefined) {
     throw new Error(`internal: VEX repository ${component.name} was not read`);
   }
   // The directory name is Trivy's constant, never the manifest's string.
-  const into = dir === undefined ? undefined : resolveInside(dir, VEX_SPEC_VERSION, 'VEX spec version');
+  const files = COMPONENTS.vex.files;
+  const into = dir === undefined ? undefined : resolveInside(dir, files.content, 'VEX spec version');
   const summary = await unpackVexArchive(archive, component.archiveType, component.subdir, into).catch(
     (error: unknown) => {
       throw asBundleError(error, `VEX repository ${component.name}`);
@@ -341,9 +376,9 @@ async function prepareVex(
     );
   }
   if (dir !== undefined) {
-    await writeFile(join(dir, 'vex-repository.json'), manifestBytes, { mode: 0o644 });
+    await writeFile(join(dir, files.manifest), manifestBytes, { mode: 0o644 });
     await writeFile(
-      join(dir, 'cache.json'),
+      join(dir, files.cacheJson),
       renderVexCacheJson({
         updatedAt: preparedAt,
         etags: component.etag === undefined ? {} : { [component.location]: component.etag },
@@ -351,10 +386,11 @@ async function prepareVex(
       { mode: 0o644 },
     );
   }
-  return {
+  const check: VerificationCheck = {
     check: 'vex-archive',
     subject: component.name,
     ok: true,
     detail: `${summary.files.length} files below ${component.subdir === '' ? 'the root' : component.subdir}/, index.json lists ${summary.index.packages.length} packages (updated ${summary.index.updatedAt ?? 'at an unknown time'})`,
   };
+  return { check };
 }

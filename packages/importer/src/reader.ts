@@ -1,27 +1,23 @@
 import type { Readable } from 'node:stream';
 import {
   DigestHasher,
-  FormatError,
   MANIFEST_PATH,
   MAX_MANIFEST_BYTES,
   SIGNATURE_PATH,
   blobPath,
   bundlePathProblem,
-  digestOfBytes,
   ignoreProgress,
   parseManifestBytes,
-  verifySignature,
   type BundleFile,
   type BundleManifest,
-  type Digest,
   type OciComponent,
   type ProgressListener,
   type TrustedKey,
-  type VerifiedSignature,
   type VexComponent,
 } from '@trivy-airgap/format';
-import { checkArtifactManifest } from '@trivy-airgap/trivy';
 import { ImporterError, TAMPERED_HINT, abortedError, throwIfAborted } from './errors.js';
+import { checkBundleContent } from './oci-content.js';
+import { checkTrust, type PolicyOptions, type TrustedBundle, type VerificationCheck } from './policy.js';
 import { openBundle, type BundleInput } from './source.js';
 import { TarStream, type TarEntry } from './tar-stream.js';
 
@@ -51,25 +47,6 @@ export interface EntrySink {
   abort(): Promise<void>;
 }
 
-/** One check performed, for `verify --json`. */
-export interface VerificationCheck {
-  readonly check: string;
-  readonly subject: string;
-  readonly ok: boolean;
-  readonly detail: string;
-}
-
-export interface PolicyOptions {
-  /** Accept a bundle without a signature, or signed by an untrusted key (warns loudly). */
-  readonly allowUnsigned?: boolean;
-  /** Accept a bundle past its `expires` (warns). */
-  readonly allowExpired?: boolean;
-  /** The clock (tests). */
-  readonly now?: Date;
-  /** How far in the future `created` may be (clock skew); default one day. */
-  readonly maxClockSkewMs?: number;
-}
-
 export interface ReadBundleOptions extends PolicyOptions {
   readonly trustedKeys: readonly TrustedKey[];
   readonly onProgress?: ProgressListener;
@@ -81,15 +58,6 @@ export interface ReadBundleOptions extends PolicyOptions {
   readonly stdin?: Readable;
   /** Stops the pass (Ctrl-C): it then rejects with ABORTED; sinks are aborted. */
   readonly signal?: AbortSignal;
-}
-
-export interface TrustedBundle {
-  readonly manifest: BundleManifest;
-  readonly manifestBytes: Buffer;
-  readonly manifestDigest: Digest;
-  /** The key that verified the signature; null when accepted unsigned/untrusted by request. */
-  readonly signature: VerifiedSignature | null;
-  readonly warnings: readonly string[];
 }
 
 export interface ReadBundleResult extends TrustedBundle {
@@ -106,7 +74,6 @@ const MAX_SIGNATURE_BYTES = 16 * 1024;
 /** Emit a progress event at most every this many bytes. */
 const PROGRESS_STEP = 1024 * 1024;
 const MAX_SMALL_FILE_BYTES = 4 * 1024 * 1024;
-const DEFAULT_CLOCK_SKEW_MS = 24 * 3600_000;
 /** Slack for tar framing beyond headers and padding: end blocks and record padding (20 blocks). */
 const TAR_SLACK = 20 * 512 + 2048;
 
@@ -167,99 +134,6 @@ function assertRegular(entry: TarEntry): void {
       hint: TAMPERED_HINT,
     });
   }
-}
-
-/** Signature and date policy over the exact manifest bytes. Throws, or returns the trusted bundle. */
-export function checkTrust(
-  manifestBytes: Buffer,
-  manifest: BundleManifest,
-  signatureBytes: Buffer | undefined,
-  trustedKeys: readonly TrustedKey[],
-  options: PolicyOptions,
-  checks: VerificationCheck[] = [],
-  onProgress: ProgressListener = ignoreProgress,
-): TrustedBundle {
-  const warnings: string[] = [];
-  const warn = (message: string): void => {
-    warnings.push(message);
-    onProgress({ type: 'warning', message });
-  };
-  let signature: VerifiedSignature | null = null;
-  if (manifest.signer === null || signatureBytes === undefined) {
-    if (options.allowUnsigned !== true) {
-      throw new ImporterError(
-        'BUNDLE_UNSIGNED',
-        'the bundle is not signed, so its content cannot be trusted',
-        {
-          hint: 'export it with --key; to import it anyway (at your own risk) pass --allow-unsigned',
-        },
-      );
-    }
-    warn('THE BUNDLE IS NOT SIGNED: its origin is not verified (--allow-unsigned)');
-    checks.push({
-      check: 'signature',
-      subject: SIGNATURE_PATH,
-      ok: false,
-      detail: 'unsigned; accepted by --allow-unsigned',
-    });
-  } else {
-    try {
-      signature = verifySignature(manifestBytes, signatureBytes, trustedKeys, manifest.signer.keyId);
-      if (signature.algorithm !== manifest.signer.algorithm) {
-        throw new FormatError(
-          'SIGNATURE_INVALID',
-          `the manifest names ${manifest.signer.algorithm}, but key ${signature.keyId} is ${signature.algorithm}`,
-          { hint: 'the bundle was altered; export it again' },
-        );
-      }
-      pass(
-        checks,
-        'signature',
-        SIGNATURE_PATH,
-        `${signature.algorithm} signature by key ${signature.keyId} (trusted from ${signature.source})`,
-      );
-    } catch (error) {
-      const untrusted =
-        error instanceof FormatError && (error.code === 'KEY_UNTRUSTED' || error.code === 'NO_TRUSTED_KEYS');
-      if (!untrusted || options.allowUnsigned !== true) throw error;
-      warn(
-        `THE BUNDLE'S SIGNER ${manifest.signer.keyId} IS NOT TRUSTED: its origin is not verified (--allow-unsigned)`,
-      );
-      checks.push({
-        check: 'signature',
-        subject: SIGNATURE_PATH,
-        ok: false,
-        detail: `signer ${manifest.signer.keyId} not trusted; accepted by --allow-unsigned`,
-      });
-    }
-  }
-  const now = options.now ?? new Date();
-  const created = Date.parse(manifest.created);
-  if (created > now.getTime() + (options.maxClockSkewMs ?? DEFAULT_CLOCK_SKEW_MS)) {
-    throw new ImporterError(
-      'BUNDLE_FROM_FUTURE',
-      `the bundle claims to be created at ${manifest.created}, in the future (now ${now.toISOString()})`,
-      { hint: 'check the clocks of the exporting machine and of this host' },
-    );
-  }
-  pass(checks, 'created', MANIFEST_PATH, `created ${manifest.created} is not in the future`);
-  if (Date.parse(manifest.expires) < now.getTime()) {
-    if (options.allowExpired !== true) {
-      throw new ImporterError('BUNDLE_EXPIRED', `the bundle expired at ${manifest.expires}`, {
-        hint: 'export a fresh bundle; to import this one anyway pass --allow-expired',
-      });
-    }
-    warn(`the bundle expired at ${manifest.expires} (--allow-expired)`);
-    checks.push({
-      check: 'expiry',
-      subject: MANIFEST_PATH,
-      ok: false,
-      detail: `expired ${manifest.expires}; accepted by --allow-expired`,
-    });
-  } else {
-    pass(checks, 'expiry', MANIFEST_PATH, `expires ${manifest.expires}`);
-  }
-  return { manifest, manifestBytes, manifestDigest: digestOfBytes(manifestBytes), signature, warnings };
 }
 
 /** Reads manifest.json (and its signature bytes) from the head of the tar. */
@@ -501,7 +375,7 @@ export async function readBundle(input: BundleInput, options: ReadBundleOptions)
       );
     }
     pass(checks, 'complete', 'bundle', `all ${manifest.files.length} listed entries present, none extra`);
-    checkContent(manifest, smallFiles, checks);
+    checkBundleContent(manifest, smallFiles, checks);
     onProgress({
       type: 'task-done',
       task: 'bundle',
@@ -531,81 +405,5 @@ export async function readBundle(input: BundleInput, options: ReadBundleOptions)
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
     tar.fail(new Error('closed'));
-  }
-}
-
-function invalid(path: string, message: string): ImporterError {
-  return new ImporterError('BUNDLE_CONTENT_INVALID', `${path}: ${message}`, {
-    path,
-    hint: 'the bundle was made by a broken exporter or edited; export it again',
-  });
-}
-
-function parseJson(path: string, bytes: Buffer | undefined): unknown {
-  if (bytes === undefined) throw invalid(path, 'is missing');
-  try {
-    return JSON.parse(bytes.toString('utf8')) as unknown;
-  } catch {
-    throw invalid(path, 'is not JSON');
-  }
-}
-
-interface OciManifestShape {
-  layers?: { mediaType?: unknown; digest?: unknown; size?: unknown; annotations?: Record<string, unknown> }[];
-}
-
-/** Cross-checks the verified small files against what the manifest claims about components. */
-function checkContent(
-  manifest: BundleManifest,
-  smallFiles: ReadonlyMap<string, Buffer>,
-  checks: VerificationCheck[],
-): void {
-  const ociComponents = manifest.components.filter((c): c is OciComponent => c.kind !== 'vex');
-  if (ociComponents.length > 0) {
-    const index = parseJson('oci/index.json', smallFiles.get('oci/index.json')) as {
-      manifests?: { digest?: unknown; annotations?: Record<string, unknown> }[];
-    };
-    for (const component of ociComponents) {
-      const path = blobPath(component.manifest.digest);
-      const oci = parseJson(path, smallFiles.get(path)) as OciManifestShape;
-      try {
-        checkArtifactManifest(component.kind, smallFiles.get(path) ?? '');
-      } catch (error) {
-        throw invalid(path, error instanceof Error ? error.message : String(error));
-      }
-      const layers = Array.isArray(oci.layers) ? oci.layers : [];
-      const layer = layers[0];
-      if (layers.length !== 1 || layer === undefined)
-        throw invalid(path, `the ${component.kind} artifact must have exactly one layer`);
-      if (layer.digest !== component.layer.digest || layer.size !== component.layer.size) {
-        throw invalid(path, `its layer is not the ${component.kind} layer the manifest lists`);
-      }
-      if (layer.mediaType !== component.layer.mediaType)
-        throw invalid(path, 'its layer media type differs from the manifest');
-      if (layer.annotations?.['org.opencontainers.image.title'] !== component.layer.title) {
-        throw invalid(path, 'its layer title annotation differs from the manifest');
-      }
-      const listed = (index.manifests ?? []).find(
-        (entry) =>
-          entry.digest === component.manifest.digest &&
-          entry.annotations?.['org.opencontainers.image.ref.name'] === component.layoutRef,
-      );
-      if (listed === undefined)
-        throw invalid(
-          'oci/index.json',
-          `does not list ${component.layoutRef} → ${component.manifest.digest}`,
-        );
-      pass(
-        checks,
-        'oci-artifact',
-        component.kind,
-        `one layer ${component.layer.digest} (${component.layer.title}), indexed as ${component.layoutRef}`,
-      );
-    }
-  }
-  for (const component of manifest.components) {
-    if (component.kind !== 'vex') continue;
-    parseJson(component.manifestPath, smallFiles.get(component.manifestPath));
-    pass(checks, 'vex-repository', component.name, `manifest and ${component.archiveType} archive present`);
   }
 }

@@ -3,6 +3,7 @@ import {
   applyJournal,
   cachePaths,
   commitJournal,
+  componentKeyFromUser,
   linkOf,
   readState,
   recoverAndClean,
@@ -41,10 +42,6 @@ export interface RollbackResult {
   readonly cleaned: readonly string[];
 }
 
-function normalizeKey(key: string): ComponentKey {
-  return key === 'checks' ? 'policy' : key;
-}
-
 /**
  * Restores the previous generation of components, atomically per component, through the same
  * journal as an import. The generation it replaces becomes the previous one, so running rollback
@@ -65,7 +62,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
   try {
     const cleaned = await recoverAndClean(paths);
     const state = await readState(paths);
-    const wanted = options.components?.map(normalizeKey);
+    const wanted = options.components?.map(componentKeyFromUser);
     for (const key of wanted ?? []) {
       if (state.components[key] === undefined) {
         throw new ImporterError('NOTHING_TO_ROLL_BACK', `${key} was never imported into ${paths.cacheDir}`, {

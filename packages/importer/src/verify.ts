@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { BundleManifest, Digest, ProgressListener, VerifiedSignature } from '@trivy-airgap/format';
 import { prepareBundle } from './prepare.js';
-import type { PolicyOptions, VerificationCheck } from './reader.js';
+import type { PolicyOptions, VerificationCheck } from './policy.js';
 import type { BundleInput } from './source.js';
 import { explainMissingTrust, loadTrustedKeys, type TrustOptions } from './trust.js';
 

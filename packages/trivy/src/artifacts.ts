@@ -1,193 +1,86 @@
-import { isDigest, type Descriptor, type OciComponentKind } from '@trivy-airgap/format';
+import { isDigest, type Descriptor } from '@trivy-airgap/format';
 import { TrivyError } from './errors.js';
+import {
+  ARTIFACTS,
+  ARTIFACT_KINDS,
+  COMPONENTS,
+  COMPONENT_KINDS,
+  SCAN_SETTINGS,
+  type ArtifactKind,
+} from './components.js';
+import {
+  forRelease,
+  lowestTrivyVersion,
+  parseTrivyVersion,
+  trivyAtLeast,
+  type ByRelease,
+} from './versions.js';
 
-/** The three OCI artifacts Trivy downloads (trivy-facts.md: "The three OCI artifacts"). */
-export type ArtifactKind = OciComponentKind;
-export const ARTIFACT_KINDS: readonly ArtifactKind[] = ['db', 'java-db', 'checks'];
+export {
+  ARTIFACTS,
+  ARTIFACT_KINDS,
+  DEFAULT_VEX_REPOSITORY,
+  type ArtifactFacts,
+  type ArtifactKind,
+} from './components.js';
+export { lowestTrivyVersion, parseTrivyVersion, trivyAtLeast, type TrivyVersion } from './versions.js';
 
 export const TITLE_ANNOTATION = 'org.opencontainers.image.title';
 export const VERSION_ANNOTATION = 'org.opencontainers.image.version';
 export const CREATED_ANNOTATION = 'org.opencontainers.image.created';
 
-export interface ArtifactFacts {
-  readonly kind: ArtifactKind;
-  /** The exact layer mediaType Trivy requires. */
-  readonly layerMediaType: string;
-  /** The `org.opencontainers.image.title` of the layer as published. */
-  readonly title: string;
-  /** Directory under the cache dir that Trivy wipes and refills for this artifact. */
-  readonly cacheDir: 'db' | 'java-db' | 'policy';
-  /** Files (relative to the cache dir) Trivy reads; for checks `policy/content` is a directory. */
-  readonly cachePaths: readonly string[];
-  /** Name of the database file at the root of the layer (absent for checks). */
-  readonly databaseFile?: string;
-  /** DB schema (db 2, java-db 1) or bundle major version (checks 2). */
-  readonly schemaVersion: number;
-  /** The tag Trivy appends to a tagless repository (`:latest` for checks!). */
-  readonly taglessTag: string;
-  /** The Trivy flag that lists repositories for this artifact. */
-  readonly repositoryFlag: string;
-  /** The Trivy flag that makes an offline host use the cache as is. */
-  readonly skipUpdateFlag: string;
-}
-
-export const ARTIFACTS: Readonly<Record<ArtifactKind, ArtifactFacts>> = {
-  db: {
-    kind: 'db',
-    layerMediaType: 'application/vnd.aquasec.trivy.db.layer.v1.tar+gzip',
-    title: 'db.tar.gz',
-    cacheDir: 'db',
-    cachePaths: ['db/trivy.db', 'db/metadata.json'],
-    databaseFile: 'trivy.db',
-    schemaVersion: 2,
-    taglessTag: '2',
-    repositoryFlag: '--db-repository',
-    skipUpdateFlag: '--skip-db-update',
-  },
-  'java-db': {
-    kind: 'java-db',
-    layerMediaType: 'application/vnd.aquasec.trivy.javadb.layer.v1.tar+gzip',
-    title: 'javadb.tar.gz',
-    cacheDir: 'java-db',
-    cachePaths: ['java-db/trivy-java.db', 'java-db/metadata.json'],
-    databaseFile: 'trivy-java.db',
-    schemaVersion: 1,
-    taglessTag: '1',
-    repositoryFlag: '--java-db-repository',
-    skipUpdateFlag: '--skip-java-db-update',
-  },
-  checks: {
-    kind: 'checks',
-    layerMediaType: 'application/vnd.cncf.openpolicyagent.layer.v1.tar+gzip',
-    title: 'bundle.tar.gz',
-    cacheDir: 'policy',
-    cachePaths: ['policy/content', 'policy/metadata.json'],
-    schemaVersion: 2,
-    taglessTag: 'latest',
-    repositoryFlag: '--checks-bundle-repository',
-    skipUpdateFlag: '--skip-check-update',
-  },
-};
-
-/** VEX Hub, Trivy's default VEX repository (the entry Trivy writes into a new repository.yaml). */
-export const DEFAULT_VEX_REPOSITORY = {
-  name: 'default',
-  url: 'https://github.com/aquasecurity/vexhub',
-} as const;
-
 /** Repositories per artifact, in Trivy's order (fallback order), for one range of Trivy releases. */
-export interface DefaultSources {
+export type DefaultSources = {
+  readonly [K in ArtifactKind]: readonly string[];
+} & {
   /**
    * The Trivy releases this choice targets, as a semver range (`>=0.69.0`, `>=0.58.0 <0.63.0`, …).
    * Ranges break at every release where a default source OR an offline flag changed, so the
    * lowest release of the range tells which flags all of them accept (`trivyCapabilities`).
    */
   readonly trivyVersions: string;
-  readonly db: readonly string[];
-  readonly 'java-db': readonly string[];
-  readonly checks: readonly string[];
   /** Empty before Trivy 0.54, which reads VEX only from files (`--vex PATH`), never from repositories. */
   readonly vex: readonly { readonly name: string; readonly url: string }[];
-}
-
-/** A Trivy release as `major.minor.patch` (pre-release and build suffixes are ignored). */
-export interface TrivyVersion {
-  readonly major: number;
-  readonly minor: number;
-  readonly patch: number;
-}
-
-const VERSION_PATTERN = /^v?(\d+)\.(\d+)(?:\.(\d+))?(?:[-+][0-9A-Za-z.+-]*)?$/;
-
-/** `0.57.1`, `v0.57`, `0.58.0-rc1` → a TrivyVersion; anything else is TRIVY_VERSION_INVALID. */
-export function parseTrivyVersion(value: string): TrivyVersion {
-  const match = VERSION_PATTERN.exec(value.trim());
-  if (match === null) {
-    throw new TrivyError('TRIVY_VERSION_INVALID', `not a Trivy version: ${JSON.stringify(value)}`, {
-      hint: 'give it as X.Y.Z, e.g. --trivy-version 0.57.1 (see `trivy --version`)',
-    });
-  }
-  return { major: Number(match[1]), minor: Number(match[2]), patch: Number(match[3] ?? 0) };
-}
-
-function compareVersions(a: TrivyVersion, b: TrivyVersion): number {
-  return a.major - b.major || a.minor - b.minor || a.patch - b.patch;
-}
-
-/** True when `version` is `0.<minor>.0` or later. */
-export function trivyAtLeast(version: TrivyVersion, minor: number): boolean {
-  return compareVersions(version, { major: 0, minor, patch: 0 }) >= 0;
-}
-
-/** The oldest release we know anything about: what an open lower end of a range means. */
-const OLDEST: TrivyVersion = { major: 0, minor: 0, patch: 0 };
+};
 
 /**
- * The lowest Trivy release a target names: the release itself (`0.57.1`), or the lower bound of a
- * range as bundle manifests record it (`>=0.58.0 <0.63.0` → 0.58.0; `<0.51.0` → the oldest).
- * Flags computed for it are accepted by every release of the range, since Trivy only adds them.
+ * Every release where something in the component table changed (a default source, an offline
+ * flag, a repository option), newest first: the bounds of the `trivyVersions` ranges.
  */
-export function lowestTrivyVersion(target: string): TrivyVersion {
-  const clauses = target.trim().split(/\s+/);
-  if (clauses.length === 1 && !/^[<>=]/.test(clauses[0] ?? '')) return parseTrivyVersion(target);
-  let lowest = OLDEST;
-  for (const clause of clauses) {
-    const match = /^(>=|>|<=|<|=)?(.+)$/.exec(clause);
-    const operator = match?.[1];
-    const version = parseTrivyVersion(match?.[2] ?? clause);
-    if (operator === undefined || operator === '=' || operator === '>=' || operator === '>') {
-      if (compareVersions(version, lowest) > 0) lowest = version;
-    }
+function releaseBoundaries(): number[] {
+  const tables: ByRelease<unknown>[] = [SCAN_SETTINGS.phoneHome];
+  for (const kind of COMPONENT_KINDS) {
+    const facts = COMPONENTS[kind];
+    tables.push(facts.repositories, facts.offline);
+    if (!facts.perRepository) tables.push(facts.repositoryOption);
   }
-  return lowest;
+  const froms = new Set(tables.flatMap((rows) => rows.map((row) => row.from)));
+  return [...froms].sort((a, b) => b - a);
 }
 
-const GHCR_DB = 'ghcr.io/aquasecurity/trivy-db:2';
-const GHCR_JAVA_DB = 'ghcr.io/aquasecurity/trivy-java-db:1';
-const MIRROR_DB = 'mirror.gcr.io/aquasec/trivy-db:2';
-const MIRROR_JAVA_DB = 'mirror.gcr.io/aquasec/trivy-java-db:1';
-
 /**
- * Trivy's defaults by release, newest first: `from` is the first release of each row. Rows break
- * where a default source changed (trivy-facts.md: checks tag history; ghcr.io-only DBs before
- * 0.58; trivy-policies before 0.51) and where an offline flag appeared (0.51 --skip-check-update,
- * 0.54 VEX repositories, 0.63 --skip-version-check/--disable-telemetry; see flags.ts).
- */
-const RELEASE_DEFAULTS: readonly {
-  readonly from: number;
-  readonly mirrors: boolean;
-  readonly checks: string;
-  readonly vex: boolean;
-}[] = [
-  { from: 69, mirrors: true, checks: 'mirror.gcr.io/aquasec/trivy-checks:2', vex: true },
-  { from: 63, mirrors: true, checks: 'mirror.gcr.io/aquasec/trivy-checks:1', vex: true },
-  { from: 58, mirrors: true, checks: 'mirror.gcr.io/aquasec/trivy-checks:1', vex: true },
-  { from: 56, mirrors: false, checks: 'ghcr.io/aquasecurity/trivy-checks:1', vex: true },
-  { from: 54, mirrors: false, checks: 'ghcr.io/aquasecurity/trivy-checks:0', vex: true },
-  { from: 51, mirrors: false, checks: 'ghcr.io/aquasecurity/trivy-checks:0', vex: false },
-  { from: 0, mirrors: false, checks: 'ghcr.io/aquasecurity/trivy-policies:0', vex: false },
-];
-
-/**
- * The repositories Trivy of a given release pulls from. Without a version: the latest behaviour.
+ * The repositories Trivy of a given release pulls from (the component table's rows for it), and
+ * the range of releases that share this choice. Without a version: the latest behaviour.
  */
 export function defaultSources(trivyVersion?: string): DefaultSources {
   const version = trivyVersion === undefined ? undefined : parseTrivyVersion(trivyVersion);
-  const index =
-    version === undefined ? 0 : RELEASE_DEFAULTS.findIndex((row) => trivyAtLeast(version, row.from));
-  // The last row starts at 0.0.0, so findIndex always finds one.
-  const row = RELEASE_DEFAULTS[index] ?? { from: 0, mirrors: false, checks: '', vex: false };
-  const upper = index > 0 ? RELEASE_DEFAULTS[index - 1]?.from : undefined;
-  const lower = row.from === 0 ? undefined : `>=0.${row.from}.0`;
+  const boundaries = releaseBoundaries();
+  const index = version === undefined ? 0 : boundaries.findIndex((from) => trivyAtLeast(version, from));
+  const from = boundaries[index] ?? 0;
+  const upper = index > 0 ? boundaries[index - 1] : undefined;
+  const lower = from === 0 ? undefined : `>=0.${from}.0`;
   const trivyVersions = [lower, upper === undefined ? undefined : `<0.${upper}.0`]
     .filter((part) => part !== undefined)
     .join(' ');
+  // Every release of the range shares the rows of its lowest release.
+  const lowest = { major: 0, minor: from, patch: 0 };
+  const artifacts = Object.fromEntries(
+    ARTIFACT_KINDS.map((kind) => [kind, forRelease(ARTIFACTS[kind].repositories, lowest)]),
+  ) as Record<ArtifactKind, readonly string[]>;
   return {
     trivyVersions,
-    db: row.mirrors ? [MIRROR_DB, GHCR_DB] : [GHCR_DB],
-    'java-db': row.mirrors ? [MIRROR_JAVA_DB, GHCR_JAVA_DB] : [GHCR_JAVA_DB],
-    checks: [row.checks],
-    vex: row.vex ? [{ ...DEFAULT_VEX_REPOSITORY }] : [],
+    ...artifacts,
+    vex: forRelease(COMPONENTS.vex.repositories, lowest).map((repository) => ({ ...repository })),
   };
 }
 
@@ -206,8 +99,11 @@ export function normalizeRepository(kind: ArtifactKind, ref: string, trivyVersio
   const lastSlash = trimmed.lastIndexOf('/');
   const lastSegment = trimmed.slice(lastSlash + 1);
   if (lastSegment.includes(':')) return trimmed;
+  const legacyBefore = ARTIFACTS[kind].legacyTagRuleBefore;
   const legacyTagRule =
-    kind !== 'checks' && trivyVersion !== undefined && !trivyAtLeast(lowestTrivyVersion(trivyVersion), 51);
+    legacyBefore !== undefined &&
+    trivyVersion !== undefined &&
+    !trivyAtLeast(lowestTrivyVersion(trivyVersion), legacyBefore);
   if (legacyTagRule && trimmed.includes(':')) return `${trimmed}:latest`;
   return `${trimmed}:${ARTIFACTS[kind].taglessTag}`;
 }

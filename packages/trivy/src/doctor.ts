@@ -2,10 +2,17 @@ import type { ComponentKind } from '@trivy-airgap/format';
 import { isRfc3339 } from '@trivy-airgap/format';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ARTIFACTS } from './artifacts.js';
+import {
+  ARTIFACTS,
+  COMPONENTS,
+  COMPONENT_KINDS,
+  DEFAULT_VEX_REPOSITORY,
+  componentCachePath,
+} from './components.js';
 import { TrivyError } from './errors.js';
+import { offlineSettingOf } from './flags.js';
+import type { DbKind } from './metadata.js';
 import { readRepositoryYaml, type VexRepositoryEntry } from './repository-yaml.js';
-import { DEFAULT_VEX_REPOSITORY } from './artifacts.js';
 import { indexLocationProblem, parseVexIndex } from './vex.js';
 
 export type Verdict = 'ok' | 'warning' | 'fail';
@@ -64,7 +71,7 @@ export interface DiagnoseOptions {
 const MAX_READ = 64 * 1024 * 1024;
 const ZERO_TIME_MS = Date.parse('0001-01-01T00:00:00Z');
 const HOUR = 3_600_000;
-const VEX_FLAGS = ['--vex', 'repo', '--skip-vex-repo-update'];
+const VEX_FLAGS = offlineSettingOf('vex')?.flags ?? [];
 
 type PathKind = 'file' | 'directory' | 'other';
 
@@ -133,136 +140,105 @@ function formatAge(ms: number): string {
   return `${Math.round(hours / 24)} days`;
 }
 
-async function diagnoseDb(cacheDir: string, now: Date): Promise<ComponentDiagnosis> {
-  const facts = ARTIFACTS.db;
-  const dbPath = join(cacheDir, 'db', 'trivy.db');
-  const metadataPath = join(cacheDir, 'db', 'metadata.json');
-  const flags = [facts.skipUpdateFlag];
-  const base = { kind: 'db' as const, paths: [dbPath, metadataPath], flags };
+/**
+ * A database (db, java-db) as Trivy sees it with its skip flag, from the component table's status
+ * rule: which files the flag needs, whether a schema mismatch is fatal, when Trivy would download
+ * again without the flag.
+ */
+async function diagnoseDatabase(cacheDir: string, kind: DbKind, now: Date): Promise<ComponentDiagnosis> {
+  const facts = ARTIFACTS[kind];
+  const rule = facts.status;
+  const databaseFile = facts.databaseFile;
+  if (rule === undefined || databaseFile === undefined)
+    throw new Error(`internal: ${kind} has no status rule`);
+  const dbName = `${facts.cacheDir}/${databaseFile}`;
+  const metadataName = `${facts.cacheDir}/${facts.metadataFile}`;
+  const dbPath = join(cacheDir, facts.cacheDir, databaseFile);
+  const metadataPath = join(cacheDir, facts.cacheDir, facts.metadataFile);
+  const flags = offlineSettingOf(kind)?.flags ?? [];
+  const flag = flags.join(' ');
+  const base = { kind, paths: [dbPath, metadataPath], flags };
   const hasDb = (await kindOf(dbPath)) === 'file';
   const metadataBytes = await readSmall(metadataPath);
   const reasons: string[] = [];
-  if (!hasDb || metadataBytes === undefined) {
-    const missing = [
-      hasDb ? undefined : 'db/trivy.db',
-      metadataBytes === undefined ? 'db/metadata.json' : undefined,
-    ]
+  if (metadataBytes === undefined || (rule.skipNeedsDatabaseFile && !hasDb)) {
+    const missing = [hasDb ? undefined : dbName, metadataBytes === undefined ? metadataName : undefined]
       .filter((name) => name !== undefined)
       .join(' and ');
     return {
       ...base,
       present: hasDb || metadataBytes !== undefined,
       installed: false,
-      verdict: 'fail',
-      summary: `--skip-db-update will fail: ${missing} missing ("--skip-db-update cannot be specified on the first run")`,
-      reasons: [`${missing} missing`],
-    };
-  }
-  const parsed = parseGoJson(metadataBytes);
-  const problem =
-    parsed.problem ?? (parsed.value === undefined ? undefined : dbMetadataProblem(parsed.value));
-  if (parsed.value === undefined || problem !== undefined) {
-    return {
-      ...base,
-      present: true,
-      installed: true,
-      verdict: 'fail',
-      summary: `Trivy will fail: db/metadata.json ${problem ?? 'cannot be read'}`,
-      reasons: [`db/metadata.json ${problem ?? 'cannot be read'}`],
-    };
-  }
-  const metadata = parsed.value;
-  const version = typeof metadata.Version === 'number' ? metadata.Version : 0;
-  const timing = age(metadata.UpdatedAt, now);
-  const downloadedAt = typeof metadata.DownloadedAt === 'string' ? metadata.DownloadedAt : undefined;
-  if (timing.ageMs !== undefined)
-    reasons.push(`built ${formatAge(timing.ageMs)} ago (UpdatedAt ${timing.updatedAt ?? ''})`);
-  const downloadedMs = downloadedAt === undefined ? ZERO_TIME_MS : Date.parse(downloadedAt);
-  if (downloadedMs === ZERO_TIME_MS) {
-    reasons.push(
-      'DownloadedAt is zero: without --skip-db-update Trivy calls the DB "may be corrupted" and re-downloads',
-    );
-  } else if (isRfc3339(metadata.NextUpdate)) {
-    const wouldUpdate =
-      now.getTime() > Date.parse(metadata.NextUpdate) && now.getTime() > downloadedMs + HOUR;
-    reasons.push(
-      wouldUpdate
-        ? 'NextUpdate has passed: without --skip-db-update Trivy tries to download, which is fatal offline'
-        : 'NextUpdate not reached yet: even without --skip-db-update Trivy would not download now',
-    );
-  }
-  let verdict: Verdict = 'ok';
-  let summary = '--skip-db-update will work';
-  if (version > facts.schemaVersion) {
-    verdict = 'fail';
-    summary = `--skip-db-update will fail: metadata.json Version ${version} > ${facts.schemaVersion} ("the version of DB schema doesn't match": this Trivy is too old)`;
-  } else if (version < facts.schemaVersion) {
-    verdict = 'fail';
-    summary = `--skip-db-update will fail: metadata.json Version ${version} < ${facts.schemaVersion} (old schema)`;
-  }
-  reasons.unshift(`metadata.json Version ${version} (Trivy needs exactly ${facts.schemaVersion})`);
-  return {
-    ...base,
-    present: true,
-    installed: true,
-    version,
-    ...timing,
-    ...(downloadedAt === undefined ? {} : { downloadedAt }),
-    verdict,
-    summary,
-    reasons,
-  };
-}
-
-async function diagnoseJavaDb(cacheDir: string, now: Date): Promise<ComponentDiagnosis> {
-  const facts = ARTIFACTS['java-db'];
-  const dbPath = join(cacheDir, 'java-db', 'trivy-java.db');
-  const metadataPath = join(cacheDir, 'java-db', 'metadata.json');
-  const base = { kind: 'java-db' as const, paths: [dbPath, metadataPath], flags: [facts.skipUpdateFlag] };
-  const hasDb = (await kindOf(dbPath)) === 'file';
-  const metadataBytes = await readSmall(metadataPath);
-  if (metadataBytes === undefined) {
-    return {
-      ...base,
-      present: hasDb,
-      installed: false,
-      verdict: 'warning',
+      verdict: rule.missing,
       summary:
-        'not installed: scans that meet JAR files fail offline (--skip-java-db-update needs java-db/metadata.json)',
-      reasons: ['java-db/metadata.json missing'],
+        rule.missing === 'fail'
+          ? `${flag} will fail: ${missing} missing (${rule.missingEffect})`
+          : `not installed: ${rule.missingEffect} (${flag} needs ${metadataName})`,
+      reasons: [rule.missing === 'fail' ? `${missing} missing` : `${metadataName} missing`],
     };
   }
   const parsed = parseGoJson(metadataBytes);
   const problem =
     parsed.problem ?? (parsed.value === undefined ? undefined : dbMetadataProblem(parsed.value));
   if (parsed.value === undefined || problem !== undefined) {
+    // Trivy parses metadata.json even with the skip flag: invalid JSON there is fatal.
+    const what = `${metadataName} ${problem ?? 'cannot be read'}`;
     return {
       ...base,
       present: true,
       installed: true,
       verdict: 'fail',
-      summary: `Trivy will fail even with --skip-java-db-update: java-db/metadata.json ${problem ?? 'cannot be read'}`,
-      reasons: [`java-db/metadata.json ${problem ?? 'cannot be read'}`],
+      summary:
+        rule.missing === 'fail' ? `Trivy will fail: ${what}` : `Trivy will fail even with ${flag}: ${what}`,
+      reasons: [what],
     };
   }
   const metadata = parsed.value;
   const version = typeof metadata.Version === 'number' ? metadata.Version : 0;
   const timing = age(metadata.UpdatedAt, now);
   const downloadedAt = typeof metadata.DownloadedAt === 'string' ? metadata.DownloadedAt : undefined;
-  const reasons = [`metadata.json Version ${version} (schema ${facts.schemaVersion} expected)`];
   if (timing.ageMs !== undefined)
     reasons.push(`built ${formatAge(timing.ageMs)} ago (UpdatedAt ${timing.updatedAt ?? ''})`);
-  let verdict: Verdict = 'ok';
-  let summary = '--skip-java-db-update will work';
-  if (!hasDb) {
-    verdict = 'warning';
-    summary =
-      '--skip-java-db-update is accepted, but java-db/trivy-java.db is missing: scans that meet JAR files will fail';
-    reasons.push('java-db/trivy-java.db missing (with the skip flag Trivy only checks metadata.json)');
-  } else if (version !== facts.schemaVersion) {
-    verdict = 'warning';
-    summary = `--skip-java-db-update is accepted, but metadata.json Version ${version} is not the schema ${facts.schemaVersion} Trivy reads`;
+  if (rule.refresh !== undefined) {
+    const downloadedMs = downloadedAt === undefined ? ZERO_TIME_MS : Date.parse(downloadedAt);
+    if (downloadedMs === ZERO_TIME_MS) {
+      reasons.push(
+        `DownloadedAt is zero: without ${flag} Trivy calls the DB "may be corrupted" and re-downloads`,
+      );
+    } else if (isRfc3339(metadata.NextUpdate)) {
+      const wouldUpdate =
+        now.getTime() > Date.parse(metadata.NextUpdate) &&
+        now.getTime() > downloadedMs + rule.refresh.graceMs;
+      reasons.push(
+        wouldUpdate
+          ? `NextUpdate has passed: without ${flag} Trivy tries to download, which is fatal offline`
+          : `NextUpdate not reached yet: even without ${flag} Trivy would not download now`,
+      );
+    }
   }
+  let verdict: Verdict = 'ok';
+  let summary = `${flag} will work`;
+  const expected = facts.schemaVersion;
+  if (!hasDb) {
+    // Only reached when the skip flag does not look at the database file (java-db).
+    verdict = 'warning';
+    summary = `${flag} is accepted, but ${dbName} is missing: ${rule.missingEffect}`;
+    reasons.push(`${dbName} missing (with the skip flag Trivy only checks ${facts.metadataFile})`);
+  } else if (version !== expected && rule.schemaMismatch === 'warning') {
+    verdict = 'warning';
+    summary = `${flag} is accepted, but metadata.json Version ${version} is not the schema ${expected} Trivy reads`;
+  } else if (version > expected) {
+    verdict = 'fail';
+    summary = `${flag} will fail: metadata.json Version ${version} > ${expected} ("the version of DB schema doesn't match": this Trivy is too old)`;
+  } else if (version < expected) {
+    verdict = 'fail';
+    summary = `${flag} will fail: metadata.json Version ${version} < ${expected} (old schema)`;
+  }
+  reasons.unshift(
+    rule.schemaMismatch === 'fail'
+      ? `metadata.json Version ${version} (Trivy needs exactly ${expected})`
+      : `metadata.json Version ${version} (schema ${expected} expected)`,
+  );
   return {
     ...base,
     present: true,
@@ -278,17 +254,20 @@ async function diagnoseJavaDb(cacheDir: string, now: Date): Promise<ComponentDia
 
 async function diagnoseChecks(cacheDir: string, now: Date): Promise<ComponentDiagnosis> {
   const facts = ARTIFACTS.checks;
-  const contentPath = join(cacheDir, 'policy', 'content');
-  const metadataPath = join(cacheDir, 'policy', 'metadata.json');
-  const base = { kind: 'checks' as const, paths: [contentPath, metadataPath], flags: [facts.skipUpdateFlag] };
+  const contentName = `${facts.cacheDir}/${facts.layerPath}`;
+  const metadataName = `${facts.cacheDir}/${facts.metadataFile}`;
+  const contentPath = join(cacheDir, facts.cacheDir, facts.layerPath);
+  const metadataPath = join(cacheDir, facts.cacheDir, facts.metadataFile);
+  const flags = offlineSettingOf('checks')?.flags ?? [];
+  const flag = flags.join(' ');
+  const base = { kind: 'checks' as const, paths: [contentPath, metadataPath], flags };
   const contentKind = await kindOf(contentPath);
   const metadataBytes = await readSmall(metadataPath);
   const reasons: string[] = [];
   let metadata: Record<string, unknown> | undefined;
   if (metadataBytes !== undefined) {
     const parsed = parseGoJson(metadataBytes);
-    if (parsed.value === undefined)
-      reasons.push(`policy/metadata.json ${parsed.problem ?? 'cannot be read'}`);
+    if (parsed.value === undefined) reasons.push(`${metadataName} ${parsed.problem ?? 'cannot be read'}`);
     metadata = parsed.value;
   }
   if (contentKind !== 'directory') {
@@ -298,7 +277,7 @@ async function diagnoseChecks(cacheDir: string, now: Date): Promise<ComponentDia
       installed: false,
       verdict: 'warning',
       summary: 'not installed: Trivy uses the checks embedded in its binary (possibly older)',
-      reasons: ['policy/content missing', ...reasons],
+      reasons: [`${contentName} missing`, ...reasons],
     };
   }
   const files = await countFiles(contentPath);
@@ -307,24 +286,23 @@ async function diagnoseChecks(cacheDir: string, now: Date): Promise<ComponentDia
   const digest = typeof metadata?.Digest === 'string' ? metadata.Digest : undefined;
   const downloadedAt = typeof metadata?.DownloadedAt === 'string' ? metadata.DownloadedAt : undefined;
   let verdict: Verdict = 'ok';
-  let summary = `--skip-check-update will use the cached checks (${files} files)`;
+  let summary = `${flag} will use the cached checks (${files} files)`;
   if (files === 0) {
     verdict = 'fail';
-    summary =
-      '--skip-check-update will run ZERO checks: policy/content is empty (the embedded checks are switched off)';
+    summary = `${flag} will run ZERO checks: ${contentName} is empty (the embedded checks are switched off)`;
   }
   if (metadataBytes === undefined) {
-    reasons.push('policy/metadata.json missing: compliance specs are not read from policy/content');
+    reasons.push(`${metadataName} missing: compliance specs are not read from ${contentName}`);
     if (verdict === 'ok') verdict = 'warning';
   } else if (metadata !== undefined) {
     if (majorVersion === undefined) {
       reasons.push(
-        'MajorVersion missing (written by Trivy ≤ 0.68): without --skip-check-update Trivy ≥ 0.69 discards the cache and re-downloads (offline: falls back to the embedded checks)',
+        `MajorVersion missing (written by Trivy ≤ 0.68): without ${flag} Trivy ≥ 0.69 discards the cache and re-downloads (offline: falls back to the embedded checks)`,
       );
       if (verdict === 'ok') verdict = 'warning';
     } else if (majorVersion !== facts.schemaVersion && !customBuild) {
       reasons.push(
-        `MajorVersion ${majorVersion} ≠ ${facts.schemaVersion}: without --skip-check-update Trivy ≥ 0.69 re-downloads (offline: falls back to the embedded checks)`,
+        `MajorVersion ${majorVersion} ≠ ${facts.schemaVersion}: without ${flag} Trivy ≥ 0.69 re-downloads (offline: falls back to the embedded checks)`,
       );
       if (verdict === 'ok') verdict = 'warning';
     } else {
@@ -334,7 +312,7 @@ async function diagnoseChecks(cacheDir: string, now: Date): Promise<ComponentDia
       const stale = now.getTime() > Date.parse(downloadedAt) + 24 * HOUR;
       reasons.push(
         stale
-          ? 'downloaded more than 24 h ago: without --skip-check-update Trivy asks the registry (offline: silently uses the embedded checks)'
+          ? `downloaded more than 24 h ago: without ${flag} Trivy asks the registry (offline: silently uses the embedded checks)`
           : 'downloaded less than 24 h ago',
       );
     }
@@ -350,7 +328,7 @@ async function diagnoseChecks(cacheDir: string, now: Date): Promise<ComponentDia
     ...(digest === undefined ? {} : { digest }),
     verdict,
     summary,
-    reasons: [`policy/content holds ${files} files`, ...reasons],
+    reasons: [`${contentName} holds ${files} files`, ...reasons],
   };
 }
 
@@ -361,10 +339,11 @@ async function diagnoseVexRepository(
   configChecked: boolean,
   now: Date,
 ): Promise<ComponentDiagnosis> {
-  const repoDir = join(cacheDir, 'vex', 'repositories', name);
-  const indexPath = join(repoDir, '0.1', 'index.json');
-  const cacheJsonPath = join(repoDir, 'cache.json');
-  const manifestPath = join(repoDir, 'vex-repository.json');
+  const files = COMPONENTS.vex.files;
+  const repoDir = join(cacheDir, ...componentCachePath('vex', name).split('/'));
+  const indexPath = join(repoDir, ...files.index.split('/'));
+  const cacheJsonPath = join(repoDir, files.cacheJson);
+  const manifestPath = join(repoDir, files.manifest);
   const base = {
     kind: 'vex' as const,
     name,
@@ -400,46 +379,47 @@ async function diagnoseVexRepository(
       present: true,
       installed: false,
       verdict: 'fail',
-      summary: '--vex repo --skip-vex-repo-update will fail: 0.1/index.json missing',
-      reasons: [...reasons, '0.1/index.json missing'],
+      summary: `${VEX_FLAGS.join(' ')} will fail: ${files.index} missing`,
+      reasons: [...reasons, `${files.index} missing`],
     };
   }
   let index;
   try {
-    index = parseVexIndex(indexBytes, `${name}/0.1/index.json`);
+    index = parseVexIndex(indexBytes, `${name}/${files.index}`);
   } catch (error) {
     return {
       ...base,
       present: true,
       installed: false,
       verdict: 'fail',
-      summary: `--vex repo --skip-vex-repo-update will fail: ${error instanceof TrivyError ? error.message : String(error)}`,
+      summary: `${VEX_FLAGS.join(' ')} will fail: ${error instanceof TrivyError ? error.message : String(error)}`,
       reasons,
     };
   }
   let missing = 0;
   for (const entry of index.packages) {
     if (indexLocationProblem(entry.location) !== undefined) missing += 1;
-    else if ((await kindOf(join(repoDir, '0.1', ...entry.location.split('/')))) !== 'file') missing += 1;
+    else if ((await kindOf(join(repoDir, files.content, ...entry.location.split('/')))) !== 'file')
+      missing += 1;
   }
   const timing = age(index.updatedAt, now);
   if (timing.ageMs !== undefined)
     reasons.push(`index updated ${formatAge(timing.ageMs)} ago (${index.updatedAt})`);
   let downloadedAt: string | undefined;
   const cacheJson = await readSmall(cacheJsonPath);
-  if (cacheJson === undefined) reasons.push('cache.json missing');
+  if (cacheJson === undefined) reasons.push(`${files.cacheJson} missing`);
   else {
     const parsed = parseGoJson(cacheJson);
     if (parsed.value !== undefined && isRfc3339(parsed.value.UpdatedAt))
       downloadedAt = parsed.value.UpdatedAt;
-    else reasons.push(`cache.json ${parsed.problem ?? 'has no valid UpdatedAt'}`);
+    else reasons.push(`${files.cacheJson} ${parsed.problem ?? 'has no valid UpdatedAt'}`);
   }
-  if ((await kindOf(manifestPath)) !== 'file') reasons.push('vex-repository.json missing');
+  if ((await kindOf(manifestPath)) !== 'file') reasons.push(`${files.manifest} missing`);
   let verdict: Verdict = 'ok';
-  let summary = `--vex repo --skip-vex-repo-update will use ${index.packages.length} packages`;
+  let summary = `${VEX_FLAGS.join(' ')} will use ${index.packages.length} packages`;
   if (missing > 0) {
     verdict = 'fail';
-    summary = `--vex repo will fail: ${missing} document(s) listed in 0.1/index.json are missing`;
+    summary = `--vex repo will fail: ${missing} document(s) listed in ${files.index} are missing`;
   } else if (enabledProblem !== undefined) {
     verdict = 'warning';
     summary = `cached but ${enabledProblem}`;
@@ -453,12 +433,12 @@ async function diagnoseVexRepository(
     ...(downloadedAt === undefined ? {} : { downloadedAt }),
     verdict,
     summary,
-    reasons: [`0.1/index.json lists ${index.packages.length} packages`, ...reasons],
+    reasons: [`${files.index} lists ${index.packages.length} packages`, ...reasons],
   };
 }
 
 async function diagnoseVex(cacheDir: string, options: DiagnoseOptions): Promise<ComponentDiagnosis[]> {
-  const reposDir = join(cacheDir, 'vex', 'repositories');
+  const reposDir = join(cacheDir, ...COMPONENTS.vex.cachePath.split('/'));
   const cached: string[] = [];
   if ((await kindOf(reposDir)) === 'directory') {
     // stat, not the dirent type: an installer may make each repository a symlink to a generation.
@@ -513,6 +493,51 @@ async function diagnoseVex(cacheDir: string, options: DiagnoseOptions): Promise<
   return results;
 }
 
+/** Each kind's replay: the databases by their table rule, checks and VEX by their own. */
+const DIAGNOSE: Readonly<
+  Record<ComponentKind, (cacheDir: string, options: DiagnoseOptions) => Promise<ComponentDiagnosis[]>>
+> = {
+  db: async (cacheDir, options) => [await diagnoseDatabase(cacheDir, 'db', options.now)],
+  'java-db': async (cacheDir, options) => [await diagnoseDatabase(cacheDir, 'java-db', options.now)],
+  checks: async (cacheDir, options) => [await diagnoseChecks(cacheDir, options.now)],
+  vex: diagnoseVex,
+};
+
+/**
+ * Whether a component's verdict decides if Trivy can scan offline: a required one always (the
+ * table's status rule `missing: 'fail'`: the vulnerability DB, without which no scan runs
+ * offline), any other once it is present.
+ */
+export function decidesVerdict(component: ComponentDiagnosis): boolean {
+  const facts = COMPONENTS[component.kind];
+  return (!facts.perRepository && facts.status?.missing === 'fail') || component.present;
+}
+
+/**
+ * The upstream build time of a component directory as Trivy (or a person) left it: the DB
+ * metadata's UpdatedAt, a VEX index's updated_at (read as leniently as Trivy reads it); undefined
+ * when the kind records none (checks) or the file is missing or unreadable.
+ */
+export async function readBuildTime(kind: ComponentKind, dir: string): Promise<string | undefined> {
+  const facts = COMPONENTS[kind];
+  const file = facts.perRepository
+    ? facts.files.index
+    : facts.metadataFormat === 'db'
+      ? facts.metadataFile
+      : undefined;
+  if (file === undefined) return undefined;
+  const bytes = await readSmall(join(dir, ...file.split('/'))).catch(() => undefined);
+  if (bytes === undefined) return undefined;
+  try {
+    const updatedAt = facts.perRepository
+      ? parseVexIndex(bytes).updatedAt
+      : (JSON.parse(bytes.toString('utf8')) as { UpdatedAt?: unknown }).UpdatedAt;
+    return typeof updatedAt === 'string' ? updatedAt : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const RANK: Record<Verdict, number> = { ok: 0, warning: 1, fail: 2 };
 
 /**
@@ -520,14 +545,9 @@ const RANK: Record<Verdict, number> = { ok: 0, warning: 1, fail: 2 };
  * offline flags (`offlineTrivyFlags`). Reads only; never writes.
  */
 export async function diagnoseCache(cacheDir: string, options: DiagnoseOptions): Promise<CacheDiagnosis> {
-  const components = [
-    await diagnoseDb(cacheDir, options.now),
-    await diagnoseJavaDb(cacheDir, options.now),
-    await diagnoseChecks(cacheDir, options.now),
-    ...(await diagnoseVex(cacheDir, options)),
-  ];
-  // The vulnerability DB always counts: a cache with only checks or VEX cannot scan offline.
-  const counted = components.filter((component) => component.kind === 'db' || component.present);
+  const components: ComponentDiagnosis[] = [];
+  for (const kind of COMPONENT_KINDS) components.push(...(await DIAGNOSE[kind](cacheDir, options)));
+  const counted = components.filter(decidesVerdict);
   const verdict = counted.reduce<Verdict>(
     (worst, c) => (RANK[c.verdict] > RANK[worst] ? c.verdict : worst),
     'ok',

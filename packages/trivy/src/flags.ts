@@ -1,19 +1,27 @@
 import type { ComponentKind, OciComponentKind } from '@trivy-airgap/format';
 import { stringify } from 'yaml';
-import { lowestTrivyVersion, trivyAtLeast } from './artifacts.js';
+import {
+  ARTIFACTS,
+  ARTIFACT_KINDS,
+  COMPONENTS,
+  COMPONENT_KINDS,
+  SCAN_SETTINGS,
+  type OfflineSetting,
+} from './components.js';
+import { forRelease, lowestTrivyVersion, type TrivyVersion } from './versions.js';
 
 /**
  * What a Trivy release accepts on its command line and in trivy.yaml, for the settings an offline
  * host needs (trivy-facts.md "Second reading": flags by release; keys from pkg/flag/*_flags.go of
- * each release). Cobra rejects an unknown flag, so a command printed for an older Trivy must leave
- * out what it does not know; trivy.yaml keys Trivy does not know are ignored silently, so a wrong
- * key is worse: it looks applied and is not.
+ * each release), read from the component table. Cobra rejects an unknown flag, so a command
+ * printed for an older Trivy must leave out what it does not know; trivy.yaml keys Trivy does not
+ * know are ignored silently, so a wrong key is worse: it looks applied and is not.
  */
 export interface TrivyCapabilities {
   /** `--skip-check-update` from 0.51; before: `--skip-policy-update`. */
-  readonly skipChecksUpdateFlag: '--skip-check-update' | '--skip-policy-update';
+  readonly skipChecksUpdateFlag: string;
   /** Its trivy.yaml key: `rego.skip-check-update` from 0.51; before: `rego.skip-policy-update`. */
-  readonly skipChecksUpdateKey: 'rego.skip-check-update' | 'rego.skip-policy-update';
+  readonly skipChecksUpdateKey: string;
   /** `--vex repo` and `--skip-vex-repo-update` (from 0.54; before, `--vex` takes only a file path). */
   readonly vexRepositories: boolean;
   /** `--skip-version-check` and `--disable-telemetry` (`scan.` keys), from 0.63. */
@@ -24,31 +32,36 @@ export interface TrivyCapabilities {
   readonly repositoryKeys: Readonly<Record<OciComponentKind, string>>;
 }
 
+function releaseOf(trivyVersion: string | undefined): TrivyVersion | undefined {
+  return trivyVersion === undefined ? undefined : lowestTrivyVersion(trivyVersion);
+}
+
+/** How the targeted release uses a component offline (null: it cannot use it). */
+export function offlineSettingOf(kind: ComponentKind, trivyVersion?: string): OfflineSetting | null {
+  return forRelease(COMPONENTS[kind].offline, releaseOf(trivyVersion));
+}
+
 /**
  * The capabilities every release of `trivyVersion` shares: an exact release (`0.57.1`) or a bundle
  * manifest's `trivyVersions` range (its lowest release decides). Without one: the newest release.
  */
 export function trivyCapabilities(trivyVersion?: string): TrivyCapabilities {
-  const version = trivyVersion === undefined ? undefined : lowestTrivyVersion(trivyVersion);
-  const since = (minor: number): boolean => version === undefined || trivyAtLeast(version, minor);
-  const checks = since(51);
+  const version = releaseOf(trivyVersion);
+  const checks = forRelease(COMPONENTS.checks.offline, version);
+  const option = (kind: OciComponentKind) => forRelease(ARTIFACTS[kind].repositoryOption, version);
   return {
-    skipChecksUpdateFlag: checks ? '--skip-check-update' : '--skip-policy-update',
-    skipChecksUpdateKey: checks ? 'rego.skip-check-update' : 'rego.skip-policy-update',
-    vexRepositories: since(54),
-    phoneHomeFlags: since(63),
-    repositoryFlags: {
-      db: '--db-repository',
-      'java-db': '--java-db-repository',
-      checks: checks ? '--checks-bundle-repository' : '--policy-bundle-repository',
-    },
-    repositoryKeys: {
-      db: 'db.repository',
-      'java-db': 'db.java-repository',
-      checks: checks
-        ? 'misconfiguration.checks-bundle-repository'
-        : 'misconfiguration.policy-bundle-repository',
-    },
+    skipChecksUpdateFlag: checks?.flags[0] ?? '',
+    skipChecksUpdateKey: Object.keys(checks?.config ?? {})[0] ?? '',
+    vexRepositories: forRelease(COMPONENTS.vex.offline, version) !== null,
+    phoneHomeFlags: forRelease(SCAN_SETTINGS.phoneHome, version) !== null,
+    repositoryFlags: Object.fromEntries(ARTIFACT_KINDS.map((kind) => [kind, option(kind).flag])) as Record<
+      OciComponentKind,
+      string
+    >,
+    repositoryKeys: Object.fromEntries(ARTIFACT_KINDS.map((kind) => [kind, option(kind).key])) as Record<
+      OciComponentKind,
+      string
+    >,
   };
 }
 
@@ -71,24 +84,32 @@ function needsCacheDir(input: OfflineFlagsInput): input is OfflineFlagsInput & {
   return input.cacheDir !== undefined && input.cacheDir !== input.defaultCacheDir;
 }
 
+/** The offline settings of the installed components the targeted release can use, in table order. */
+function installedSettings(input: OfflineFlagsInput, group: OfflineSetting['group']): OfflineSetting[] {
+  const version = releaseOf(input.trivyVersion);
+  const settings: OfflineSetting[] = [];
+  for (const kind of COMPONENT_KINDS) {
+    if (!input.components.includes(kind)) continue;
+    const setting = forRelease(COMPONENTS[kind].offline, version);
+    if (setting !== null && setting.group === group) settings.push(setting);
+  }
+  return settings;
+}
+
 /**
  * The Trivy arguments an offline host needs (trivy-facts.md: "Trivy flags an offline host needs"),
- * as an argv list for the targeted Trivy: the skip flags of the installed components,
- * `--offline-scan`, `--vex repo --skip-vex-repo-update` when VEX is installed (0.54+),
- * `--cache-dir` when not the default, and `--skip-version-check --disable-telemetry` against
- * phone-home calls (0.63+).
+ * as an argv list for the targeted Trivy, from the component table: the skip flags of the
+ * installed components, `--offline-scan`, the scan options of installed components (`--vex repo
+ * --skip-vex-repo-update`, 0.54+), `--cache-dir` when not the default, and
+ * `--skip-version-check --disable-telemetry` against phone-home calls (0.63+).
  */
 export function offlineTrivyFlags(input: OfflineFlagsInput): string[] {
-  const can = trivyCapabilities(input.trivyVersion);
-  const has = (kind: ComponentKind): boolean => input.components.includes(kind);
   const flags: string[] = [];
-  if (has('db')) flags.push('--skip-db-update');
-  if (has('java-db')) flags.push('--skip-java-db-update');
-  if (has('checks')) flags.push(can.skipChecksUpdateFlag);
-  flags.push('--offline-scan');
-  if (has('vex') && can.vexRepositories) flags.push('--vex', 'repo', '--skip-vex-repo-update');
+  for (const setting of installedSettings(input, 'update')) flags.push(...setting.flags);
+  flags.push(...SCAN_SETTINGS.offlineScan.flags);
+  for (const setting of installedSettings(input, 'scan')) flags.push(...setting.flags);
   if (needsCacheDir(input)) flags.push('--cache-dir', input.cacheDir);
-  if (can.phoneHomeFlags) flags.push('--skip-version-check', '--disable-telemetry');
+  flags.push(...(forRelease(SCAN_SETTINGS.phoneHome, releaseOf(input.trivyVersion))?.flags ?? []));
   return flags;
 }
 
@@ -111,22 +132,15 @@ function setKey(config: Record<string, unknown>, key: string, value: unknown): v
  * `scan.skip-version-check`, `scan.disable-telemetry`, `cache.dir`).
  */
 export function trivyConfigYaml(input: OfflineFlagsInput): string {
-  const can = trivyCapabilities(input.trivyVersion);
-  const has = (kind: ComponentKind): boolean => input.components.includes(kind);
   const config: Record<string, unknown> = {};
-  if (needsCacheDir(input)) setKey(config, 'cache.dir', input.cacheDir);
-  if (has('db')) setKey(config, 'db.skip-update', true);
-  if (has('java-db')) setKey(config, 'db.java-skip-update', true);
-  if (has('checks')) setKey(config, can.skipChecksUpdateKey, true);
-  setKey(config, 'scan.offline', true);
-  if (can.phoneHomeFlags) {
-    setKey(config, 'scan.skip-version-check', true);
-    setKey(config, 'scan.disable-telemetry', true);
-  }
-  if (has('vex') && can.vexRepositories) {
-    setKey(config, 'vulnerability.vex', ['repo']);
-    setKey(config, 'vulnerability.skip-vex-repo-update', true);
-  }
+  const apply = (settings: Readonly<Record<string, unknown>>): void => {
+    for (const [key, value] of Object.entries(settings)) setKey(config, key, value);
+  };
+  if (needsCacheDir(input)) setKey(config, SCAN_SETTINGS.cacheDirKey, input.cacheDir);
+  for (const setting of installedSettings(input, 'update')) apply(setting.config);
+  apply(SCAN_SETTINGS.offlineScan.config);
+  apply(forRelease(SCAN_SETTINGS.phoneHome, releaseOf(input.trivyVersion))?.config ?? {});
+  for (const setting of installedSettings(input, 'scan')) apply(setting.config);
   return `# Written by trivy-airgap: run Trivy offline against the imported content.\n${stringify(config)}`;
 }
 

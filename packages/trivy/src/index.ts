@@ -3,6 +3,19 @@
 
 export { TRIVY_ERROR_CODES, TrivyError, type TrivyErrorCode } from './errors.js';
 export {
+  ARTIFACT_KINDS,
+  COMPONENTS,
+  COMPONENT_KINDS,
+  SCAN_SETTINGS,
+  componentCachePath,
+  type ArtifactFacts,
+  type ComponentFacts,
+  type DatabaseStatusRule,
+  type OfflineSetting,
+  type VexFacts,
+} from './components.js';
+export { forTarget, type ByRelease } from './versions.js';
+export {
   ARTIFACTS,
   CREATED_ANNOTATION,
   DEFAULT_VEX_REPOSITORY,
@@ -37,9 +50,17 @@ export {
   type VexRepositoryManifest,
 } from './vex.js';
 export { checkVexArchive, collisionKey, extractVexArchive, unpackVexArchive } from './vex-archive.js';
-export { diagnoseCache, offlineComponents, type CacheDiagnosis, type ComponentDiagnosis } from './doctor.js';
+export {
+  decidesVerdict,
+  diagnoseCache,
+  offlineComponents,
+  readBuildTime,
+  type CacheDiagnosis,
+  type ComponentDiagnosis,
+} from './doctor.js';
 export { trivyFallsBack, type RegistryFailure } from './fallback.js';
 export {
+  offlineSettingOf,
   offlineTrivyFlags,
   shellQuote,
   trivyCapabilities,

@@ -1,30 +1,25 @@
 import { isVexRepositoryName } from '@trivy-airgap/format';
 import { join } from 'node:path';
+import { COMPONENTS, componentCachePath } from './components.js';
 import { TrivyError } from './errors.js';
 
 /**
- * Trivy's cache layout (trivy-facts.md: "Cache directory" and the cache paths of each artifact),
- * relative to the cache dir. `fanal/` is Trivy's scan cache: never touch it.
+ * Trivy's cache layout (trivy-facts.md: "Cache directory"), relative to the cache dir, as the
+ * component table spells it. `fanal/` is Trivy's scan cache: never touch it.
  */
 export const CACHE_LAYOUT = {
-  db: 'db',
-  javaDb: 'java-db',
-  policy: 'policy',
-  policyContent: 'policy/content',
-  policyMetadata: 'policy/metadata.json',
-  vex: 'vex',
-  vexRepositories: 'vex/repositories',
+  db: COMPONENTS.db.cacheDir,
+  javaDb: COMPONENTS['java-db'].cacheDir,
+  policy: COMPONENTS.checks.cacheDir,
+  policyContent: `${COMPONENTS.checks.cacheDir}/${COMPONENTS.checks.layerPath}`,
+  policyMetadata: `${COMPONENTS.checks.cacheDir}/${COMPONENTS.checks.metadataFile}`,
+  vex: COMPONENTS.vex.cachePath.split('/')[0] ?? 'vex',
+  vexRepositories: COMPONENTS.vex.cachePath,
   scanCache: 'fanal',
 } as const;
 
 /** Files of `vex/repositories/<name>/` (trivy-facts.md: "Cache layout"). */
-export const VEX_REPOSITORY_FILES = {
-  manifest: 'vex-repository.json',
-  cacheJson: 'cache.json',
-  /** The unpacked repository for spec version 0.1. */
-  content: '0.1',
-  index: '0.1/index.json',
-} as const;
+export const VEX_REPOSITORY_FILES = COMPONENTS.vex.files;
 
 /** `<cacheDir>/vex/repositories/<name>`, refusing a name that is not a plain local name. */
 export function vexRepositoryDir(cacheDir: string, name: string): string {
@@ -34,5 +29,5 @@ export function vexRepositoryDir(cacheDir: string, name: string): string {
       `VEX repository name ${JSON.stringify(name)} is not a plain local name`,
     );
   }
-  return join(cacheDir, 'vex', 'repositories', name);
+  return join(cacheDir, ...componentCachePath('vex', name).split('/'));
 }

@@ -1,5 +1,5 @@
 import { isRfc3339 } from '@trivy-airgap/format';
-import { ARTIFACTS } from './artifacts.js';
+import { ARTIFACTS, type ArtifactKind } from './components.js';
 import { TrivyError } from './errors.js';
 import type { DbMetadataFields } from './render.js';
 
@@ -46,7 +46,10 @@ export function parseDbMetadata(bytes: Uint8Array, what = 'metadata.json'): DbMe
  * schema 1; a higher one fails "the version of DB schema doesn't match", a lower one "the old DB
  * schema"), or undefined when it is. The one rule the exporter and the importer both apply.
  */
-export function dbSchemaProblem(kind: DbKind, metadata: { readonly Version?: number }): string | undefined {
+export function dbSchemaProblem(
+  kind: ArtifactKind,
+  metadata: { readonly Version?: number },
+): string | undefined {
   const expected = ARTIFACTS[kind].schemaVersion;
   const found = metadata.Version ?? 0; // Trivy omits Version when it is 0
   if (found === expected) return undefined;

@@ -5,6 +5,7 @@ import { isInside } from '@trivy-airgap/format';
 import { createGunzip, crc32 } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
 import type unzipper from 'unzipper';
+import { COMPONENTS } from './components.js';
 import { TrivyError } from './errors.js';
 import { MAX_VEX_INDEX_BYTES, parseVexIndex, type VexIndex } from './vex.js';
 
@@ -611,7 +612,7 @@ async function unpackInto(
   const walker = await walkArchive(archivePath, type, subdir, limits, {
     directory: ensureDirectory,
     file: async (relativePath, body) => {
-      const isIndex = relativePath === 'index.json';
+      const isIndex = relativePath === COMPONENTS.vex.files.indexFile;
       const chunks: Buffer[] = [];
       let indexSize = 0;
       let handle: FileHandle | undefined;

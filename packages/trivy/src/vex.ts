@@ -2,13 +2,14 @@ import { bundlePathProblem, isRfc3339 } from '@trivy-airgap/format';
 import { posix } from 'node:path';
 import { TrivyError } from './errors.js';
 import type { VexArchiveType } from './vex-archive.js';
+import { COMPONENTS, VEX_SPEC_VERSION } from './components.js';
 
-/** The one vex-repo-spec version Trivy reads. */
-export const VEX_SPEC_VERSION = '0.1';
+/** The one vex-repo-spec version Trivy reads (the component table's). */
+export { VEX_SPEC_VERSION };
 export const MAX_VEX_MANIFEST_BYTES = 1024 * 1024;
 export const MAX_VEX_INDEX_BYTES = 64 * 1024 * 1024;
 /** Where a non-GitHub repository publishes its manifest, relative to the repository URL. */
-export const WELL_KNOWN_VEX_MANIFEST = '.well-known/vex-repository.json';
+export const WELL_KNOWN_VEX_MANIFEST = `.well-known/${COMPONENTS.vex.files.manifest}`;
 export const DEFAULT_GITHUB_API_URL = 'https://api.github.com';
 /** Accept header for raw file content from the GitHub contents API. */
 export const GITHUB_RAW_MEDIA_TYPE = 'application/vnd.github.raw+json';
@@ -122,7 +123,7 @@ export function parseVexRepositoryManifest(bytes: Uint8Array): VexRepositoryMani
     bytes,
     MAX_VEX_MANIFEST_BYTES,
     'VEX_MANIFEST_INVALID',
-    'vex-repository.json',
+    COMPONENTS.vex.files.manifest,
   );
   const problems: string[] = [];
   if (typeof object.name !== 'string' || object.name === '') problems.push('name must be a non-empty string');
@@ -393,7 +394,7 @@ export function vexManifestRequest(
     const api = (options.githubApiUrl ?? DEFAULT_GITHUB_API_URL).replace(/\/+$/, '');
     parseHttpUrl(api, 'GitHub API URL');
     // Segments come from URL.pathname and are already percent-encoded.
-    const path = [...rest, 'vex-repository.json'].join('/');
+    const path = [...rest, COMPONENTS.vex.files.manifest].join('/');
     return {
       url: `${api}/repos/${owner}/${repo.replace(/\.git$/, '')}/contents/${path}`,
       headers: { Accept: GITHUB_RAW_MEDIA_TYPE },

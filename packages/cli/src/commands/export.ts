@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  EXPORT_COMPONENT_KINDS,
   exportBundle,
   ExporterError,
   parseDuration,
@@ -103,12 +104,8 @@ async function readSigningKey(args: ExportArgs, context: CommandContext): Promis
 }
 
 function selectedComponents(args: ExportArgs): ExportComponentKind[] {
-  if (args.all) return ['db', 'java-db', 'checks', 'vex'];
-  const kinds: ExportComponentKind[] = [];
-  if (args.db) kinds.push('db');
-  if (args['java-db']) kinds.push('java-db');
-  if (args.checks) kinds.push('checks');
-  if (args.vex) kinds.push('vex');
+  // The flags are named after the kinds (--db, --java-db, --checks, --vex), in the table's order.
+  const kinds = EXPORT_COMPONENT_KINDS.filter((kind) => args.all || args[kind]);
   if (kinds.length === 0) {
     throw new UsageError('nothing to export', 'pass --all, or any of --db --java-db --checks --vex');
   }

@@ -14,7 +14,7 @@ import {
   type VexComponent,
 } from '@trivy-airgap/format';
 import { OciLayout, RegistryClient, type RegistryClientOptions } from '@trivy-airgap/oci';
-import type { PolicyOptions, VerificationCheck } from '../reader.js';
+import type { PolicyOptions, VerificationCheck } from '../policy.js';
 import type { BundleInput } from '../source.js';
 import type { TrustOptions } from '../trust.js';
 import { PublishError } from './errors.js';

@@ -1,7 +1,8 @@
 import type { Readable } from 'node:stream';
 import type { BundleFile, ProgressListener } from '@trivy-airgap/format';
 import { prepareBundle, type PreparedBundle } from '../prepare.js';
-import type { EntryRole, PolicyOptions, TrustedBundle, VerificationCheck } from '../reader.js';
+import type { PolicyOptions, TrustedBundle, VerificationCheck } from '../policy.js';
+import type { EntryRole } from '../reader.js';
 import type { BundleInput } from '../source.js';
 import { loadTrustedKeys, type TrustOptions } from '../trust.js';
 

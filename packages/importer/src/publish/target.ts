@@ -1,6 +1,6 @@
 import type { OciComponent, OciComponentKind } from '@trivy-airgap/format';
 import { parseReference, type ImageReference } from '@trivy-airgap/oci';
-import { trivyCapabilities } from '@trivy-airgap/trivy';
+import { ARTIFACTS, ARTIFACT_KINDS, trivyCapabilities } from '@trivy-airgap/trivy';
 import { PublishError } from './errors.js';
 
 /** Where `--to-registry HOST[:PORT][/PREFIX]` points: the registry and a repository prefix. */
@@ -15,11 +15,9 @@ export interface RegistryTarget {
  * The repository names upstream uses, so Trivy's own tag rules (`:2`, `:1`, `:latest` for a
  * tagless checks repository) keep meaning the same thing on the site registry.
  */
-export const REPOSITORY_NAMES: Readonly<Record<OciComponentKind, string>> = {
-  db: 'trivy-db',
-  'java-db': 'trivy-java-db',
-  checks: 'trivy-checks',
-};
+export const REPOSITORY_NAMES = Object.fromEntries(
+  ARTIFACT_KINDS.map((kind) => [kind, ARTIFACTS[kind].repositoryName]),
+) as Readonly<Record<OciComponentKind, string>>;
 
 const HINT = 'give HOST[:PORT][/PREFIX], e.g. registry.example.com/trivy or 127.0.0.1:5000';
 
@@ -113,7 +111,7 @@ export function trivyRegistrySettings(
   refs: Readonly<Partial<Record<OciComponentKind, string>>>,
   access: ClientAccess = {},
 ): TrivyRegistrySettings {
-  const kinds = (['db', 'java-db', 'checks'] as const).filter((kind) => refs[kind] !== undefined);
+  const kinds = ARTIFACT_KINDS.filter((kind) => refs[kind] !== undefined);
   const can = trivyCapabilities(access.trivyVersion);
   const flags: string[] = [];
   for (const kind of kinds) flags.push(can.repositoryFlags[kind], refs[kind] ?? '');
@@ -134,15 +132,15 @@ export function trivyRegistrySettings(
     );
   }
   const lines = ['# Written by trivy-airgap: pull Trivy content from the site registry.'];
-  if (refs.db !== undefined || refs['java-db'] !== undefined) {
-    lines.push('db:');
-    if (refs.db !== undefined) lines.push(`  repository: ${refs.db}`);
-    if (refs['java-db'] !== undefined) lines.push(`  java-repository: ${refs['java-db']}`);
+  // The table's trivy.yaml keys (`db.repository`, …), grouped under their sections in kind order.
+  const sections = new Map<string, string[]>();
+  for (const kind of kinds) {
+    const [section = '', key = ''] = can.repositoryKeys[kind].split('.');
+    const entries = sections.get(section) ?? [];
+    entries.push(`  ${key}: ${refs[kind] ?? ''}`);
+    sections.set(section, entries);
   }
-  if (refs.checks !== undefined) {
-    const key = can.repositoryKeys.checks.split('.')[1] ?? '';
-    lines.push('misconfiguration:', `  ${key}: ${refs.checks}`);
-  }
+  for (const [section, entries] of sections) lines.push(`${section}:`, ...entries);
   if (access.plainHttp === true) lines.push('insecure: true');
   return { flags, trivyYaml: `${lines.join('\n')}\n`, repositories: { ...refs }, notes };
 }

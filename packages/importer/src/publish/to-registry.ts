@@ -17,7 +17,7 @@ import {
   type RegistryClient,
 } from '@trivy-airgap/oci';
 import { ImporterError } from '../errors.js';
-import { downgradeReason } from '../install.js';
+import { downgradeReason } from '../policy.js';
 import { PublishError } from './errors.js';
 import { targetReference, type RegistryTarget } from './target.js';
 

@@ -10,7 +10,7 @@ import {
   parseLocationUrl,
   parseVexRepositoryManifest,
 } from '@trivy-airgap/trivy';
-import { downgradeReason } from '../install.js';
+import { downgradeReason } from '../policy.js';
 import { PublishError } from './errors.js';
 
 /**
