@@ -89,7 +89,12 @@ function ociStep(
                 ),
               ])
             : repositories;
-        confirmedBy = await verifyWithMirrors(context.oci, kind, result.component, [...new Set(mirrors)]);
+        try {
+          confirmedBy = await verifyWithMirrors(context.oci, kind, result.component, [...new Set(mirrors)]);
+        } catch (error) {
+          result.pendingLayer?.cancel(); // refused after all: the layer's bytes are never read
+          throw error;
+        }
       }
       const { component } = result;
       const entries: BundleEntry[] = [bytesEntry(blobPath(component.manifest.digest), result.manifestBytes)];
