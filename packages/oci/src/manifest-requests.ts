@@ -103,17 +103,11 @@ export class ManifestRequests {
 
   /** The descriptor of a manifest without downloading it; undefined when the registry does not have it. */
   async head(ref: ImageReference, signal?: AbortSignal): Promise<Descriptor | undefined> {
-    const response = await this.session.send(ref, `/manifests/${manifestPathPart(ref)}`, [pullScope(ref)], {
-      method: 'HEAD',
-      headers: { accept: MANIFEST_ACCEPT },
-      signal,
-    });
-    await response.discard();
-    if (response.status === 404) return undefined;
-    if (response.status !== 200) throw await errorFromResponse(response, 'manifest', ref);
-    const digest = response.headers['docker-content-digest'];
-    const size = Number(response.headers['content-length']);
-    const mediaType = response.headers['content-type']?.split(';')[0]?.trim();
+    const headers = await this.headers(ref, pullScope(ref), signal);
+    if (headers === undefined) return undefined;
+    const digest = headers['docker-content-digest'];
+    const size = Number(headers['content-length']);
+    const mediaType = headers['content-type']?.split(';')[0]?.trim();
     if (digest === undefined || !isDigest(digest) || !Number.isSafeInteger(size) || mediaType === undefined) {
       // Not every registry answers HEAD fully; the bytes are authoritative anyway.
       const manifest = await this.get(ref, { signal });
@@ -177,7 +171,17 @@ export class ManifestRequests {
   }
 
   private async existingDigest(ref: ImageReference, signal?: AbortSignal): Promise<Digest | undefined> {
-    const response = await this.session.send(ref, `/manifests/${manifestPathPart(ref)}`, [pushScope(ref)], {
+    const digest = (await this.headers(ref, pushScope(ref), signal))?.['docker-content-digest'];
+    return digest !== undefined && isDigest(digest) ? digest : undefined;
+  }
+
+  /** A HEAD of the manifest: its response headers, or undefined when the registry does not have it. */
+  private async headers(
+    ref: ImageReference,
+    scope: string,
+    signal?: AbortSignal,
+  ): Promise<Readonly<Record<string, string>> | undefined> {
+    const response = await this.session.send(ref, `/manifests/${manifestPathPart(ref)}`, [scope], {
       method: 'HEAD',
       headers: { accept: MANIFEST_ACCEPT },
       signal,
@@ -185,8 +189,7 @@ export class ManifestRequests {
     await response.discard();
     if (response.status === 404) return undefined;
     if (response.status !== 200) throw await errorFromResponse(response, 'manifest', ref);
-    const digest = response.headers['docker-content-digest'];
-    return digest !== undefined && isDigest(digest) ? digest : undefined;
+    return response.headers;
   }
 }
 
