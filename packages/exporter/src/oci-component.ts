@@ -293,7 +293,7 @@ async function finishComponent(
   await context.layout.writeBlobBytes(manifest.bytes, manifest.mediaType);
 
   let version: string | undefined;
-  if (kind === 'checks') {
+  if (ARTIFACTS[kind].metadataFormat === 'policy') {
     version = checked.version;
     const major = checksMajorVersion(version);
     if (
