@@ -1,11 +1,10 @@
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { bundlePathProblem, resolveInside } from '@trivy-airgap/format';
+import { TarReader, bundlePathProblem, resolveInside } from '@trivy-airgap/format';
 import { collisionKey, type UnpackLimits } from '@trivy-airgap/trivy';
-import { ImporterError, TAMPERED_HINT } from './errors.js';
+import { ImporterError, TAMPERED_HINT, fromTarReadError } from './errors.js';
 import type { EntrySink } from './reader.js';
-import { TarStream } from './tar-stream.js';
 
 /**
  * A layer inflates to at most this many times its compressed size. DB-like data reaches ~21×;
@@ -36,7 +35,7 @@ type PathKind = 'file' | 'directory';
  */
 export class LayerUnpacker implements EntrySink {
   private readonly input = new PassThrough({ highWaterMark: 1 << 20 });
-  private readonly tar: TarStream;
+  private readonly tar: TarReader;
   private readonly task: Promise<UnpackedLayer>;
   private failure: Error | undefined;
   private readonly failureListeners = new Set<(error: Error) => void>();
@@ -53,9 +52,10 @@ export class LayerUnpacker implements EntrySink {
     private readonly keepFile: string,
   ) {
     const limit = Math.max(MIN_LAYER_LIMIT, compressedSize * MAX_LAYER_RATIO);
-    this.tar = new TarStream(this.input, {
-      gunzip: true,
+    this.tar = new TarReader(this.input, {
+      framing: 'layer',
       label,
+      mapError: fromTarReadError,
       limit: () => limit,
       limitReason: `${MAX_LAYER_RATIO}× its compressed size`,
     });
@@ -220,7 +220,7 @@ export class LayerUnpacker implements EntrySink {
   }
 
   async abort(): Promise<void> {
-    this.tar.fail(new Error('aborted'));
+    this.tar.close();
     this.input.destroy();
     await this.task.catch(() => undefined);
   }
