@@ -11,6 +11,8 @@ import {
   FORMAT_ERROR_CODES,
   FileSystemError,
   FormatError,
+  TAR_READ_ERROR_CODES,
+  TarReadError,
   type ErrorCategory,
   type ErrorCodeTable,
 } from '@trivy-airgap/format';
@@ -36,6 +38,7 @@ const TABLES: readonly [string, ErrorCodeTable, (code: string) => AirgapError][]
     (code) =>
       new FileSystemError(code as never, 'm', { cause: undefined, hint: 'h', path: '/p', errno: 'E' }),
   ],
+  ['tar reader', TAR_READ_ERROR_CODES, (code) => new TarReadError(code as never, 'm')],
   ['oci', OCI_ERROR_CODES, (code) => new OciError(code as never, 'm')],
   ['trivy', TRIVY_ERROR_CODES, (code) => new TrivyError(code as never, 'm')],
   ['exporter', EXPORTER_ERROR_CODES, (code) => new ExporterError(code as never, 'm')],

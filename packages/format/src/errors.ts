@@ -120,3 +120,29 @@ export class FormatError extends AirgapError<FormatErrorCode> {
     this.issues = options.issues ?? [];
   }
 }
+
+/**
+ * Errors of the shared tar reader (tar-reader.ts). It serves callers with different words for the
+ * same failure (a bundle is "corrupt", a VEX archive "invalid"), so each caller translates these
+ * codes into its own through the reader's `mapError` option; the categories here hold only for a
+ * caller that does not.
+ */
+export const TAR_READ_ERROR_CODES = {
+  /** Not a valid (gzip) tar stream: gzip or tar damage, a framing rule broken, truncation. */
+  TAR_INVALID: 'verification',
+  /** The stream inflates beyond the caller's limit, or an entry is larger than it may be. */
+  TAR_TOO_LARGE: 'verification',
+  /** An entry of a type node-tar skips (unknown types, oversized meta headers): refused, never skipped. */
+  TAR_ENTRY_TYPE: 'verification',
+  /** The source stream failed while being read (an I/O error, not the archive's bytes). */
+  TAR_UNREADABLE: 'failure',
+} as const satisfies Record<string, ErrorCategory>;
+
+export type TarReadErrorCode = keyof typeof TAR_READ_ERROR_CODES;
+
+/** `path` is the tar entry concerned; `expected`/`found` the limit and what was seen. */
+export class TarReadError extends AirgapError<TarReadErrorCode> {
+  constructor(code: TarReadErrorCode, message: string, options: AirgapErrorOptions = {}) {
+    super(code, TAR_READ_ERROR_CODES[code], message, options);
+  }
+}

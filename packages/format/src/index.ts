@@ -5,12 +5,15 @@ export {
   AirgapError,
   FORMAT_ERROR_CODES,
   FormatError,
+  TAR_READ_ERROR_CODES,
+  TarReadError,
   type AirgapErrorOptions,
   type ErrorCategory,
   type ErrorCodeTable,
   type ErrorContext,
   type FieldIssue,
   type FormatErrorCode,
+  type TarReadErrorCode,
 } from './errors.js';
 export {
   FILE_SYSTEM_ERROR_CODES,
@@ -70,3 +73,4 @@ export {
 } from './signing.js';
 export { formatBytes, ignoreProgress, type ProgressEvent, type ProgressListener } from './events.js';
 export { BUNDLE_GZIP_HEADER, TAR_BLOCK, TAR_RECORD } from './framing.js';
+export { TarReader, type TarEntry, type TarReaderOptions } from './tar-reader.js';

@@ -1,4 +1,9 @@
-import { AirgapError, type AirgapErrorOptions, type ErrorCategory } from '@trivy-airgap/format';
+import {
+  AirgapError,
+  type AirgapErrorOptions,
+  type ErrorCategory,
+  type TarReadError,
+} from '@trivy-airgap/format';
 
 /**
  * Errors of the importer, each code with its category (format/errors.ts): BUNDLE_* mean the
@@ -43,6 +48,24 @@ export class ImporterError extends AirgapError<ImporterErrorCode> {
 }
 
 export const TAMPERED_HINT = 'the bundle was altered, damaged or truncated in transit: copy it again';
+
+/**
+ * The shared tar reader's failures in the importer's words (its `mapError`): a bundle or layer
+ * that is not what its manifest says was altered in transit, whatever the tar-level reason.
+ */
+export function fromTarReadError(error: TarReadError): ImporterError {
+  return new ImporterError(
+    error.code === 'TAR_ENTRY_TYPE' ? 'BUNDLE_ENTRY_UNSAFE' : 'BUNDLE_CORRUPT',
+    error.message,
+    {
+      cause: error.cause ?? error,
+      path: error.path,
+      expected: error.expected,
+      found: error.found,
+      hint: TAMPERED_HINT,
+    },
+  );
+}
 
 /** The caller's AbortSignal fired (Ctrl-C): the operation stopped and left nothing behind. */
 export function abortedError(): ImporterError {

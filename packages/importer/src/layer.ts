@@ -1,11 +1,10 @@
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { bundlePathProblem, resolveInside, type OciComponentKind } from '@trivy-airgap/format';
+import { TarReader, bundlePathProblem, resolveInside, type OciComponentKind } from '@trivy-airgap/format';
 import { collisionKey } from '@trivy-airgap/trivy';
-import { ImporterError, TAMPERED_HINT } from './errors.js';
+import { ImporterError, TAMPERED_HINT, fromTarReadError } from './errors.js';
 import type { EntrySink } from './reader.js';
-import { TarStream } from './tar-stream.js';
 
 /**
  * A layer inflates to at most this many times its compressed size. DB-like data reaches ~21×;
@@ -71,7 +70,7 @@ type PathKind = 'file' | 'directory';
  */
 export class LayerUnpacker implements EntrySink {
   private readonly input = new PassThrough({ highWaterMark: 1 << 20 });
-  private readonly tar: TarStream;
+  private readonly tar: TarReader;
   private readonly task: Promise<UnpackedLayer>;
   private failure: Error | undefined;
   private readonly failureListeners = new Set<(error: Error) => void>();
@@ -85,9 +84,10 @@ export class LayerUnpacker implements EntrySink {
     private readonly limits: LayerLimits,
   ) {
     const limit = Math.max(MIN_LAYER_LIMIT, compressedSize * MAX_LAYER_RATIO);
-    this.tar = new TarStream(this.input, {
-      gunzip: true,
+    this.tar = new TarReader(this.input, {
+      framing: 'layer',
       label,
+      mapError: fromTarReadError,
       limit: () => limit,
       limitReason: `${MAX_LAYER_RATIO}× its compressed size`,
     });
@@ -252,7 +252,7 @@ export class LayerUnpacker implements EntrySink {
   }
 
   async abort(): Promise<void> {
-    this.tar.fail(new Error('aborted'));
+    this.tar.close();
     this.input.destroy();
     await this.task.catch(() => undefined);
   }

@@ -8,18 +8,19 @@ import {
   bundlePathProblem,
   ignoreProgress,
   parseManifestBytes,
+  TarReader,
   type BundleFile,
   type BundleManifest,
   type OciComponent,
   type ProgressListener,
+  type TarEntry,
   type TrustedKey,
   type VexComponent,
 } from '@trivy-airgap/format';
-import { ImporterError, TAMPERED_HINT, abortedError, throwIfAborted } from './errors.js';
+import { ImporterError, TAMPERED_HINT, abortedError, fromTarReadError, throwIfAborted } from './errors.js';
 import { checkBundleContent } from './oci-content.js';
 import { checkTrust, type PolicyOptions, type TrustedBundle, type VerificationCheck } from './policy.js';
 import { openBundle, type BundleInput } from './source.js';
-import { TarStream, type TarEntry } from './tar-stream.js';
 
 /**
  * The one streaming pass over a bundle (docs/bundle-format.md): gunzip → strict tar parse →
@@ -108,7 +109,7 @@ function pass(checks: VerificationCheck[], check: string, subject: string, detai
   checks.push({ check, subject, ok: true, detail });
 }
 
-async function expectEntry(tar: TarStream, name: string, why: string): Promise<TarEntry> {
+async function expectEntry(tar: TarReader, name: string, why: string): Promise<TarEntry> {
   const entry = await tar.next();
   if (entry === undefined) {
     throw new ImporterError('BUNDLE_ENTRY_MISSING', `the bundle has no ${name} (${why})`, {
@@ -138,7 +139,7 @@ function assertRegular(entry: TarEntry): void {
 
 /** Reads manifest.json (and its signature bytes) from the head of the tar. */
 async function readHead(
-  tar: TarStream,
+  tar: TarReader,
   checks: VerificationCheck[],
 ): Promise<{
   manifest: BundleManifest;
@@ -208,17 +209,17 @@ export interface BundleHead {
 /** Reads only the manifest and signature (for inspect); stops reading the bundle there. */
 export async function readBundleHead(input: BundleInput, stdin?: Readable): Promise<BundleHead> {
   const opened = await openBundle(input, stdin);
-  const tar = new TarStream(opened.stream, {
-    gunzip: true,
-    strict: true,
+  const tar = new TarReader(opened.stream, {
+    framing: 'bundle',
     label: `bundle ${opened.label}`,
+    mapError: fromTarReadError,
     limit: () => MAX_MANIFEST_BYTES + MAX_SIGNATURE_BYTES + 64 * 1024,
   });
   try {
     const head = await readHead(tar, []);
     return { ...head, label: opened.label, size: opened.size };
   } finally {
-    tar.fail(new Error('closed'));
+    tar.close();
   }
 }
 
@@ -227,10 +228,10 @@ export async function readBundle(input: BundleInput, options: ReadBundleOptions)
   const onProgress = options.onProgress ?? ignoreProgress;
   const opened = await openBundle(input, options.stdin);
   let limit = MAX_MANIFEST_BYTES + MAX_SIGNATURE_BYTES + 64 * 1024;
-  const tar = new TarStream(opened.stream, {
-    gunzip: true,
-    strict: true,
+  const tar = new TarReader(opened.stream, {
+    framing: 'bundle',
     label: `bundle ${opened.label}`,
+    mapError: fromTarReadError,
     limit: () => limit,
   });
   const checks: VerificationCheck[] = [];
@@ -404,6 +405,6 @@ export async function readBundle(input: BundleInput, options: ReadBundleOptions)
     throw error;
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
-    tar.fail(new Error('closed'));
+    tar.close();
   }
 }

@@ -357,6 +357,21 @@ describe('hostile VEX archives are refused and nothing escapes (security regress
     await rejectsWithCode(() => checkVexArchive(archivePath, 'zip', 'top'), 'VEX_ARCHIVE_INVALID');
   });
 
+  it('tar.gz: an entry of a type tar readers skip (unknown type flag) is refused, never skipped → VEX_ARCHIVE_UNSAFE', async () => {
+    const tar = makeTar(withRepo('top', [{ name: 'top/hidden.json', body: 'x' }]));
+    // Retype the last entry to 'Z' (no tar type) and fix its header checksum.
+    const at = tar.indexOf(Buffer.from('top/hidden.json'));
+    tar.write('Z', at + 156, 'ascii');
+    tar.write('        ', at + 148, 'ascii');
+    let sum = 0;
+    for (const byte of tar.subarray(at, at + 512)) sum += byte;
+    tar.write(`${sum.toString(8).padStart(6, '0')}\0 `, at + 148, 'ascii');
+    const { archivePath, dest } = sandbox(gzipSync(tar), 'tar.gz');
+    await rejectsWithCode(() => checkVexArchive(archivePath, 'tar.gz', 'top'), 'VEX_ARCHIVE_UNSAFE');
+    await rejectsWithCode(() => extractVexArchive(archivePath, 'tar.gz', 'top', dest), 'VEX_ARCHIVE_UNSAFE');
+    assert.ok(!existsSync(dest), 'destDir is left absent as it was found');
+  });
+
   it('tar: a header that lies about its size is refused', async () => {
     const archive = makeTarGz(
       withRepo('top', [{ name: 'top/liar.json', body: 'x'.repeat(2000), headerSize: 10_000 }]),

@@ -1,6 +1,6 @@
 import { crc32 } from 'node:zlib';
-import { BUNDLE_GZIP_HEADER, TAR_BLOCK, TAR_RECORD } from '@trivy-airgap/format';
-import { ImporterError, TAMPERED_HINT } from './errors.js';
+import { TarReadError } from './errors.js';
+import { BUNDLE_GZIP_HEADER, TAR_BLOCK, TAR_RECORD } from './framing.js';
 
 /**
  * The bytes around a bundle's content that no digest covers: the gzip member header and trailer,
@@ -20,12 +20,12 @@ import { ImporterError, TAMPERED_HINT } from './errors.js';
  * reader, i.e. Trivy, refuses one), the end-of-archive marker, and after it zeros only up to the
  * next tar record boundary (GNU tar pads to a record, Go writes nothing more). Any pax record,
  * GNU long names and global headers are allowed (both write them). The gzip side is checked in
- * tar-stream.ts: every compressed byte belongs to a gzip member zlib inflates and checks (CRC-32,
+ * tar-reader.ts: every compressed byte belongs to a gzip member zlib inflates and checks (CRC-32,
  * size) — consecutive members are one gzip file (RFC 1952), and Go's reader reads them all too —
  * and nothing follows the last one (zlib itself skips NUL-led bytes there).
  */
 
-/** How a tar stream is held: a bundle (our exporter's exact bytes) or an upstream layer. */
+/** How a tar stream's framing is held: a bundle (our exporter's exact bytes) or an upstream layer. */
 export type TarFraming = 'bundle' | 'layer';
 
 function corrupt(
@@ -33,7 +33,7 @@ function corrupt(
   problem: string,
   extra: { expected?: string | number; found?: string | number } = {},
 ) {
-  return new ImporterError('BUNDLE_CORRUPT', `${label}: ${problem}`, { hint: TAMPERED_HINT, ...extra });
+  return new TarReadError('TAR_INVALID', `${label}: ${problem}`, extra);
 }
 
 /** Fixed-size fields of the gzip stream, read across chunk boundaries. */
