@@ -202,7 +202,8 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
     throw workDirError(workDir, cause);
   }
   try {
-    layout = await OciLayout.open(join(workDir, 'oci'), { create: true });
+    // A cache: every later use of a blob re-checks its digest (bundleEntries, `verify`), so no fsyncs.
+    layout = await OciLayout.open(join(workDir, 'oci'), { create: true, durable: false });
   } catch (cause) {
     await unlock();
     throw workDirError(workDir, cause);
@@ -249,8 +250,8 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
       options,
       signal: run.signal,
     };
-    // One step per kind, all at the same time (one layer downloads while another inflates); the
-    // results keep the order of `kinds`, so the bundle does not depend on who finished first.
+    // One step per kind, all at the same time (their manifest, config and layer requests overlap);
+    // the results keep the order of `kinds`, so the bundle does not depend on who finished first.
     const tasks = kinds.map((kind) => EXPORT_STEPS[kind].fetch(context));
     // Downloads write into the work dir: a full or read-only disk there is named as such.
     await settleAll(run, tasks).catch((error: unknown) => {
