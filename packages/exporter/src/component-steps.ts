@@ -1,5 +1,5 @@
 import { blobPath, digestOfBytes, type Component, type OciComponentKind } from '@trivy-airgap/format';
-import { ARTIFACTS, CREATED_ANNOTATION, type DefaultSources } from '@trivy-airgap/trivy';
+import { ARTIFACTS, CREATED_ANNOTATION, perKind, type DefaultSources } from '@trivy-airgap/trivy';
 import type { BundleEntry } from './bundle-writer.js';
 import type { ExportComponentKind, ExportedComponent, ExportOptions } from './export.js';
 import {
@@ -60,15 +60,12 @@ function nonEmpty(list: readonly string[] | undefined): readonly string[] | unde
 }
 
 /** An OCI artifact: the given repositories (its option), else the targeted Trivy's defaults. */
-function ociStep(
-  kind: OciComponentKind,
-  given: (options: ExportOptions) => readonly string[] | undefined,
-): ExportStep {
+function ociStep(kind: OciComponentKind): ExportStep {
   return {
     async fetch(context) {
       const { options, sources } = context;
       context.signal.throwIfAborted();
-      const asked = nonEmpty(given(options));
+      const asked = nonEmpty(options.repositories?.[kind]);
       const repositories = asked ?? sources[kind];
       // The checks major the targeted Trivy expects, from its default tag (`:2` → 2).
       const tag = /:(\d+)$/.exec(sources[kind][0] ?? '')?.[1];
@@ -183,12 +180,5 @@ const vexStep: ExportStep = {
   },
 };
 
-/** The step of each kind exportBundle can export, in the table's kind order. */
-export const EXPORT_STEPS: Readonly<Record<ExportComponentKind, ExportStep>> = {
-  db: ociStep('db', (options) => options.dbRepositories),
-  'java-db': ociStep('java-db', (options) => options.javaDbRepositories),
-  checks: ociStep('checks', (options) =>
-    options.checksBundleRepository === undefined ? undefined : [options.checksBundleRepository],
-  ),
-  vex: vexStep,
-};
+/** The step of each kind exportBundle can export: every OCI artifact alike, VEX its own. */
+export const EXPORT_STEPS: Readonly<Record<ExportComponentKind, ExportStep>> = perKind(ociStep, vexStep);

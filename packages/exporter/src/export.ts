@@ -68,11 +68,12 @@ export interface ExportOptions {
   readonly output: string;
   /** What to export (`--all` = every kind). */
   readonly components: readonly ExportComponentKind[];
-  /** `--db-repository` list in fallback order (default: what the targeted Trivy uses). */
-  readonly dbRepositories?: readonly string[] | undefined;
-  readonly javaDbRepositories?: readonly string[] | undefined;
-  /** `--checks-bundle-repository` (one, as in Trivy). */
-  readonly checksBundleRepository?: string | undefined;
+  /**
+   * Each artifact's repositories (`--db-repository`, … the table's repositoryFlag), in fallback
+   * order; one where Trivy takes one (the table's repositoryList). Absent or empty: what the
+   * targeted Trivy uses.
+   */
+  readonly repositories?: { readonly [K in OciComponentKind]?: readonly string[] | undefined };
   /** `--vex-repository [NAME=]URL` (default: VEX Hub named `default`). */
   readonly vexRepositories?: readonly VexRepositorySpec[] | undefined;
   /** `--trivy-version`: pick the sources and tags that Trivy release uses. */

@@ -302,7 +302,7 @@ function finishComponent(
   const name = formatReference(ref);
 
   let version: string | undefined;
-  if (kind === 'checks') {
+  if (ARTIFACTS[kind].metadataFormat === 'policy') {
     version = checked.version;
     const major = checksMajorVersion(version);
     if (

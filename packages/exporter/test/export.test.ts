@@ -176,9 +176,11 @@ function options(name: string, extra: Partial<ExportOptions> = {}): ExportOption
   return {
     output: join(work, name),
     components: ['db', 'java-db', 'checks'],
-    dbRepositories: [`${plainRegistry.host}/aquasec/trivy-db:2`],
-    javaDbRepositories: [`${plainRegistry.host}/aquasec/trivy-java-db`],
-    checksBundleRepository: `${plainRegistry.host}/aquasec/trivy-checks:2`,
+    repositories: {
+      db: [`${plainRegistry.host}/aquasec/trivy-db:2`],
+      'java-db': [`${plainRegistry.host}/aquasec/trivy-java-db`],
+      checks: [`${plainRegistry.host}/aquasec/trivy-checks:2`],
+    },
     signingKey,
     toolVersion: '0.1.0-test',
     workDir: join(work, `work-${name}`),
@@ -213,9 +215,11 @@ describe('exportBundle', () => {
     const result = await exportBundle({
       ...options('all.tgz'),
       components: ['db', 'java-db', 'checks', 'vex'],
-      dbRepositories: [`${tlsFront.host}/aquasec/trivy-db`],
-      javaDbRepositories: [`${tlsFront.host}/aquasec/trivy-java-db`],
-      checksBundleRepository: `${tlsFront.host}/aquasec/trivy-checks:2`,
+      repositories: {
+        db: [`${tlsFront.host}/aquasec/trivy-db`],
+        'java-db': [`${tlsFront.host}/aquasec/trivy-java-db`],
+        checks: [`${tlsFront.host}/aquasec/trivy-checks:2`],
+      },
       vexRepositories: [
         { name: 'default', url: 'https://github.com/aquasecurity/vexhub' },
         { name: 'zipped', url: `${vexServer.origin}/zipped` },
@@ -347,7 +351,9 @@ describe('exportBundle', () => {
         const result = await exportBundle({
           ...options(`fallback-${status}.tgz`),
           components: ['db'],
-          dbRepositories: [`${broken.host}/aquasec/trivy-db:2`, `${plainRegistry.host}/aquasec/trivy-db:2`],
+          repositories: {
+            db: [`${broken.host}/aquasec/trivy-db:2`, `${plainRegistry.host}/aquasec/trivy-db:2`],
+          },
           onProgress: (event) => events.push(event),
         });
         const component = result.manifest.components[0] as OciComponent;
@@ -386,7 +392,9 @@ describe('exportBundle', () => {
       const result = await exportBundle({
         ...options('blob-unknown.tgz'),
         components: ['db'],
-        dbRepositories: [`${halfMirror.host}/aquasec/trivy-db:2`, `${plainRegistry.host}/aquasec/trivy-db:2`],
+        repositories: {
+          db: [`${halfMirror.host}/aquasec/trivy-db:2`, `${plainRegistry.host}/aquasec/trivy-db:2`],
+        },
       });
       assert.equal(
         (result.manifest.components[0] as OciComponent).servedBy,
@@ -412,7 +420,7 @@ describe('exportBundle', () => {
         exportBundle({
           ...options(name),
           components: ['db'],
-          dbRepositories: [`${liar.host}/aquasec/trivy-db:2`],
+          repositories: { db: [`${liar.host}/aquasec/trivy-db:2`] },
         }),
         'SOURCE_FAILED',
       );
@@ -438,7 +446,9 @@ describe('exportBundle', () => {
         exportBundle({
           ...options('bare-404-blob.tgz'),
           components: ['db'],
-          dbRepositories: [`${halfMirror.host}/aquasec/trivy-db:2`, `${second.host}/aquasec/trivy-db:2`],
+          repositories: {
+            db: [`${halfMirror.host}/aquasec/trivy-db:2`, `${second.host}/aquasec/trivy-db:2`],
+          },
         }),
         'SOURCE_FAILED',
       );
@@ -466,7 +476,7 @@ describe('exportBundle', () => {
         exportBundle({
           ...options('no-fallback.tgz'),
           components: ['db'],
-          dbRepositories: [`${missing.host}/aquasec/trivy-db:2`, `${second.host}/aquasec/trivy-db:2`],
+          repositories: { db: [`${missing.host}/aquasec/trivy-db:2`, `${second.host}/aquasec/trivy-db:2`] },
         }),
         'SOURCE_FAILED',
       );
@@ -496,7 +506,7 @@ describe('exportBundle', () => {
       const repo = `${plainRegistry.host}/bad/${rule.toLowerCase().replace(/_/g, '-')}:2`;
       await pushArtifact(plainRegistry, repo, artifact);
       const error = await assertExporterError(
-        exportBundle({ ...options(`bad-${rule}.tgz`), components: ['db'], dbRepositories: [repo] }),
+        exportBundle({ ...options(`bad-${rule}.tgz`), components: ['db'], repositories: { db: [repo] } }),
         'ARTIFACT_INVALID',
       );
       assert.match(error.message, new RegExp(rule));
@@ -515,7 +525,7 @@ describe('exportBundle', () => {
       const result = await exportBundle({
         ...options(`${name}.tgz`),
         components: ['db'],
-        dbRepositories: [repo],
+        repositories: { db: [repo] },
       });
       const [component] = result.manifest.components as [OciComponent];
       assert.equal(component.layer.digest, artifact.layerDigest);
@@ -604,7 +614,9 @@ describe('exportBundle', () => {
       const agreed = await exportBundle({
         ...options('mirrors-ok.tgz'),
         components: ['db'],
-        dbRepositories: [`${plainRegistry.host}/aquasec/trivy-db:2`, `${mirror.host}/mirror/trivy-db:2`],
+        repositories: {
+          db: [`${plainRegistry.host}/aquasec/trivy-db:2`, `${mirror.host}/mirror/trivy-db:2`],
+        },
         verifyMirrors: true,
       });
       assert.deepEqual(agreed.components[0]?.confirmedBy, [`${mirror.host}/mirror/trivy-db:2`]);
@@ -612,7 +624,9 @@ describe('exportBundle', () => {
         exportBundle({
           ...options('mirrors-bad.tgz'),
           components: ['db'],
-          dbRepositories: [`${plainRegistry.host}/aquasec/trivy-db:2`, `${mirror.host}/stale/trivy-db:2`],
+          repositories: {
+            db: [`${plainRegistry.host}/aquasec/trivy-db:2`, `${mirror.host}/stale/trivy-db:2`],
+          },
           verifyMirrors: true,
         }),
         'MIRRORS_DISAGREE',
@@ -661,7 +675,7 @@ describe('exportBundle', () => {
     const tlsOptions = (name: string, registry: ExportOptions['registry'], env: NodeJS.ProcessEnv = {}) => ({
       ...options(name),
       components: ['checks'] as const,
-      checksBundleRepository: `${tlsFront.host}/aquasec/trivy-checks:2`,
+      repositories: { checks: [`${tlsFront.host}/aquasec/trivy-checks:2`] },
       registry: {
         username: 'pusher',
         password: 'pusher-secret',
@@ -685,7 +699,7 @@ describe('exportBundle', () => {
     try {
       const viaProxy = await exportBundle({
         ...tlsOptions('tls-proxy.tgz', { caCertPem: ca.caCertPem }, { HTTPS_PROXY: proxy.url }),
-        checksBundleRepository: `registry.test:${tlsFront.port}/aquasec/trivy-checks:2`,
+        repositories: { checks: [`registry.test:${tlsFront.port}/aquasec/trivy-checks:2`] },
       });
       assert.equal(viaProxy.components[0]?.servedBy, `registry.test:${tlsFront.port}/aquasec/trivy-checks:2`);
       assert.ok(
@@ -745,13 +759,18 @@ describe('exportBundle', () => {
     const watcher = await startRouteServer([]);
     try {
       await assertExporterError(
-        exportBundle({ ...options('taken.tgz'), dbRepositories: [`${watcher.host}/x/trivy-db:2`] }),
+        exportBundle({
+          ...options('taken.tgz'),
+          components: ['db'],
+          repositories: { db: [`${watcher.host}/x/trivy-db:2`] },
+        }),
         'OUTPUT_EXISTS',
       );
       await assert.rejects(
         exportBundle({
           ...options('no/such/dir/b.tgz'),
-          dbRepositories: [`${watcher.host}/x/trivy-db:2`],
+          components: ['db'],
+          repositories: { db: [`${watcher.host}/x/trivy-db:2`] },
         }),
         { code: 'FS_NOT_FOUND', path: join(work, 'no/such/dir') },
       );

@@ -35,6 +35,8 @@ export {
 } from './digest.js';
 export { bundlePathProblem, isInside, resolveInside } from './safe-path.js';
 export {
+  COMPONENT_KINDS,
+  OCI_COMPONENT_KINDS,
   MANIFEST_MEDIA_TYPE,
   MANIFEST_PATH,
   MAX_BUNDLE_FILES,

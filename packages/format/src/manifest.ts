@@ -25,9 +25,16 @@ export const MAX_BUNDLE_FILES = 4096;
 export type SignatureAlgorithm = 'ecdsa-p256-sha256' | 'ed25519';
 export const SIGNATURE_ALGORITHMS: readonly SignatureAlgorithm[] = ['ecdsa-p256-sha256', 'ed25519'];
 
-export type OciComponentKind = 'db' | 'java-db' | 'checks';
-export type ComponentKind = OciComponentKind | 'vex';
-export const OCI_COMPONENT_KINDS: readonly OciComponentKind[] = ['db', 'java-db', 'checks'];
+/**
+ * THE list of component kinds: the names a manifest may carry, in bundle order. Everything else
+ * about a kind is a row of @trivy-airgap/trivy's component table, keyed by these names; adding a
+ * kind is a name here, a row there, and (only if it is fetched or installed differently from the
+ * kinds before it) its steps.
+ */
+export const OCI_COMPONENT_KINDS = ['db', 'java-db', 'checks'] as const;
+export type OciComponentKind = (typeof OCI_COMPONENT_KINDS)[number];
+export const COMPONENT_KINDS = [...OCI_COMPONENT_KINDS, 'vex'] as const;
+export type ComponentKind = (typeof COMPONENT_KINDS)[number];
 
 export interface Descriptor {
   readonly mediaType: string;
@@ -318,7 +325,7 @@ function checkDbMetadata(check: FieldChecker, value: unknown, field: string): Up
 function checkComponent(check: FieldChecker, value: unknown, field: string): Component | undefined {
   const object = check.object(value, field);
   if (object === undefined) return undefined;
-  const kind = check.oneOf(object.kind, `${field}.kind`, [...OCI_COMPONENT_KINDS, 'vex'] as const);
+  const kind = check.oneOf(object.kind, `${field}.kind`, COMPONENT_KINDS);
   if (kind === 'vex') {
     const etag = check.optionalString(object.etag, `${field}.etag`);
     const updatedAt = check.optionalString(object.updatedAt, `${field}.updatedAt`, (value) =>
@@ -350,7 +357,7 @@ function checkComponent(check: FieldChecker, value: unknown, field: string): Com
       ...(updatedAt === undefined ? {} : { updatedAt }),
     };
   }
-  if (!OCI_COMPONENT_KINDS.includes(kind)) return undefined;
+  if (!(OCI_COMPONENT_KINDS as readonly string[]).includes(kind)) return undefined;
   const layerObject = check.object(object.layer, `${field}.layer`) ?? {};
   const version = check.optionalString(object.version, `${field}.version`);
   const component: OciComponent = {

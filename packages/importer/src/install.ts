@@ -20,6 +20,7 @@ import {
   ARTIFACTS,
   CREATED_ANNOTATION,
   mergeRepositoryYaml,
+  perKind,
   readBuildTime,
   type DbMetadataFields,
   resolveVexConfigPath,
@@ -133,17 +134,7 @@ function describeVexRepository(component: VexComponent): Description {
 }
 
 /** Each kind's description: what anti-rollback compares and the install record keeps. */
-const DESCRIBE: {
-  readonly [K in ComponentKind]: (
-    component: Extract<Component, { kind: K }>,
-    upstream?: DbMetadataFields,
-  ) => Description;
-} = {
-  db: describeArtifact,
-  'java-db': describeArtifact,
-  checks: describeArtifact,
-  vex: describeVexRepository,
-};
+const DESCRIBE = perKind(() => describeArtifact, describeVexRepository);
 
 function describeComponent(component: Component, upstream?: DbMetadataFields): Description {
   // Keyed by kind, so the function matches the component (TypeScript cannot correlate it).

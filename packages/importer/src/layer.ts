@@ -1,8 +1,8 @@
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { TarReader, bundlePathProblem, resolveInside, type OciComponentKind } from '@trivy-airgap/format';
-import { collisionKey } from '@trivy-airgap/trivy';
+import { TarReader, bundlePathProblem, resolveInside } from '@trivy-airgap/format';
+import { collisionKey, type UnpackLimits } from '@trivy-airgap/trivy';
 import { ImporterError, TAMPERED_HINT, fromTarReadError } from './errors.js';
 import type { EntrySink } from './reader.js';
 
@@ -15,46 +15,11 @@ const MAX_LAYER_RATIO = 250;
 const MIN_LAYER_LIMIT = 16 * 1024 * 1024;
 const MAX_METADATA_BYTES = 1024 * 1024;
 
-/** How much one layer may unpack to: entries (files and directories) and file bytes. */
-export interface LayerLimits {
-  readonly maxEntries: number;
-  readonly maxBytes: number;
-  /**
-   * Layers of many small files are checked completely in memory first and written only once they
-   * passed, so a hostile one costs no disk writes at all (creating a file costs ~0.3-0.6 ms on a
-   * plain ext4 VM: 20 000 of them take seconds). Such layers must be small compressed; this is
-   * their cap (from the manifest's size, before a byte is read). Undefined: written while read.
-   */
-  readonly checkBeforeWriting?: { readonly maxCompressedBytes: number };
-}
-
-const GiB = 1024 * 1024 * 1024;
-
-/**
- * What upstream ships, with a wide margin (docs/security.md, "Limits"). Every installed
- * generation is kept for `rollback`, so these bound the disk and inode cost of an import too.
- *  - db: `trivy.db` + `metadata.json` (2 files); trivy.db is several hundred MB unpacked.
- *  - java-db: `trivy-java.db` + `metadata.json` (2 files); ~0.5 GB compressed, a few GB unpacked.
- *  - checks: trivy-checks v2 is ~200 KiB compressed, on the order of a thousand files (rego
- *    checks, libraries, compliance specs, commands); 20 000 leaves >10× room for growth and still
- *    refuses an inode flood (a 3 MB bundle of 120 000 tiny files was accepted before these limits).
- */
-export const LAYER_LIMITS: Readonly<Record<OciComponentKind, LayerLimits>> = {
-  db: { maxEntries: 16, maxBytes: 8 * GiB },
-  'java-db': { maxEntries: 16, maxBytes: 16 * GiB },
-  checks: {
-    maxEntries: 20_000,
-    maxBytes: 256 * 1024 * 1024,
-    // ~200 KiB upstream (2025); a layer this large is not a checks bundle.
-    checkBeforeWriting: { maxCompressedBytes: 64 * 1024 * 1024 },
-  },
-};
-
 export interface UnpackedLayer {
   /** Regular files, relative to the layer root, in archive order. */
   readonly files: readonly string[];
   readonly bytes: number;
-  /** `metadata.json` at the layer root, if any (DB layers). */
+  /** The kept file (`metadata.json` at the layer root), if any (DB layers). */
   readonly metadataJson: Buffer | undefined;
 }
 
@@ -81,7 +46,10 @@ export class LayerUnpacker implements EntrySink {
     private readonly label: string,
     compressedSize: number,
     private readonly destDir: string | undefined,
-    private readonly limits: LayerLimits,
+    /** The kind's limits (the component table's). */
+    private readonly limits: UnpackLimits,
+    /** The file at the layer root to keep in memory too (the table's metadataFile: DB layers). */
+    private readonly keepFile: string,
   ) {
     const limit = Math.max(MIN_LAYER_LIMIT, compressedSize * MAX_LAYER_RATIO);
     this.tar = new TarReader(this.input, {
@@ -190,9 +158,9 @@ export class LayerUnpacker implements EntrySink {
         );
       }
       files.push(path);
-      const keep = path === 'metadata.json';
+      const keep = path === this.keepFile;
       if (keep && entry.size > MAX_METADATA_BYTES) {
-        throw new ImporterError('BUNDLE_CONTENT_INVALID', `${this.label}: metadata.json is too large`, {
+        throw new ImporterError('BUNDLE_CONTENT_INVALID', `${this.label}: ${path} is too large`, {
           path,
         });
       }

@@ -7,7 +7,6 @@ import {
   resolveInside,
   type BundleFile,
   type Component,
-  type ComponentKind,
   type OciComponent,
   type ProgressEvent,
   type ProgressListener,
@@ -20,6 +19,7 @@ import {
   TrivyError,
   VEX_SPEC_VERSION,
   checksMajorVersion,
+  perKind,
   renderDbMetadata,
   type DbMetadataFields,
   renderPolicyMetadata,
@@ -29,7 +29,7 @@ import {
 import { componentKeyOf, type ComponentKey } from './cache.js';
 import { FileSink, checkLayerContent } from './content.js';
 import { ImporterError, abortedError } from './errors.js';
-import { LAYER_LIMITS, LayerUnpacker } from './layer.js';
+import { LayerUnpacker } from './layer.js';
 import type { PolicyOptions, TrustedBundle, VerificationCheck } from './policy.js';
 import { readBundle, type EntryRole, type EntrySink, type ReadBundleResult } from './reader.js';
 import type { BundleInput } from './source.js';
@@ -105,12 +105,7 @@ type PrepareStep<C extends Component> = (component: C, input: PrepareInput) => P
  * manifest, then — for an import — its directory written in staging. The kind's specifics; the
  * pass, staging, install and rollback around it are the same for every kind.
  */
-const PREPARE_STEPS: { readonly [K in ComponentKind]: PrepareStep<Extract<Component, { kind: K }>> } = {
-  db: prepareOci,
-  'java-db': prepareOci,
-  checks: prepareOci,
-  vex: prepareVex,
-};
+const PREPARE_STEPS = perKind(() => prepareOci, prepareVex);
 
 function prepareComponent(component: Component, input: PrepareInput): Promise<PrepareOutcome> {
   // The map is keyed by kind, so the step matches the component (TypeScript cannot correlate it).
@@ -206,7 +201,8 @@ export async function prepareBundle(options: PrepareBundleOptions): Promise<Prep
         if (copy !== undefined) sinks.push(new FileSink(copy));
         if (role.kind === 'layer') {
           const key = keyOf(role.component);
-          const limits = LAYER_LIMITS[role.component.kind];
+          const facts = ARTIFACTS[role.component.kind];
+          const limits = facts.unpackLimits;
           const later = limits.checkBeforeWriting;
           if (later !== undefined && file.size > later.maxCompressedBytes) {
             throw new ImporterError(
@@ -222,6 +218,7 @@ export async function prepareBundle(options: PrepareBundleOptions): Promise<Prep
             file.size,
             writeNow === undefined ? undefined : layerDir(writeNow, role.component),
             limits,
+            facts.metadataFile,
           );
           const compressed = stage !== undefined && later !== undefined ? new MemorySink() : undefined;
           layers.set(key, { unpacker, compressed });
@@ -313,7 +310,8 @@ async function prepareOci(component: OciComponent, input: PrepareInput): Promise
       `${component.kind} layer`,
       component.layer.size,
       layerDir(stage, component),
-      LAYER_LIMITS[component.kind],
+      ARTIFACTS[component.kind].unpackLimits,
+      ARTIFACTS[component.kind].metadataFile,
     );
     try {
       for (const chunk of read.compressed.chunks) await writer.write(chunk);

@@ -5,9 +5,9 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { AirgapError, isInside } from '@trivy-airgap/format';
 import { makeTarGz, type ArchiveEntry } from '@trivy-airgap/test-utils';
-import { unpackVexArchive } from '@trivy-airgap/trivy';
+import { ARTIFACTS, unpackVexArchive } from '@trivy-airgap/trivy';
 import { writeFileSync } from 'node:fs';
-import { LAYER_LIMITS, LayerUnpacker } from '../src/layer.js';
+import { LayerUnpacker } from '../src/layer.js';
 import { workDir } from './helpers.js';
 
 /**
@@ -79,7 +79,13 @@ async function outcome(run: () => Promise<unknown>): Promise<string> {
 }
 
 async function unpackLayer(layer: Buffer, dest: string | undefined): Promise<void> {
-  const unpacker = new LayerUnpacker('checks layer', layer.length, dest, LAYER_LIMITS.checks);
+  const unpacker = new LayerUnpacker(
+    'checks layer',
+    layer.length,
+    dest,
+    ARTIFACTS.checks.unpackLimits,
+    ARTIFACTS.checks.metadataFile,
+  );
   try {
     await unpacker.write(layer);
     await unpacker.end();

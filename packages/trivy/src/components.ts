@@ -1,4 +1,9 @@
-import type { ComponentKind, OciComponentKind } from '@trivy-airgap/format';
+import {
+  COMPONENT_KINDS as KINDS,
+  OCI_COMPONENT_KINDS,
+  type ComponentKind,
+  type OciComponentKind,
+} from '@trivy-airgap/format';
 import type { ByRelease } from './versions.js';
 
 /**
@@ -49,6 +54,24 @@ export interface DatabaseStatusRule {
   readonly refresh?: { readonly graceMs: number };
 }
 
+/**
+ * How much one layer of a kind may unpack to (docs/security.md, "Limits"): what upstream ships,
+ * with a wide margin. Refused as soon as a tar header claims more, before its body is read. Every
+ * installed generation is kept for `rollback`, so these bound the disk and inode cost of an
+ * import too.
+ */
+export interface UnpackLimits {
+  readonly maxEntries: number;
+  readonly maxBytes: number;
+  /**
+   * Layers of many small files (checks) are checked in memory and written only once every check
+   * passed, so a hostile one costs no disk writes at all (creating a file costs ~0.3-0.6 ms on a
+   * plain ext4 VM: 20 000 of them take seconds). Such layers must be small compressed; this is
+   * their cap (from the manifest's size, before a byte is read). Undefined: written while read.
+   */
+  readonly checkBeforeWriting?: { readonly maxCompressedBytes: number };
+}
+
 /** What every kind has. */
 interface CommonFacts {
   /** In the user's words, as help and status name it. */
@@ -95,6 +118,10 @@ export interface ArtifactFacts extends CommonFacts {
   readonly legacyTagRuleBefore?: number;
   /** Our CLI flag for its repositories (Trivy's name in current releases). */
   readonly repositoryFlag: string;
+  /** Trivy takes several repositories in fallback order (the DBs), or exactly one (checks). */
+  readonly repositoryList: boolean;
+  /** What one layer may unpack to. */
+  readonly unpackLimits: UnpackLimits;
   /** Trivy's repository option, per release. */
   readonly repositoryOption: ByRelease<RepositoryOption>;
   /** Upstream's repository name: what `--to-registry` pushes to, so Trivy's tag rules still apply. */
@@ -133,6 +160,8 @@ export interface VexFacts extends CommonFacts {
 export type ComponentFacts = ArtifactFacts | VexFacts;
 
 const HOUR = 3_600_000;
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
 
 /** The vex-repo-spec version Trivy reads; also the directory name of the unpacked repository. */
 export const VEX_SPEC_VERSION = '0.1';
@@ -161,10 +190,7 @@ function skip(flag: string, key: string): ByRelease<OfflineSetting | null> {
   return [{ from: 0, value: { flags: [flag], config: { [key]: true }, group: 'update' } }];
 }
 
-export const COMPONENTS: {
-  readonly db: ArtifactFacts;
-  readonly 'java-db': ArtifactFacts;
-  readonly checks: ArtifactFacts;
+export const COMPONENTS: { readonly [K in OciComponentKind]: ArtifactFacts & { readonly kind: K } } & {
   readonly vex: VexFacts;
 } = {
   db: {
@@ -184,6 +210,9 @@ export const COMPONENTS: {
     taglessTag: '2',
     legacyTagRuleBefore: CHECKS_RENAMED,
     repositoryFlag: '--db-repository',
+    repositoryList: true,
+    // trivy.db + metadata.json; trivy.db is several hundred MB unpacked.
+    unpackLimits: { maxEntries: 16, maxBytes: 8 * GiB },
     repositoryOption: [{ from: 0, value: { flag: '--db-repository', key: 'db.repository' } }],
     repositoryName: 'trivy-db',
     repositories: dbRepositories('trivy-db', '2'),
@@ -214,6 +243,9 @@ export const COMPONENTS: {
     taglessTag: '1',
     legacyTagRuleBefore: CHECKS_RENAMED,
     repositoryFlag: '--java-db-repository',
+    repositoryList: true,
+    // trivy-java.db + metadata.json; ~0.5 GB compressed, a few GB unpacked.
+    unpackLimits: { maxEntries: 16, maxBytes: 16 * GiB },
     repositoryOption: [{ from: 0, value: { flag: '--java-db-repository', key: 'db.java-repository' } }],
     repositoryName: 'trivy-java-db',
     repositories: dbRepositories('trivy-java-db', '1'),
@@ -241,6 +273,16 @@ export const COMPONENTS: {
     schemaVersion: 2,
     taglessTag: 'latest',
     repositoryFlag: '--checks-bundle-repository',
+    repositoryList: false,
+    // trivy-checks v2 is ~200 KiB compressed, on the order of a thousand files (rego checks,
+    // libraries, compliance specs, commands); 20 000 leaves >10x room for growth and still refuses
+    // an inode flood (a 3 MB bundle of 120 000 tiny files was accepted before these limits).
+    unpackLimits: {
+      maxEntries: 20_000,
+      maxBytes: 256 * MiB,
+      // ~200 KiB upstream (2025); a layer this large is not a checks bundle.
+      checkBeforeWriting: { maxCompressedBytes: 64 * MiB },
+    },
     repositoryOption: [
       {
         from: CHECKS_RENAMED,
@@ -312,18 +354,28 @@ export const COMPONENTS: {
 };
 
 /** Every kind, in table order (the order of bundles, status and printed flags). */
-export const COMPONENT_KINDS: readonly ComponentKind[] = ['db', 'java-db', 'checks', 'vex'];
+export const COMPONENT_KINDS: readonly ComponentKind[] = KINDS;
 
-/** The three OCI artifacts Trivy downloads. */
+/** The OCI artifacts Trivy downloads. */
 export type ArtifactKind = OciComponentKind;
-export const ARTIFACT_KINDS: readonly ArtifactKind[] = ['db', 'java-db', 'checks'];
+export const ARTIFACT_KINDS: readonly ArtifactKind[] = OCI_COMPONENT_KINDS;
 
 /** The OCI rows of the table. */
-export const ARTIFACTS: Readonly<Record<ArtifactKind, ArtifactFacts>> = {
-  db: COMPONENTS.db,
-  'java-db': COMPONENTS['java-db'],
-  checks: COMPONENTS.checks,
-};
+export const ARTIFACTS: Readonly<Record<ArtifactKind, ArtifactFacts>> = COMPONENTS;
+
+/**
+ * A value per kind: `artifact(kind)` for every OCI artifact, `vex` for VEX repositories — for the
+ * per-kind steps, so that a kind fetched and installed like the artifacts before it needs no entry
+ * of its own.
+ */
+export function perKind<A, V>(
+  artifact: (kind: ArtifactKind) => A,
+  vex: V,
+): { readonly [K in ComponentKind]: K extends 'vex' ? V : A } {
+  const entries: [ComponentKind, A | V][] = ARTIFACT_KINDS.map((kind) => [kind, artifact(kind)]);
+  entries.push(['vex', vex]);
+  return Object.fromEntries(entries) as { readonly [K in ComponentKind]: K extends 'vex' ? V : A };
+}
 
 /** Settings every offline scan needs, whatever is installed, per release (trivy-facts.md). */
 export const SCAN_SETTINGS = {

@@ -6,12 +6,13 @@ import {
   ARTIFACTS,
   COMPONENTS,
   COMPONENT_KINDS,
+  perKind,
+  type ArtifactKind,
   DEFAULT_VEX_REPOSITORY,
   componentCachePath,
 } from './components.js';
 import { TrivyError } from './errors.js';
 import { offlineSettingOf } from './flags.js';
-import type { DbKind } from './metadata.js';
 import { readRepositoryYaml, type VexRepositoryEntry } from './repository-yaml.js';
 import { indexLocationProblem, parseVexIndex } from './vex.js';
 
@@ -145,7 +146,11 @@ function formatAge(ms: number): string {
  * rule: which files the flag needs, whether a schema mismatch is fatal, when Trivy would download
  * again without the flag.
  */
-async function diagnoseDatabase(cacheDir: string, kind: DbKind, now: Date): Promise<ComponentDiagnosis> {
+async function diagnoseDatabase(
+  cacheDir: string,
+  kind: ArtifactKind,
+  now: Date,
+): Promise<ComponentDiagnosis> {
   const facts = ARTIFACTS[kind];
   const rule = facts.status;
   const databaseFile = facts.databaseFile;
@@ -252,15 +257,15 @@ async function diagnoseDatabase(cacheDir: string, kind: DbKind, now: Date): Prom
   };
 }
 
-async function diagnoseChecks(cacheDir: string, now: Date): Promise<ComponentDiagnosis> {
-  const facts = ARTIFACTS.checks;
+async function diagnoseChecks(cacheDir: string, kind: ArtifactKind, now: Date): Promise<ComponentDiagnosis> {
+  const facts = ARTIFACTS[kind];
   const contentName = `${facts.cacheDir}/${facts.layerPath}`;
   const metadataName = `${facts.cacheDir}/${facts.metadataFile}`;
   const contentPath = join(cacheDir, facts.cacheDir, facts.layerPath);
   const metadataPath = join(cacheDir, facts.cacheDir, facts.metadataFile);
-  const flags = offlineSettingOf('checks')?.flags ?? [];
+  const flags = offlineSettingOf(kind)?.flags ?? [];
   const flag = flags.join(' ');
-  const base = { kind: 'checks' as const, paths: [contentPath, metadataPath], flags };
+  const base = { kind, paths: [contentPath, metadataPath], flags };
   const contentKind = await kindOf(contentPath);
   const metadataBytes = await readSmall(metadataPath);
   const reasons: string[] = [];
@@ -493,15 +498,19 @@ async function diagnoseVex(cacheDir: string, options: DiagnoseOptions): Promise<
   return results;
 }
 
-/** Each kind's replay: the databases by their table rule, checks and VEX by their own. */
-const DIAGNOSE: Readonly<
-  Record<ComponentKind, (cacheDir: string, options: DiagnoseOptions) => Promise<ComponentDiagnosis[]>>
-> = {
-  db: async (cacheDir, options) => [await diagnoseDatabase(cacheDir, 'db', options.now)],
-  'java-db': async (cacheDir, options) => [await diagnoseDatabase(cacheDir, 'java-db', options.now)],
-  checks: async (cacheDir, options) => [await diagnoseChecks(cacheDir, options.now)],
-  vex: diagnoseVex,
-};
+type Diagnose = (cacheDir: string, options: DiagnoseOptions) => Promise<ComponentDiagnosis[]>;
+
+/**
+ * Each kind's replay: a database (its table row has DB metadata) by its status rule, a checks
+ * bundle (policy metadata) by the checks rules, VEX repositories by their own.
+ */
+const DIAGNOSE: Readonly<Record<ComponentKind, Diagnose>> = perKind<Diagnose, Diagnose>(
+  (kind) =>
+    ARTIFACTS[kind].metadataFormat === 'db'
+      ? async (cacheDir, options) => [await diagnoseDatabase(cacheDir, kind, options.now)]
+      : async (cacheDir, options) => [await diagnoseChecks(cacheDir, kind, options.now)],
+  diagnoseVex,
+);
 
 /**
  * Whether a component's verdict decides if Trivy can scan offline: a required one always (the

@@ -8,10 +8,12 @@ export {
   COMPONENT_KINDS,
   SCAN_SETTINGS,
   componentCachePath,
+  perKind,
   type ArtifactFacts,
   type ComponentFacts,
   type DatabaseStatusRule,
   type OfflineSetting,
+  type UnpackLimits,
   type VexFacts,
 } from './components.js';
 export { forTarget, type ByRelease } from './versions.js';
@@ -30,7 +32,7 @@ export {
   type DefaultSources,
   type TrivyVersion,
 } from './artifacts.js';
-export { dbSchemaProblem, parseDbMetadata, type DbKind } from './metadata.js';
+export { dbSchemaProblem, parseDbMetadata } from './metadata.js';
 export { resolveCacheDirDetailed, resolveVexConfigPath, type ResolvedCacheDir } from './cache-dir.js';
 export {
   renderDbMetadata,

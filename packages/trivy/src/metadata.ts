@@ -6,8 +6,6 @@ import type { DbMetadataFields } from './render.js';
 /** metadata.json is ~150 bytes upstream; anything near this cap is not Trivy's. */
 export const MAX_METADATA_BYTES = 64 * 1024;
 
-export type DbKind = 'db' | 'java-db';
-
 function isGoInt(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value);
 }

@@ -4,25 +4,26 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { parseDigest } from '@trivy-airgap/format';
+import { isVexRepositoryName, parseDigest } from '@trivy-airgap/format';
 import { ARTIFACTS, type ArtifactKind } from '../src/artifacts.js';
 import { diagnoseCache, type ComponentDiagnosis } from '../src/doctor.js';
-import { CACHE_LAYOUT, VEX_REPOSITORY_FILES, vexRepositoryDir } from '../src/layout.js';
+import { COMPONENTS, COMPONENT_KINDS, componentCachePath } from '../src/components.js';
 import { renderDbMetadata, renderPolicyMetadata, renderVexCacheJson } from '../src/render.js';
 import { mergeRepositoryYaml } from '../src/repository-yaml.js';
-import { throwsCode } from './helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'trivy-layout-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
 const NOW = new Date('2026-11-25T12:00:00Z');
 const DOWNLOADED = new Date('2026-11-25T07:00:00Z');
-const LAYOUT_DIR: Record<ArtifactKind | 'vex', string> = {
-  db: CACHE_LAYOUT.db,
-  'java-db': CACHE_LAYOUT.javaDb,
-  checks: CACHE_LAYOUT.policy,
-  vex: CACHE_LAYOUT.vexRepositories,
-};
+/** Each kind's directory as the table gives it (a VEX kind's: the parent of its repositories). */
+const LAYOUT_DIR = Object.fromEntries(
+  COMPONENT_KINDS.map((kind) => [kind, COMPONENTS[kind].cachePath]),
+) as Record<ArtifactKind | 'vex', string>;
+/** Trivy's scan cache (trivy-facts.md, "Cache directory"): nothing of ours may touch it. */
+const SCAN_CACHE = 'fanal';
+const VEX_FILES = COMPONENTS.vex.files;
+const checks = ARTIFACTS.checks;
 
 function write(path: string, body: string | Buffer): void {
   mkdirSync(dirname(path), { recursive: true });
@@ -41,7 +42,7 @@ function dbMetadata(version: number): Buffer {
   );
 }
 
-/** A cache written only from the layout's names (no path spelled out here), like an installer would. */
+/** A cache written only from the table's names (no path spelled out here), like an installer would. */
 function cacheFromLayout(name: string): { cacheDir: string; vexConfigPath: string } {
   const cacheDir = join(root, name);
   for (const kind of ['db', 'java-db'] as const) {
@@ -49,26 +50,26 @@ function cacheFromLayout(name: string): { cacheDir: string; vexConfigPath: strin
     write(join(dir, ARTIFACTS[kind].databaseFile!), 'database bytes');
     write(join(dir, 'metadata.json'), dbMetadata(ARTIFACTS[kind].schemaVersion));
   }
-  write(join(cacheDir, CACHE_LAYOUT.policyContent, 'policies', 'docker', 'root.rego'), 'package x');
+  write(join(cacheDir, checks.cacheDir, checks.layerPath, 'policies', 'docker', 'root.rego'), 'package x');
   write(
-    join(cacheDir, CACHE_LAYOUT.policyMetadata),
+    join(cacheDir, checks.cacheDir, checks.metadataFile),
     renderPolicyMetadata({
       digest: parseDigest(`sha256:${'ab'.repeat(32)}`),
       downloadedAt: DOWNLOADED,
       version: { MajorVersion: ARTIFACTS.checks.schemaVersion },
     }),
   );
-  const repo = vexRepositoryDir(cacheDir, 'default');
-  write(join(repo, VEX_REPOSITORY_FILES.manifest), '{}');
-  write(join(repo, VEX_REPOSITORY_FILES.cacheJson), renderVexCacheJson({ updatedAt: DOWNLOADED, etags: {} }));
+  const repo = join(cacheDir, componentCachePath('vex', 'default'));
+  write(join(repo, VEX_FILES.manifest), '{}');
+  write(join(repo, VEX_FILES.cacheJson), renderVexCacheJson({ updatedAt: DOWNLOADED, etags: {} }));
   write(
-    join(repo, VEX_REPOSITORY_FILES.index),
+    join(repo, VEX_FILES.index),
     JSON.stringify({
       updated_at: '2026-11-25T01:00:00Z',
       packages: [{ id: 'pkg:golang/a', location: 'a.json' }],
     }),
   );
-  write(join(repo, VEX_REPOSITORY_FILES.content, 'a.json'), '{}');
+  write(join(repo, VEX_FILES.content, 'a.json'), '{}');
   const vexConfigPath = join(root, `${name}-repository.yaml`);
   write(
     vexConfigPath,
@@ -104,7 +105,7 @@ describe('cache layout (trivy-facts: subdirectories and the VEX cache layout)', 
       assert.equal(facts.cacheDir, LAYOUT_DIR[kind]);
       for (const path of facts.cachePaths) {
         assert.ok(under(LAYOUT_DIR[kind], path), `${kind}: ${path}`);
-        assert.ok(!under(CACHE_LAYOUT.scanCache, path), `${kind} must not touch ${CACHE_LAYOUT.scanCache}/`);
+        assert.ok(!under(SCAN_CACHE, path), `${kind} must not touch ${SCAN_CACHE}/`);
       }
     }
   });
@@ -114,7 +115,7 @@ describe('cache layout (trivy-facts: subdirectories and the VEX cache layout)', 
     // The same files one level off: <cache>/elsewhere/db/, <cache>/elsewhere/java-db/.
     const moved = join(cacheDir, 'elsewhere');
     mkdirSync(moved);
-    for (const dir of [CACHE_LAYOUT.db, CACHE_LAYOUT.javaDb])
+    for (const dir of [LAYOUT_DIR.db, LAYOUT_DIR['java-db']])
       renameSync(join(cacheDir, dir), join(moved, dir));
     const diagnosis = await diagnoseCache(cacheDir, { vexConfigPath, now: NOW });
     for (const kind of ['db', 'java-db']) {
@@ -124,20 +125,16 @@ describe('cache layout (trivy-facts: subdirectories and the VEX cache layout)', 
     assert.equal(diagnosis.verdict, 'fail');
   });
 
-  it('vexRepositoryDir: a plain name becomes one directory below vex/repositories; anything else is refused', () => {
+  it('a VEX repository name the manifest rules accept is exactly one directory below vex/repositories', () => {
     const cacheDir = join(root, 'names');
-    const repositories = join(cacheDir, CACHE_LAYOUT.vexRepositories);
+    const repositories = join(cacheDir, LAYOUT_DIR.vex);
     for (const name of ['..', '.', '../x', 'a/b', 'a\\b', '', '.hidden', '/abs', 'a\0b', 'x/../..']) {
-      throwsCode(() => vexRepositoryDir(cacheDir, name), 'REPOSITORY_INVALID');
+      assert.equal(isVexRepositoryName(name), false, JSON.stringify(name));
     }
     fc.assert(
       fc.property(fc.oneof(fc.string(), fc.stringMatching(/^[A-Za-z0-9._\\/-]{0,12}$/)), (name) => {
-        let dir: string;
-        try {
-          dir = vexRepositoryDir(cacheDir, name);
-        } catch (error) {
-          return (error as { code?: unknown }).code === 'REPOSITORY_INVALID';
-        }
+        if (!isVexRepositoryName(name)) return true;
+        const dir = join(cacheDir, componentCachePath('vex', name));
         // Accepted: exactly one path segment, the name itself, directly below vex/repositories.
         return (
           dirname(dir) === repositories &&

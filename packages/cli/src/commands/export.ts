@@ -10,8 +10,10 @@ import {
   parseSize,
   parseVexRepositorySpecs,
   type ExportComponentKind,
+  type ExportOptions,
   type ExportResult,
 } from '@trivy-airgap/exporter';
+import { ARTIFACTS, ARTIFACT_KINDS, COMPONENTS, type ArtifactKind } from '@trivy-airgap/trivy';
 import {
   asFileSystemError,
   loadSigningKey,
@@ -33,19 +35,18 @@ import {
 } from '../registry-options.js';
 import { ProgressRenderer, formatBytes } from '../progress.js';
 
-interface ExportArgs extends RegistryAccessArgs {
+/**
+ * The flags named in the component table: one per kind to pick it (`--db`, `--java-db`, …) and
+ * each artifact's repository flag (`--db-repository`, …, the table's repositoryFlag).
+ */
+type TableArgs = { [K in ExportComponentKind]: boolean };
+
+interface ExportArgs extends RegistryAccessArgs, TableArgs {
   all: boolean;
-  db: boolean;
-  'java-db': boolean;
-  checks: boolean;
-  vex: boolean;
   output: string;
   key: string | undefined;
   unsigned: boolean | undefined;
   'passphrase-file': string | undefined;
-  'db-repository': string[] | undefined;
-  'java-db-repository': string[] | undefined;
-  'checks-bundle-repository': string | undefined;
   'vex-repository': string[] | undefined;
   'trivy-version': string | undefined;
   split: string | undefined;
@@ -107,9 +108,50 @@ function selectedComponents(args: ExportArgs): ExportComponentKind[] {
   // The flags are named after the kinds (--db, --java-db, --checks, --vex), in the table's order.
   const kinds = EXPORT_COMPONENT_KINDS.filter((kind) => args.all || args[kind]);
   if (kinds.length === 0) {
-    throw new UsageError('nothing to export', 'pass --all, or any of --db --java-db --checks --vex');
+    const flags = EXPORT_COMPONENT_KINDS.map((kind) => `--${kind}`).join(' ');
+    throw new UsageError('nothing to export', `pass --all, or any of ${flags}`);
   }
   return kinds;
+}
+
+/** The table's repository flag of an artifact, without its dashes (`db-repository`). */
+function repositoryOption(kind: ArtifactKind): string {
+  return ARTIFACTS[kind].repositoryFlag.replace(/^--/, '');
+}
+
+/** Each artifact's repositories as given on the command line (none: the targeted Trivy's). */
+function givenRepositories(args: ExportArgs): ExportOptions['repositories'] {
+  const given: { [K in ArtifactKind]?: readonly string[] } = {};
+  for (const kind of ARTIFACT_KINDS) {
+    // Typed by name nowhere: the option exists because the table row does.
+    const value = (args as unknown as Readonly<Record<string, unknown>>)[repositoryOption(kind)];
+    if (typeof value === 'string') given[kind] = [value];
+    else if (Array.isArray(value))
+      given[kind] = value.filter((item): item is string => typeof item === 'string');
+  }
+  return given;
+}
+
+/** `--<kind>` and each artifact's repository flag, from the component table. */
+function tableOptions<T>(yargs: Argv<T>): Argv<T & TableArgs> {
+  for (const kind of EXPORT_COMPONENT_KINDS) {
+    const facts = COMPONENTS[kind];
+    const label = facts.perRepository ? `${facts.label.replace(/y$/, 'ie')}s` : facts.label;
+    yargs.option(kind, { type: 'boolean', default: false, describe: `the ${label}` });
+  }
+  for (const kind of ARTIFACT_KINDS) {
+    const facts = ARTIFACTS[kind];
+    yargs.option(repositoryOption(kind), {
+      type: 'string',
+      array: facts.repositoryList,
+      group: SOURCE_GROUP,
+      describe: facts.repositoryList
+        ? `${facts.label} repositories, in fallback order`
+        : `${facts.label} repository`,
+    });
+  }
+  // yargs types each .option() call statically; options made in a loop are typed here, once.
+  return yargs as Argv<T & TableArgs>;
 }
 
 function shortDigest(digest: string): string {
@@ -208,12 +250,13 @@ export function exportCommand(context: CommandContext) {
           'one extra VEX repository, unsigned',
         ],
       ]);
-      return registryAccessOptions(yargs)
-        .option('all', { type: 'boolean', default: false, describe: 'export every component' })
-        .option('db', { type: 'boolean', default: false, describe: 'the vulnerability DB' })
-        .option('java-db', { type: 'boolean', default: false, describe: 'the Java DB' })
-        .option('checks', { type: 'boolean', default: false, describe: 'the misconfiguration checks bundle' })
-        .option('vex', { type: 'boolean', default: false, describe: 'the VEX repositories' })
+      return tableOptions(
+        registryAccessOptions(yargs).option('all', {
+          type: 'boolean',
+          default: false,
+          describe: 'export every component',
+        }),
+      )
         .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'bundle path (.tgz)' })
         .option('key', { type: 'string', describe: 'PEM private key that signs the bundle' })
         .option('unsigned', {
@@ -233,23 +276,6 @@ export function exportCommand(context: CommandContext) {
           type: 'boolean',
           default: false,
           describe: 'refuse unless a second registry serves the same layer digest',
-        })
-        .option('db-repository', {
-          type: 'string',
-          array: true,
-          group: SOURCE_GROUP,
-          describe: 'DB repositories, in fallback order',
-        })
-        .option('java-db-repository', {
-          type: 'string',
-          array: true,
-          group: SOURCE_GROUP,
-          describe: 'Java DB repositories, in fallback order',
-        })
-        .option('checks-bundle-repository', {
-          type: 'string',
-          group: SOURCE_GROUP,
-          describe: 'checks bundle repository',
         })
         .option('vex-repository', {
           type: 'string',
@@ -306,9 +332,7 @@ export function exportCommand(context: CommandContext) {
             exportBundle({
               output: resolve(io.cwd, args.output),
               components,
-              dbRepositories: args['db-repository'],
-              javaDbRepositories: args['java-db-repository'],
-              checksBundleRepository: args['checks-bundle-repository'],
+              repositories: givenRepositories(args),
               vexRepositories,
               trivyVersion: args['trivy-version'],
               signingKey,
