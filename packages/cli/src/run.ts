@@ -65,6 +65,8 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       throw error;
     });
 
+  if (!argv.some((word) => HELP_WORDS.has(word))) skipHelpCaching(parser);
+
   try {
     // yargs hands its own output (--help, --version) to this callback instead of console.log, so
     // that it goes to io.stdout like everything else run() prints (run in process, too).
@@ -83,6 +85,26 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     const error = fileSystemError(caught) ?? caught;
     if (!(error instanceof ReportedFailure)) reportError(out, error);
     return exitCodeFor(error);
+  }
+}
+
+const HELP_WORDS = new Set(['--help', '-h', 'help']);
+
+/**
+ * yargs renders a command's whole help text (cliui tables, wrap-ansi, Unicode string widths)
+ * every time the command runs, in case the running command asks for it later: 20-60 ms of
+ * start-up on every export, import and verify. Nothing here ever asks (help is printed only for
+ * --help, never on failure: showHelpOnFail(false)), so unless help is wanted the caching is a
+ * no-op. The hook is yargs-internal; without it (another yargs) the help is rendered as before.
+ */
+function skipHelpCaching(parser: unknown): void {
+  const usage = (
+    parser as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: unknown } } }
+  )
+    .getInternalMethods?.()
+    .getUsageInstance?.();
+  if (usage !== undefined && typeof usage.cacheHelpMessage === 'function') {
+    usage.cacheHelpMessage = () => undefined;
   }
 }
 

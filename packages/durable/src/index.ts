@@ -12,6 +12,7 @@ import {
   symlink,
   unlink,
   writeFile,
+  type FileHandle,
 } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -24,6 +25,30 @@ import { basename, dirname, join } from 'node:path';
  * depend on the other, and `format` (the pure core) must not touch the file system. Errors are
  * the file system's own (ENOSPC, EACCES, EIO …): callers name the place in their own error types.
  */
+
+/**
+ * Writes every byte of `buffers` at the file's position, in order, as one writev (no copy into one
+ * Buffer). A short write (a disk filling up) goes on where it stopped, and then fails as ENOSPC.
+ */
+export async function writeBuffers(handle: FileHandle, buffers: readonly Buffer[]): Promise<void> {
+  let rest = buffers;
+  for (;;) {
+    let wanted = 0;
+    for (const buffer of rest) wanted += buffer.length;
+    if (wanted === 0) return;
+    let { bytesWritten } = await handle.writev(rest as Buffer[]);
+    if (bytesWritten >= wanted) return;
+    const left: Buffer[] = [];
+    for (const buffer of rest) {
+      if (bytesWritten >= buffer.length) bytesWritten -= buffer.length;
+      else {
+        left.push(bytesWritten === 0 ? buffer : buffer.subarray(bytesWritten));
+        bytesWritten = 0;
+      }
+    }
+    rest = left;
+  }
+}
 
 /** fsync a regular file by path. */
 export async function fsyncFile(path: string): Promise<void> {

@@ -1,12 +1,10 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { PassThrough, Readable, Transform } from 'node:stream';
+import { PassThrough, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
 import {
   AirgapError,
-  BUNDLE_GZIP_HEADER,
   DigestHasher,
   MANIFEST_PATH,
   SIGNATURE_PATH,
@@ -27,10 +25,11 @@ import {
 } from '@trivy-airgap/format';
 import { ExporterError } from './errors.js';
 import { OutputSink, partPath, type WrittenFile } from './output-sink.js';
+import { StoredGzipFramer } from './stored-gzip.js';
 import { TAR_END, tarEntrySize, tarFileHeader, tarPadding } from './tar-writer.js';
 
 /**
- * The outer gzip level, chosen by measurement.
+ * The outer gzip is deflate level 0: "stored" blocks, framed by StoredGzipFramer.
  * Bundle content is almost entirely gzip already (the DB layers, the checks bundle, VEX archives),
  * so deflating it again buys nothing. Measured on this project's test machines (Node 20, 2 cores),
  * 256 MiB of gzip-compressed input through zlib.createGzip:
@@ -40,36 +39,14 @@ import { TAR_END, tarEntrySize, tarFileHeader, tarPadding } from './tar-writer.j
  *   level 1, chunkSize 64 KiB    58 MiB/s   output 100.031 %  (bigger AND 40× slower)
  *   level 6                      55 MiB/s   output 100.031 %
  *
- * Level 0 ("stored" deflate blocks) is still a valid gzip stream, so `tar -tzf`, `gunzip` and every
- * reader handle the `.tgz` as usual; the large chunk size keeps zlib's per-call overhead out of the
- * way. The gzip trailer's CRC-32 still protects the stream end to end. It is also part of the
+ * Stored blocks are still a valid gzip stream, so `tar -tzf`, `gunzip` and every reader handle the
+ * `.tgz` as usual; the trailer's CRC-32 protects the stream end to end. It is also part of the
  * format: stored blocks leave no bit of the compressed stream unchecked, so the importer refuses
- * any other level (docs/bundle-format.md, "Framing").
+ * anything else (docs/bundle-format.md, "Framing").
  */
 export const BUNDLE_GZIP_LEVEL = 0;
 
-/**
- * Writes the bundle's fixed gzip header (format's BUNDLE_GZIP_HEADER) over zlib's: zlib's XFL
- * and OS bytes vary by level and platform, and a reader checks every header byte.
- */
-function bundleGzipHeader(): Transform {
-  let seen = 0;
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      if (seen < BUNDLE_GZIP_HEADER.length) {
-        const count = Math.min(BUNDLE_GZIP_HEADER.length - seen, chunk.length);
-        BUNDLE_GZIP_HEADER.copy(chunk, 0, seen, seen + count);
-        seen += count;
-      }
-      callback(null, chunk);
-    },
-  });
-}
-/**
- * 1 MiB output chunks: a 608 MiB bundle packed in ~1.45 s instead of ~1.65 s with 256 KiB (fewer
- * writes and stream hand-offs). Reads stay at 1 MiB: 4 MiB reads were slower (cache misses).
- */
-const GZIP_CHUNK_SIZE = 1024 * 1024;
+/** Work-dir files are read in 1 MiB chunks: 4 MiB reads were slower (cache misses). */
 const READ_CHUNK = 1024 * 1024;
 /** Entries smaller than this may be given as bytes in memory; anything larger must be a file. */
 const MAX_IN_MEMORY_ENTRY = 16 * 1024 * 1024;
@@ -276,49 +253,26 @@ async function* guardedFile(entry: BundleEntry, progress: (bytes: number) => voi
   if (digest !== undefined && digest !== entry.digest) throw mismatch('digest', entry.digest, digest);
 }
 
-/** How much of a streamed entry may wait between its producer and the gzip framing. */
-const STREAM_BUFFER = 1024 * 1024;
-
 /**
- * The bytes of a streamed entry, exactly `size` of them. The entry ends only once the producer
- * resolved, i.e. after its own check of the digest; if that fails the bundle write fails and
- * the temp output is discarded, so no bundle holds unverified bytes.
+ * Writes a streamed entry: its producer calls `write` with each chunk, which goes straight into
+ * the bundle (no queue, no copy; the producer waits for it: backpressure). Exactly `size` bytes,
+ * and the entry ends only once the producer resolved, i.e. after its own check of the digest; if
+ * that fails the bundle write fails and the temp output is discarded, so no bundle holds
+ * unverified bytes. A failure of the bundle side stops the producer (its `write` rejects) and is
+ * the error thrown, whatever the producer makes of the stop.
  */
-async function* streamedEntry(
+async function writeStreamedEntry(
   entry: BundleEntry,
   produce: BundleStream,
+  put: (chunk: Buffer) => Promise<void>,
   progress: (bytes: number) => void,
-): AsyncGenerator<Buffer> {
-  const buffer = new PassThrough({ highWaterMark: STREAM_BUFFER });
-  const stopped = () => new ExporterError('ABORTED', `${entry.path}: the bundle write stopped`);
-  const write = async (chunk: Buffer): Promise<void> => {
-    if (buffer.destroyed) throw stopped();
-    if (buffer.write(chunk)) return;
-    // Room again, or the reader went away (then no 'drain' ever comes).
-    await new Promise<void>((resolve, reject) => {
-      const settle = () => {
-        buffer.off('drain', settle);
-        buffer.off('close', settle);
-        if (buffer.destroyed) reject(stopped());
-        else resolve();
-      };
-      buffer.on('drain', settle);
-      buffer.on('close', settle);
-    });
-  };
-  const produced = produce(write).then(
-    () => buffer.end(),
-    (error: unknown) => buffer.destroy(error instanceof Error ? error : new Error(String(error))),
-  );
+): Promise<void> {
   let count = 0;
-  // Handed on in READ_CHUNK pieces, as a file entry is: the stored deflate blocks follow the
-  // writes, so the same bytes give the same bundle whether they were streamed or stored.
-  let held: Buffer[] = [];
-  let heldBytes = 0;
-  try {
-    for await (const chunk of buffer as AsyncIterable<Buffer>) {
-      count += chunk.length;
-      if (count > entry.size) {
+  let failure: { error: unknown } | undefined;
+  const write = async (chunk: Buffer): Promise<void> => {
+    if (failure !== undefined) throw stopped(entry);
+    try {
+      if (count + chunk.length > entry.size) {
         throw new ExporterError(
           'ENTRY_MISMATCH',
           `${entry.path}: more than the ${entry.size} bytes declared`,
@@ -328,33 +282,30 @@ async function* streamedEntry(
           },
         );
       }
-      held.push(chunk);
-      heldBytes += chunk.length;
-      if (heldBytes < READ_CHUNK) continue;
-      let joined = Buffer.concat(held, heldBytes);
-      while (joined.length >= READ_CHUNK) {
-        progress(READ_CHUNK);
-        yield joined.subarray(0, READ_CHUNK);
-        joined = joined.subarray(READ_CHUNK);
-      }
-      held = joined.length > 0 ? [joined] : [];
-      heldBytes = joined.length;
+      count += chunk.length;
+      progress(chunk.length);
+      await put(chunk);
+    } catch (error) {
+      failure = { error };
+      throw stopped(entry);
     }
-    if (heldBytes > 0) {
-      progress(heldBytes);
-      yield Buffer.concat(held, heldBytes);
-    }
-    if (count !== entry.size) {
-      throw new ExporterError('ENTRY_MISMATCH', `${entry.path}: ${count} bytes, ${entry.size} declared`, {
-        expected: String(entry.size),
-        found: String(count),
-      });
-    }
-  } finally {
-    // Stopped early (a failure on either side): the producer's next write fails, and it ends.
-    if (!buffer.destroyed) buffer.destroy();
-    await produced;
+  };
+  try {
+    await produce(write);
+  } catch (error) {
+    throw failure === undefined ? error : failure.error;
   }
+  if (failure !== undefined) throw failure.error; // a producer that swallowed the stop
+  if (count !== entry.size) {
+    throw new ExporterError('ENTRY_MISMATCH', `${entry.path}: ${count} bytes, ${entry.size} declared`, {
+      expected: String(entry.size),
+      found: String(count),
+    });
+  }
+}
+
+function stopped(entry: BundleEntry): ExporterError {
+  return new ExporterError('ABORTED', `${entry.path}: the bundle write stopped`);
 }
 
 /**
@@ -406,34 +357,33 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WrittenB
       onProgress({ type: 'task-progress', task, done, total });
     }
   };
-  async function* tarStream(): AsyncGenerator<Buffer> {
+  const sink = new OutputSink(output, options.splitSize);
+  const framer = new StoredGzipFramer(total);
+  const signal = options.signal;
+  const put = async (chunk: Buffer): Promise<void> => {
+    if (signal?.aborted === true) throw new ExporterError('ABORTED', 'the export was cancelled');
+    await sink.write(framer.frame(chunk));
+  };
+  try {
+    await sink.write([framer.header()]);
     for (const entry of leading) {
-      yield tarFileHeader(entry.name, entry.bytes.length, mtime);
-      yield entry.bytes;
-      yield tarPadding(entry.bytes.length);
+      await put(tarFileHeader(entry.name, entry.bytes.length, mtime));
+      await put(entry.bytes);
+      await put(tarPadding(entry.bytes.length));
     }
     for (const entry of sorted) {
-      yield tarFileHeader(entry.path, entry.size, mtime);
-      if ('bytes' in entry.source) yield Buffer.from(entry.source.bytes);
-      else if ('stream' in entry.source) yield* streamedEntry(entry, entry.source.stream, progress);
-      else yield* guardedFile(entry, progress);
-      yield tarPadding(entry.size);
+      await put(tarFileHeader(entry.path, entry.size, mtime));
+      if ('bytes' in entry.source) await put(Buffer.from(entry.source.bytes));
+      else if ('stream' in entry.source) await writeStreamedEntry(entry, entry.source.stream, put, progress);
+      else for await (const chunk of guardedFile(entry, progress)) await put(chunk);
+      await put(tarPadding(entry.size));
     }
-    yield TAR_END;
-  }
-
-  const sink = new OutputSink(output, options.splitSize);
-  try {
-    await pipeline(
-      Readable.from(tarStream(), { objectMode: false, highWaterMark: 1024 * 1024 }),
-      createGzip({ level: BUNDLE_GZIP_LEVEL, chunkSize: GZIP_CHUNK_SIZE }),
-      bundleGzipHeader(),
-      sink,
-      ...(options.signal === undefined ? [] : [{ signal: options.signal }]),
-    );
+    await put(TAR_END);
+    await sink.write(framer.trailer());
+    await sink.finish();
   } catch (error) {
     await sink.discard();
-    throw wrapWriteError(error, output, options.signal);
+    throw wrapWriteError(error, output, signal);
   }
   onProgress({ type: 'task-progress', task, done: total, total });
 

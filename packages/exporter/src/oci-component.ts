@@ -247,20 +247,31 @@ async function fetchFrom(
   const parsed = parseImageManifest(manifest.bytes);
   const layer: Descriptor = parsed.layers[0] ?? checked.layer;
 
-  const blobs: StoredBlob[] = [];
-  // The config first: tiny, and a registry that lacks it fails before the big download.
-  blobs.push(await storeBlob(context, ref, parsed.config));
-
   const task = kind;
   context.onProgress({ type: 'task-progress', task, done: 0, total: layer.size });
-  // Only hashed, never inflated: the importer reads a DB's metadata.json from the layer itself.
-  const prepared = await prepareLayer(context, ref, layer, (done) =>
-    context.onProgress({ type: 'task-progress', task, done, total: layer.size }),
-  );
-  const pendingLayer = 'stream' in prepared ? prepared : undefined;
-  if (!('stream' in prepared)) blobs.push(prepared);
+  // The config, the layer's request and the work-dir copy of the manifest at once: one round trip
+  // to the registry instead of three in a row before the first layer byte. The layer is only
+  // hashed, never inflated: the importer reads a DB's metadata.json from the layer itself.
+  const [config, prepared, copied] = await Promise.allSettled([
+    storeBlob(context, ref, parsed.config),
+    prepareLayer(context, ref, layer, (done) =>
+      context.onProgress({ type: 'task-progress', task, done, total: layer.size }),
+    ),
+    // Kept in the work dir too, so the layout there is complete for skopeo or a later push.
+    context.layout.writeBlobBytes(manifest.bytes, manifest.mediaType),
+  ]);
+  const pendingLayer =
+    prepared.status === 'fulfilled' && 'stream' in prepared.value ? prepared.value : undefined;
+  // A registry that lacks the (tiny) config fails with the config's error, as when it was asked first.
+  const failed = [config, prepared, copied].find((result) => result.status === 'rejected');
+  if (failed !== undefined || config.status !== 'fulfilled' || prepared.status !== 'fulfilled') {
+    pendingLayer?.cancel(); // its bytes are never read
+    throw failed?.reason;
+  }
+  const blobs: StoredBlob[] = [config.value];
+  if (!('stream' in prepared.value)) blobs.push(prepared.value);
   try {
-    return await finishComponent(context, kind, ref, asked, options, {
+    return finishComponent(context, kind, ref, asked, options, {
       manifest,
       checked,
       layer,
@@ -273,7 +284,7 @@ async function fetchFrom(
   }
 }
 
-async function finishComponent(
+function finishComponent(
   context: OciFetchContext,
   kind: OciComponentKind,
   ref: ImageReference,
@@ -286,11 +297,9 @@ async function finishComponent(
     blobs: StoredBlob[];
     pendingLayer: PendingLayer | undefined;
   },
-): Promise<FetchedOciComponent> {
+): FetchedOciComponent {
   const { manifest, checked, layer, blobs, pendingLayer } = fetched;
   const name = formatReference(ref);
-  // Kept in the work dir too, so the layout there is complete for skopeo or a later push.
-  await context.layout.writeBlobBytes(manifest.bytes, manifest.mediaType);
 
   let version: string | undefined;
   if (ARTIFACTS[kind].metadataFormat === 'policy') {
@@ -391,6 +400,7 @@ async function storeBlobNow(
   const partial = await layout.partialBlobPath(descriptor.digest);
   await client.downloadBlob(ref, descriptor, partial, {
     signal,
+    sync: false, // the work dir is a cache: see OciLayout.open's `durable`
     onProgress: onProgress === undefined ? undefined : (done) => onProgress(done),
   });
   await layout.commitBlob(descriptor, partial);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
-import { Writable } from 'node:stream';
+import { writeBuffers } from '@trivy-airgap/durable';
 import { DigestHasher, type Digest } from '@trivy-airgap/format';
 
 const EARLY_SYNC_BYTES = 64 * 1024 * 1024;
@@ -27,26 +27,30 @@ export function partPath(bundlePath: string, index: number): string {
   return `${bundlePath}.part-${String(index).padStart(3, '0')}`;
 }
 
+/** Bytes gathered (as the Buffers they came in, not copied) before they go to the file in one writev. */
+const WRITE_BATCH = 1024 * 1024;
+
 /**
  * The end of the bundle pipeline: writes the byte stream to a temp file next to the output
  * (or to numbered temp parts of at most `splitSize` bytes each), hashing the whole stream and
  * every part as the bytes pass. Nothing appears under a final name until `commit()`, which
- * fsyncs and renames; `discard()` removes the temp files (after an error).
+ * follows `finish()` (fsync); `discard()` removes the temp files (after an error).
  */
-export class OutputSink extends Writable {
+export class OutputSink {
   private readonly whole = new DigestHasher();
   private readonly done: OpenPart[] = [];
   private readonly finished: WrittenFile[] = [];
   private current: OpenPart | undefined;
   private currentSize = 0;
   private readonly tempSuffix = `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  /** Hashed, not yet written: the pieces of the current part waiting for one writev. */
+  private batch: Buffer[] = [];
+  private batchBytes = 0;
 
   constructor(
     private readonly bundlePath: string,
     private readonly splitSize: number | undefined,
-  ) {
-    super({ highWaterMark: 1024 * 1024 });
-  }
+  ) {}
 
   private wholeResult: { size: number; digest: Digest } | undefined;
 
@@ -56,26 +60,30 @@ export class OutputSink extends Writable {
     return this.wholeResult;
   }
 
-  /** The written files (after the stream finished): the bundle, or its parts in order. */
+  /** The written files (after finish): the bundle, or its parts in order. */
   get files(): readonly WrittenFile[] {
     return this.finished;
   }
 
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.track(this.writeChunk(chunk)).then(() => callback(), callback);
+  /**
+   * Takes the next bytes of the stream. The Buffers are kept until written: callers must not
+   * change them. Resolves once they are hashed and queued (at most one write in flight).
+   */
+  async write(pieces: readonly Buffer[]): Promise<void> {
+    await this.track(this.writePieces(pieces));
   }
 
-  override _final(callback: (error?: Error | null) => void): void {
-    this.track(
+  /** Writes what is queued, fsyncs and closes the last part; an empty stream still makes one file. */
+  async finish(): Promise<void> {
+    await this.track(
       (async () => {
-        // An empty stream still makes one (empty) file, so the checksum file is never empty.
         if (this.current === undefined && this.done.length === 0) await this.openPart();
         await this.closePart();
       })(),
-    ).then(() => callback(), callback);
+    );
   }
 
-  /** The file operation in flight: a failed pipeline may still be opening or writing a part. */
+  /** The file operation in flight: a failed write may still be opening or writing a part. */
   private pending: Promise<void> = Promise.resolve();
 
   private track(operation: Promise<void>): Promise<void> {
@@ -83,26 +91,41 @@ export class OutputSink extends Writable {
     return operation;
   }
 
-  private async writeChunk(chunk: Buffer): Promise<void> {
-    this.whole.update(chunk);
-    let offset = 0;
-    while (offset < chunk.length) {
-      if (this.current === undefined) await this.openPart();
-      const part = this.current as OpenPart;
-      const room = this.splitSize === undefined ? chunk.length - offset : this.splitSize - this.currentSize;
-      const piece = chunk.subarray(offset, offset + Math.min(room, chunk.length - offset));
-      part.hasher?.update(piece);
-      part.size += piece.length;
-      // One write in flight while the next chunk is hashed: wait for the previous one, start
-      // this one and return, so hashing and writing overlap instead of taking turns.
-      await this.writing;
-      this.writing = writeFully(part.handle, piece);
-      this.writing.catch(() => undefined); // awaited by the next chunk, closePart or discard
-      this.currentSize += piece.length;
-      offset += piece.length;
-      this.startEarlySync(part);
-      if (this.splitSize !== undefined && this.currentSize >= this.splitSize) await this.closePart();
+  private async writePieces(pieces: readonly Buffer[]): Promise<void> {
+    for (const chunk of pieces) {
+      this.whole.update(chunk);
+      let offset = 0;
+      while (offset < chunk.length) {
+        if (this.current === undefined) await this.openPart();
+        const part = this.current as OpenPart;
+        const room = this.splitSize === undefined ? chunk.length - offset : this.splitSize - this.currentSize;
+        const take = Math.min(room, chunk.length - offset);
+        const piece = offset === 0 && take === chunk.length ? chunk : chunk.subarray(offset, offset + take);
+        part.hasher?.update(piece);
+        part.size += piece.length;
+        this.batch.push(piece);
+        this.batchBytes += piece.length;
+        this.currentSize += piece.length;
+        offset += take;
+        if (this.batchBytes >= WRITE_BATCH) await this.flush(part);
+        if (this.splitSize !== undefined && this.currentSize >= this.splitSize) await this.closePart();
+      }
     }
+  }
+
+  /**
+   * Starts writing the queued pieces once the previous write is done, and returns: hashing the
+   * next bytes and writing these overlap instead of taking turns.
+   */
+  private async flush(part: OpenPart): Promise<void> {
+    if (this.batchBytes === 0) return;
+    const pieces = this.batch;
+    this.batch = [];
+    this.batchBytes = 0;
+    await this.writing;
+    this.writing = writeBuffers(part.handle, pieces);
+    this.writing.catch(() => undefined); // awaited by the next flush, closePart or discard
+    this.startEarlySync(part);
   }
 
   /**
@@ -131,7 +154,7 @@ export class OutputSink extends Writable {
 
   private synced = 0;
 
-  /** The file write started by the last chunk (not awaited there; see writeChunk). */
+  /** The file write started by the last flush (not awaited there). */
   private writing: Promise<void> = Promise.resolve();
 
   private async openPart(): Promise<void> {
@@ -148,6 +171,7 @@ export class OutputSink extends Writable {
   private async closePart(): Promise<void> {
     const part = this.current;
     if (part === undefined) return;
+    await this.flush(part);
     await this.writing;
     await this.earlySync;
     this.synced = 0;
@@ -162,7 +186,7 @@ export class OutputSink extends Writable {
     });
   }
 
-  /** Renames every temp file to its final name (the stream must have finished). */
+  /** Renames every temp file to its final name (after finish). */
   async commit(): Promise<void> {
     for (const part of this.done) await rename(part.tempPath, part.finalPath);
     this.done.length = 0;
@@ -171,6 +195,7 @@ export class OutputSink extends Writable {
   /** Removes whatever temp files exist; safe to call at any time, errors are ignored. */
   async discard(): Promise<void> {
     await this.pending; // else a part opened after this ran would be left behind
+    this.batch = [];
     await this.writing.catch(() => undefined); // a write still going would hold the file open
     await this.earlySync.catch(() => undefined);
     const open = this.current;
@@ -181,13 +206,5 @@ export class OutputSink extends Writable {
     }
     for (const part of this.done) await rm(part.tempPath, { force: true });
     this.done.length = 0;
-  }
-}
-
-async function writeFully(handle: FileHandle, bytes: Buffer): Promise<void> {
-  let written = 0;
-  while (written < bytes.length) {
-    const { bytesWritten } = await handle.write(bytes, written, bytes.length - written);
-    written += bytesWritten;
   }
 }

@@ -350,4 +350,84 @@ describe('writeBundle', () => {
     );
     assert.deepEqual(readdirSync(dir), []);
   });
+
+  it('a streamed entry gives the same bundle as the same bytes from a file, whatever its chunks', async () => {
+    const bytes = deterministicBytes(700_001, 'streamed layer');
+    const digest = digestOfBytes(bytes);
+    const path = `oci/blobs/sha256/${digest.slice(7)}`;
+    const streamed = (sizes: readonly number[]): BundleEntry => ({
+      path,
+      size: bytes.length,
+      digest,
+      source: {
+        stream: async (write) => {
+          for (let at = 0, i = 0; at < bytes.length; i++) {
+            const size = sizes[i % sizes.length] ?? 1;
+            await write(bytes.subarray(at, at + size));
+            at += size;
+          }
+        },
+      },
+    });
+    const dir = join(work, 'streamed');
+    mkdirSync(dir);
+    const bundleOf = async (name: string, entry: BundleEntry) =>
+      readFileSync(
+        (
+          await writeBundle({
+            output: join(dir, name),
+            manifest: draft,
+            entries: [entry],
+            signingKey: null,
+            mtime: new Date(1_764_000_000_000),
+          })
+        ).path,
+      );
+    const reference = await bundleOf('file.tgz', fileEntry(path, bytes));
+    assert.deepEqual(await bundleOf('odd.tgz', streamed([1, 4097, 65_536])), reference);
+    assert.deepEqual(await bundleOf('whole.tgz', streamed([bytes.length])), reference);
+  });
+
+  it('refuses a streamed entry longer or shorter than declared, and a failing producer, leaving nothing behind', async () => {
+    const dir = join(work, 'streamed-bad');
+    mkdirSync(dir);
+    const entry = (produce: (write: (chunk: Buffer) => Promise<void>) => Promise<void>): BundleEntry => ({
+      path: 'oci/blobs/sha256/streamed',
+      size: 1000,
+      digest: digestOfBytes(Buffer.alloc(1000)),
+      source: { stream: produce },
+    });
+    const attempt = (produce: (write: (chunk: Buffer) => Promise<void>) => Promise<void>) =>
+      writeBundle({
+        output: join(dir, 'b.tgz'),
+        manifest: draft,
+        entries: [entry(produce)],
+        signingKey: null,
+      });
+    let stoppedProducer = false;
+    await assert.rejects(
+      attempt(async (write) => {
+        await write(Buffer.alloc(600));
+        await write(Buffer.alloc(600)).catch((error: unknown) => {
+          stoppedProducer = true; // told to stop, with an error of its own
+          throw error;
+        });
+      }),
+      { code: 'ENTRY_MISMATCH' },
+    );
+    assert.ok(stoppedProducer);
+    await assert.rejects(
+      attempt(async (write) => write(Buffer.alloc(999))),
+      { code: 'ENTRY_MISMATCH' },
+    );
+    const broken = new ExporterError('SOURCE_FAILED', 'the registry went away');
+    await assert.rejects(
+      attempt(async (write) => {
+        await write(Buffer.alloc(10));
+        throw broken;
+      }),
+      (error: unknown) => error === broken,
+    );
+    assert.deepEqual(readdirSync(dir), []);
+  });
 });

@@ -52,7 +52,7 @@ export interface Frontend {
 export interface FrontendOptions {
   /** Serve HTTPS with this key and certificate. */
   readonly tls?: { readonly key: string; readonly cert: string };
-  /** Stop forwarding blob bytes after this many (the response hangs), and call `onStall` once. */
+  /** Stop forwarding a blob's bytes after this many of it (that response hangs), and call `onStall` once. */
   readonly stallBlobAfter?: number;
   readonly onStall?: () => void;
 }
@@ -85,23 +85,29 @@ export async function startFrontend(target: string, options: FrontendOptions = {
           response.pipe(res);
           return;
         }
+        // Counted per response: the blob that reaches the limit hangs, other requests (the
+        // config, asked for at the same time) are still answered.
+        let forwarded = 0;
+        let hanging = false;
         response.on('data', (chunk: Buffer) => {
-          if (stalled) return;
+          if (hanging) return;
           let piece = chunk;
           const limit = options.stallBlobAfter;
-          if (limit !== undefined && blobBytes + piece.length >= limit) {
-            piece = piece.subarray(0, limit - blobBytes);
-            stalled = true;
+          if (limit !== undefined && forwarded + piece.length >= limit) {
+            piece = piece.subarray(0, limit - forwarded);
+            hanging = true;
           }
+          forwarded += piece.length;
           blobBytes += piece.length;
           if (piece.length > 0) res.write(piece);
-          if (stalled) {
+          if (hanging) {
             response.pause();
-            options.onStall?.();
+            if (!stalled) options.onStall?.();
+            stalled = true;
           }
         });
         response.on('end', () => {
-          if (!stalled) res.end();
+          if (!hanging) res.end();
         });
       },
     );

@@ -1,6 +1,7 @@
 import { open as openFile, stat, truncate, unlink } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
+import { writeBuffers } from '@trivy-airgap/durable';
 import { DigestHasher, type Digest } from '@trivy-airgap/format';
 import { OciError, redactUrl } from './errors.js';
 import type { OciEventListener } from './events.js';
@@ -60,9 +61,9 @@ export interface BlobDownloadContext {
 
 const READ_CHUNK = 1024 * 1024;
 /**
- * Network chunks (16-64 KiB) are written to the file in batches of this size: one write per
- * chunk cost a thread-pool round trip each, which under load slowed a streamed export below
- * the link's pace.
+ * Network chunks (16-64 KiB) are written to the file in batches of this size (one writev): one
+ * write per chunk cost a thread-pool round trip each, which under load slowed a streamed export
+ * below the link's pace.
  */
 const WRITE_BATCH = 1024 * 1024;
 
@@ -99,19 +100,24 @@ export async function downloadBlob(
   const resumedFrom = offset;
   const file = await openFile(destPath, offset === 0 ? 'w' : 'a');
   let integrityFailed = false;
-  // Bytes received and checked so far but not yet in the file (always written before a retry,
-  // a close or the end, so the file holds exactly `offset` bytes then).
+  // Bytes received and checked so far but not yet in the file, kept as the chunks they came in.
+  // They go out in batches, one write in flight while the next batch arrives; every write has
+  // finished before a retry, a close or the end, so the file holds exactly `offset` bytes then.
   let unwritten: Buffer[] = [];
   let unwrittenBytes = 0;
-  const writeHeld = async (): Promise<void> => {
+  let writing: Promise<void> = Promise.resolve();
+  const startWrite = async (): Promise<void> => {
     if (unwrittenBytes === 0) return;
-    const data = unwritten.length === 1 ? (unwritten[0] as Buffer) : Buffer.concat(unwritten, unwrittenBytes);
+    const batch = unwritten;
     unwritten = [];
     unwrittenBytes = 0;
-    // A write may be short (a disk filling up): the rest is written again, and then fails as ENOSPC.
-    for (let written = 0; written < data.length;) {
-      written += (await file.write(data, written, data.length - written)).bytesWritten;
-    }
+    await writing; // a failed write (e.g. ENOSPC) is thrown here
+    writing = writeBuffers(file, batch);
+    writing.catch(() => undefined); // awaited by the next startWrite or writeHeld
+  };
+  const writeHeld = async (): Promise<void> => {
+    await startWrite();
+    await writing;
   };
   try {
     const maxFailures = Math.max(1, context.retry?.maxAttempts ?? 5);
@@ -178,7 +184,7 @@ export async function downloadBlob(
           await options.onData?.(chunk);
           unwritten.push(chunk);
           unwrittenBytes += chunk.byteLength;
-          if (unwrittenBytes >= WRITE_BATCH) await writeHeld();
+          if (unwrittenBytes >= WRITE_BATCH) await startWrite();
           offset += chunk.byteLength;
           options.onProgress?.(offset, size);
         }
@@ -217,6 +223,7 @@ export async function downloadBlob(
   } finally {
     // What arrived before a failure stays for the next run to resume from (unless it was wrong).
     if (!integrityFailed) await writeHeld().catch(() => undefined);
+    await writing.catch(() => undefined);
     await file.close();
     if (integrityFailed) await unlink(destPath).catch(() => undefined);
   }

@@ -40,11 +40,19 @@ export interface WriteBlobOptions {
  * verified, fsynced and renamed, so a blob path either holds the right bytes or nothing.
  */
 export class OciLayout {
-  private constructor(readonly root: string) {}
+  private constructor(
+    readonly root: string,
+    private readonly durable: boolean,
+  ) {}
 
-  /** Opens an existing layout; `create: true` makes an empty one when the directory has none. */
-  static async open(root: string, options: { create?: boolean } = {}): Promise<OciLayout> {
-    const layout = new OciLayout(root);
+  /**
+   * Opens an existing layout; `create: true` makes an empty one when the directory has none.
+   * `durable: false` is for a cache whose every use re-checks the digests (the exporter's work
+   * dir): blobs are not fsynced before their rename, as a torn copy after a crash is found and
+   * fetched again, and the fsyncs were on the path to the first byte of every export.
+   */
+  static async open(root: string, options: { create?: boolean; durable?: boolean } = {}): Promise<OciLayout> {
+    const layout = new OciLayout(root, options.durable !== false);
     let header: string | undefined;
     try {
       header = await readFile(join(root, LAYOUT_FILE), 'utf8');
@@ -127,7 +135,7 @@ export class OciLayout {
         await file.write(buffer);
       }
       verifier.finish();
-      await file.sync();
+      if (this.durable) await file.sync();
       await file.close();
       await rename(temp, target);
       committed = true;
@@ -148,7 +156,7 @@ export class OciLayout {
 
   /**
    * Moves a file already verified against `descriptor` (e.g. by RegistryClient.downloadBlob, which
-   * fsyncs) into place. The size is rechecked; the content was hashed while it was written.
+   * fsyncs unless told not to) into place. The size is rechecked; the content was hashed while it was written.
    */
   async commitBlob(descriptor: Descriptor, verifiedPath: string): Promise<void> {
     const target = this.blobPath(descriptor.digest);
@@ -157,7 +165,7 @@ export class OciLayout {
       throw sizeMismatch(`blob ${descriptor.digest}`, descriptor.size, info.size, 'destination', false);
     }
     await rename(verifiedPath, target);
-    await fsyncDir(dirname(target));
+    if (this.durable) await fsyncDir(dirname(target));
   }
 
   /** A stream of a stored blob that fails instead of ending if the bytes on disk are not the descriptor's. */

@@ -2,7 +2,8 @@ import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
-import { Agent, ProxyAgent, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher, ProxyAgent } from 'undici';
+import { Agent as AgentDispatcher, ProxyAgent as ProxyAgentDispatcher } from './undici-dispatchers.js';
 import { OciError, redactUrl, type OciErrorCode } from './errors.js';
 import type { OciEvent, OciEventListener } from './events.js';
 
@@ -314,7 +315,7 @@ class TransportHttpClient implements HttpClient {
       // `ca` replaces the default roots in Node; keep them and add the user's CA.
       ...(options.caCertPem === undefined ? {} : { ca: [...rootCertificates, options.caCertPem] }),
     };
-    this.direct = new Agent(this.agentOptions());
+    this.direct = new AgentDispatcher(this.agentOptions());
   }
 
   private agentOptions(): Agent.Options {
@@ -332,7 +333,7 @@ class TransportHttpClient implements HttpClient {
     if (proxy === undefined) return this.direct;
     let agent = this.proxies.get(proxy);
     if (agent === undefined) {
-      agent = new ProxyAgent({
+      agent = new ProxyAgentDispatcher({
         ...this.agentOptions(),
         uri: proxy,
         // Plain-HTTP targets go as absolute-URI requests, as Go (and so Trivy) sends them; many proxies refuse CONNECT to ports other than 443.
