@@ -21,7 +21,9 @@ import {
  * Crash safety of a real import (design.md: "a crash at any moment leaves each component either old
  * or new, never mixed; leftovers are cleaned on the next run"): the built CLI imports a bundle of
  * about ten MB and is killed with SIGKILL at seeded random moments, while a reader in this process
- * hashes db/trivy.db in a loop as a running Trivy would read it. After each kill, every component
+ * hashes db/trivy.db in a loop as a running Trivy would read it. Three caches ("lanes") are worked
+ * at once, each with its own reader, ten kills each: the kills wait mostly on fsync and process
+ * start, so lanes overlap well on two cores. After each kill, every component
  * is wholly the old or the new one (files and metadata of one generation; every third time also as
  * `status --json` reports it); every fourth import runs to the end and must succeed and leave no
  * staging, temporary link, journal or lock behind.
@@ -32,8 +34,11 @@ const work = mkdtempSync(join(tmpdir(), 'airgap-crash-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 const trust = join(work, 'signing.pub');
 writeFileSync(trust, defaultTestKey().publicKeyPem);
-const cache = join(work, 'cache');
-const vexConfig = join(work, 'repository.yaml');
+/** One cache and its repository.yaml; several lanes run at once, each killing its own imports. */
+interface Lane {
+  readonly cache: string;
+  readonly vexConfig: string;
+}
 
 interface Version {
   readonly name: 'old' | 'new';
@@ -97,7 +102,7 @@ function cli(args: readonly string[], killAfterMs?: number): Promise<Run> {
   });
 }
 
-const importArgs = (bundle: string): string[] => [
+const importArgs = ({ cache, vexConfig }: Lane, bundle: string): string[] => [
   'import',
   bundle,
   '--trust',
@@ -110,7 +115,7 @@ const importArgs = (bundle: string): string[] => [
 ];
 
 /** Which version each component is, asserting that its files all belong to that one version. */
-function installedVersions(versions: readonly Version[]): Record<string, string> {
+function installedVersions(cache: string, versions: readonly Version[]): Record<string, string> {
   const which = (found: string, pick: (v: Version) => string, what: string): Version => {
     const match = versions.find((v) => pick(v) === found);
     assert.ok(match !== undefined, `${what} is neither the old nor the new one: ${found}`);
@@ -151,7 +156,7 @@ function installedVersions(versions: readonly Version[]): Record<string, string>
 }
 
 /** Nothing an interrupted run leaves: staging, temporary links, the journal, the lock. */
-function assertNoLeftovers(): void {
+function assertNoLeftovers(cache: string): void {
   const state = join(cache, '.trivy-airgap');
   const staging = join(state, 'staging');
   assert.deepEqual(existsSync(staging) ? readdirSync(staging) : [], [], 'staging left');
@@ -163,82 +168,122 @@ function assertNoLeftovers(): void {
   assert.ok(!existsSync(join(state, 'lock')), 'lock left');
 }
 
+/** What one lane saw. */
+interface LaneResult {
+  kills: number;
+  completed: number;
+}
+
+/**
+ * Imports into one lane's cache, killing most of them at a seeded moment, until `kills` were
+ * killed: every fourth import runs to the end instead and must finish what the kills left.
+ */
+async function killImports(
+  lane: Lane,
+  versions: readonly Version[],
+  random: () => number,
+  wanted: number,
+  fullImportMs: number,
+): Promise<LaneResult> {
+  const { cache, vexConfig } = lane;
+  let kills = 0;
+  let completed = 0;
+  let importMs = fullImportMs;
+  for (let round = 0; kills < wanted && round < 3 * wanted; round++) {
+    const target = versions[round % 2]!;
+    if (round % 4 === 3) {
+      // The next import after kills: it must finish what they left and succeed.
+      const begun = Date.now();
+      const run = await cli(importArgs(lane, target.path));
+      importMs = Date.now() - begun;
+      assert.equal(run.code, 0, `${cache} round ${round}: ${run.stderr}`);
+      assertNoLeftovers(cache);
+      const installed = installedVersions(cache, versions);
+      for (const [component, name] of Object.entries(installed)) {
+        assert.equal(name, target.name, `${cache} round ${round}: ${component} is not the imported one`);
+      }
+      completed++;
+      continue;
+    }
+    // Anywhere from process start to just before the end of a full import.
+    const delay = seededInt(random, 0, Math.max(50, Math.floor(importMs * 0.95)));
+    const run = await cli(importArgs(lane, target.path), delay);
+    if (run.signal === 'SIGKILL') kills++;
+    else assert.equal(run.code, 0, `${cache} round ${round} (not killed): ${run.stderr}`);
+    // Each component wholly old or new (files and metadata of one generation), after every kill.
+    installedVersions(cache, versions);
+    // `status` reads the cache as it was left (every third kill: each run is a process start).
+    if (kills % 3 !== 0) continue;
+    const status = await cli(['status', '--cache-dir', cache, '--vex-config', vexConfig, '--json']);
+    assert.ok(status.code === 0 || status.code === 1, `status: ${status.stderr}`);
+    const report = JSON.parse(status.stdout) as {
+      diagnosis?: { components?: { kind: string; present?: boolean }[] };
+    };
+    for (const kind of ['db', 'java-db', 'checks', 'vex']) {
+      assert.ok(
+        report.diagnosis?.components?.some((c) => c.kind === kind && c.present === true),
+        `${cache} round ${round}: status does not show ${kind}:\n${status.stdout}`,
+      );
+    }
+  }
+  return { kills, completed };
+}
+
+/** Lanes at once (each its own cache, reader and seeded moments) and the kills each must reach. */
+const LANES = 3;
+const KILLS_PER_LANE = 10;
+
 describe('crash safety: a real import killed (SIGKILL) at random moments', () => {
   it('every component stays old or new, a reader never sees a partial DB, the next import finishes and cleans up', async (t) => {
     const versions = [version('old', '2026-11-20T06:12:01.123Z'), version('new', '2026-11-25T06:12:01.123Z')];
+    const lanes: Lane[] = Array.from({ length: LANES }, (_, index) => ({
+      cache: join(work, `cache-${index}`),
+      vexConfig: join(work, `repository-${index}.yaml`),
+    }));
     const started = Date.now();
-    const seeded = await cli(importArgs(versions[0]!.path));
-    assert.equal(seeded.code, 0, seeded.stderr);
-    const fullImportMs = Date.now() - started;
-    installedVersions(versions);
+    for (const lane of lanes) {
+      const seeded = await cli(importArgs(lane, versions[0]!.path));
+      assert.equal(seeded.code, 0, seeded.stderr);
+      installedVersions(lane.cache, versions);
+    }
+    const fullImportMs = Math.round((Date.now() - started) / LANES);
 
-    // A reader, like a Trivy scan, hashing the DB through the link for the whole test.
+    // A reader per lane, like a Trivy scan, hashing the DB through the link for the whole test.
     const seen = new Set<string>();
     let reads = 0;
     let reading = true;
-    const reader = (async () => {
+    const readers = lanes.map(async ({ cache }) => {
       while (reading) {
         const bytes = await readFile(join(cache, 'db', 'trivy.db'));
         const hash = sha256(bytes);
         assert.ok(
           versions.some((v) => v.dbHash === hash),
-          `a reader saw a db/trivy.db that is neither old nor new (${bytes.length} bytes)`,
+          `a reader saw a ${cache}/db/trivy.db that is neither old nor new (${bytes.length} bytes)`,
         );
         seen.add(hash);
         reads++;
         // Leave the CPU to the import now and then, as a scan would between lookups.
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
-    })();
+    });
 
     const seed = testSeed();
     t.diagnostic(`seed ${seed} (TRIVY_AIRGAP_SEED=${seed} replays); a full import took ${fullImportMs} ms`);
-    const random = seededRandom(seed);
-    let kills = 0;
-    let completed = 0;
-    let importMs = fullImportMs;
+    // One seeded sequence per lane, derived from the one seed, so a replay is exact per lane.
+    const randoms = lanes.map((_, index) => seededRandom(seed + index));
+    let results: LaneResult[];
     try {
-      for (let round = 0; kills < 30 && round < 80; round++) {
-        const target = versions[round % 2]!;
-        if (round % 4 === 3) {
-          // The next import after kills: it must finish what they left and succeed.
-          const begun = Date.now();
-          const run = await cli(importArgs(target.path));
-          importMs = Date.now() - begun;
-          assert.equal(run.code, 0, `round ${round}: ${run.stderr}`);
-          assertNoLeftovers();
-          const installed = installedVersions(versions);
-          for (const [component, name] of Object.entries(installed)) {
-            assert.equal(name, target.name, `round ${round}: ${component} is not the imported one`);
-          }
-          completed++;
-          continue;
-        }
-        // Anywhere from process start to just before the end of a full import.
-        const delay = seededInt(random, 0, Math.max(50, Math.floor(importMs * 0.95)));
-        const run = await cli(importArgs(target.path), delay);
-        if (run.signal === 'SIGKILL') kills++;
-        else assert.equal(run.code, 0, `round ${round} (not killed): ${run.stderr}`);
-        // Each component wholly old or new (files and metadata of one generation), after every kill.
-        installedVersions(versions);
-        // `status` reads the cache as it was left (every third kill: each run is a process start).
-        if (kills % 3 !== 0) continue;
-        const status = await cli(['status', '--cache-dir', cache, '--vex-config', vexConfig, '--json']);
-        assert.ok(status.code === 0 || status.code === 1, `status: ${status.stderr}`);
-        const report = JSON.parse(status.stdout) as {
-          diagnosis?: { components?: { kind: string; present?: boolean }[] };
-        };
-        for (const kind of ['db', 'java-db', 'checks', 'vex']) {
-          assert.ok(
-            report.diagnosis?.components?.some((c) => c.kind === kind && c.present === true),
-            `round ${round}: status does not show ${kind}:\n${status.stdout}`,
-          );
-        }
-      }
+      results = await Promise.all(
+        lanes.map((lane, index) =>
+          killImports(lane, versions, randoms[index]!, KILLS_PER_LANE, fullImportMs),
+        ),
+      );
     } finally {
       reading = false;
-      await reader;
+      await Promise.all(readers);
     }
+    const kills = results.reduce((sum, r) => sum + r.kills, 0);
+    const completed = results.reduce((sum, r) => sum + r.completed, 0);
     t.diagnostic(`${kills} imports killed, ${completed} completed, ${reads} reads of db/trivy.db`);
     assert.ok(kills >= 30, `only ${kills} imports were killed mid-way`);
     assert.ok(reads > 0);

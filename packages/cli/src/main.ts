@@ -16,9 +16,19 @@ setFlagsFromString('--no-incremental-marking');
 stopWritingWhenClosed(process.stdout);
 stopWritingWhenClosed(process.stderr);
 
-// Outside cancellable work (or on a second signal) a signal ends the run at once, as cancelled.
-const cancellation = new Cancellation(() => {
-  process.stderr.write('cancelled\n');
+// Outside cancellable work (or on a second signal) a signal ends the run at once, as cancelled,
+// reported like any other error (one line, or the JSON error object under --json).
+const cancellation = new Cancellation((signal) => {
+  const args = process.argv.slice(2);
+  const command = args.find((word) => !word.startsWith('-')) ?? 'trivy-airgap';
+  const message = `${command} cancelled by ${signal}`;
+  const hint = 'nothing is left half-done: an interrupted import or rollback is finished by the next run';
+  if (args.includes('--json')) {
+    const error = { code: 'CANCELLED', category: 'cancelled', message, hint };
+    process.stdout.write(`${JSON.stringify({ error }, null, 2)}\n`);
+  } else {
+    process.stderr.write(`error: ${message}\n  ${hint}\n`);
+  }
   process.exit(EXIT_CANCELLED);
 });
 cancellation.listen(process);

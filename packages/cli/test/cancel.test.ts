@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -115,6 +124,45 @@ describe('a lock left by a killed import', () => {
     assert.equal(next.code, 0, next.stderr);
     assert.ok(!existsSync(join(cache, '.trivy-airgap', 'lock')));
   });
+});
+
+describe('cancelling a command outside its cancellable work', () => {
+  for (const json of [false, true]) {
+    it(`SIGINT while export waits for its --passphrase-file${json ? ' (--json)' : ''}: exit 130, reported as CANCELLED like any error`, async () => {
+      const fifo = join(work, `passphrase-${json}.fifo`);
+      execFileSync('mkfifo', [fifo]);
+      writeFileSync(join(work, 'signing.key'), utils.defaultTestKey().privateKeyPem);
+      const child = spawn(
+        process.execPath,
+        [CLI, 'export', '--db', '--key', 'signing.key', '--passphrase-file', fifo, '-o', 'never.tgz'].concat(
+          json ? ['--json'] : [],
+        ),
+        { cwd: work, env, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      const exit = collect(child);
+      // A FIFO opens for writing only once a reader has it open: then the CLI is blocked reading it.
+      let writer: number | undefined;
+      await until('the CLI reading the passphrase file', () => {
+        try {
+          writer = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      child.kill('SIGINT');
+      const result = await exit;
+      if (writer !== undefined) closeSync(writer);
+      assert.equal(result.code, 130, result.stderr);
+      if (json) {
+        const { error } = JSON.parse(result.stdout) as { error: { code: string; category: string } };
+        assert.deepEqual([error.code, error.category], ['CANCELLED', 'cancelled']);
+      } else {
+        assert.match(result.stderr, /^error: export cancelled by SIGINT$/m);
+      }
+      assert.ok(!existsSync(join(work, 'never.tgz')));
+    });
+  }
 });
 
 describe('cancelling an export', () => {

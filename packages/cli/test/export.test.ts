@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -46,6 +48,37 @@ describe('trivy-airgap export (command line checks)', () => {
       readdirSync(work).filter((name) => name.startsWith('b.tgz')),
       [],
     );
+  });
+
+  it('the passphrase can come through a pipe (a FIFO, as `--passphrase-file <(pass show key)` gives)', async () => {
+    const codes: string[] = [];
+    for (const passphrase of ['not the passphrase', 'the right passphrase']) {
+      const fifo = join(work, `pass-${codes.length}.fifo`);
+      execFileSync('mkfifo', [fifo]);
+      const feeding = (async () => {
+        const writer = await open(fifo, 'w'); // returns once the CLI opened it for reading
+        await writer.write(`${passphrase}\n`);
+        await writer.close();
+      })();
+      const run = await cli([
+        'export',
+        '--db',
+        '--key',
+        keyPath,
+        '--passphrase-file',
+        fifo,
+        '-o',
+        'b.tgz',
+        '--json',
+      ]);
+      await feeding;
+      assert.equal(run.code, 1, run.stderr);
+      codes.push((JSON.parse(run.stdout) as { error: { code: string } }).error.code);
+    }
+    // The wrong one is refused at the key; the right one unlocks it, and the export goes on to the
+    // network (which this test cannot reach).
+    assert.equal(codes[0], 'KEY_PASSPHRASE_WRONG');
+    assert.ok(!codes[1]!.startsWith('KEY_'), codes[1]);
   });
 
   it('an encrypted key without a passphrase is refused with a hint', async () => {

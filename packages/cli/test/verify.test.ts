@@ -82,6 +82,18 @@ describe('trivy-airgap verify (run() in process)', () => {
     rmSync(join(work, 'config'), { recursive: true });
   });
 
+  it("without XDG_CONFIG_HOME: keys in $HOME/.config/trivy-airgap/trusted-keys (the HOME given, not the process owner's)", async () => {
+    const home = join(work, 'other-home');
+    const dir = join(home, '.config', 'trivy-airgap', 'trusted-keys');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'exporter.pub'), utils.defaultTestKey().publicKeyPem);
+    const run = await runCli(['verify', 'trivy-bundle.tgz'], {
+      cwd: work,
+      env: { PATH: process.env.PATH, HOME: home, NO_COLOR: '1' },
+    });
+    assert.equal(run.code, 0, run.stderr);
+  });
+
   it('unsigned: exit 3, and with --allow-unsigned exit 0 and a loud warning', async () => {
     writeFileSync(
       join(work, 'unsigned.tgz'),

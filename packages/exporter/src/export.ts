@@ -7,7 +7,6 @@ import {
   asFileSystemError,
   fileSystemError,
   ignoreProgress,
-  signBytes,
   type BundleManifest,
   type Component,
   type OciComponentKind,
@@ -255,7 +254,6 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
     // One step per kind, all at the same time (their manifest, config and layer requests overlap);
     // the results keep the order of `kinds`, so the bundle does not depend on who finished first.
     const tasks = kinds.map((kind) => EXPORT_STEPS[kind].fetch(context));
-    warmUpSigning(options.signingKey);
     // Downloads write into the work dir: a full or read-only disk there is named as such.
     await settleAll(run, tasks).catch((error: unknown) => {
       // Layer requests already answered are dropped (their bytes are never read).
@@ -318,25 +316,6 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
     await unlock();
   }
 }
-
-/**
- * The first ECDSA P-256 signature of a process costs ~50 ms of main-thread CPU (noble builds its
- * base-point tables and the JIT warms up); later ones ~2 ms. Paying it while the component
- * requests wait for the registry takes it off the path between the last manifest and the first
- * bundle byte. The signature (of a fixed text) is thrown away; a failure is left to the real one.
- */
-function warmUpSigning(key: SigningKey | null): void {
-  if (key === null || key.algorithm === 'ed25519') return;
-  setImmediate(() => {
-    try {
-      signBytes(WARM_UP_TEXT, key);
-    } catch {
-      // the bundle's own signature reports it
-    }
-  });
-}
-
-const WARM_UP_TEXT = Buffer.from('trivy-airgap signing warm-up');
 
 /**
  * Waits for EVERY task, so nothing is left running after a failure; the first task to fail

@@ -6,7 +6,7 @@ import { FormatError, asFileSystemError, loadTrustedKey, type TrustedKey } from 
 /** Trust directories, strongest first: the user's, then the system's. */
 export function defaultTrustDirs(env: NodeJS.ProcessEnv = process.env): string[] {
   const xdg = env.XDG_CONFIG_HOME;
-  const configHome = xdg !== undefined && xdg.startsWith('/') ? xdg : join(homedir(), '.config');
+  const configHome = xdg !== undefined && xdg.startsWith('/') ? xdg : join(env.HOME ?? homedir(), '.config');
   return [join(configHome, 'trivy-airgap', 'trusted-keys'), '/etc/trivy-airgap/trusted-keys'];
 }
 

@@ -6,6 +6,7 @@ import { AuthSession } from './auth-session.js';
 import {
   downloadBlob,
   openVerifiedBlob,
+  startReadingAhead,
   type BlobDownloadContext,
   type BlobFetcher,
   type DownloadBlobOptions,
@@ -123,6 +124,8 @@ export class RegistryClient {
     const onDisk = (await stat(destPath).catch(() => undefined))?.size ?? 0;
     const offset = onDisk > descriptor.size ? 0 : onDisk;
     let first = offset < descriptor.size ? await fetcher.fetchBlob(descriptor, offset, signal) : undefined;
+    // Answered but not run yet: its bytes are read ahead meanwhile (bounded), so the link stays busy.
+    if (first !== undefined) startReadingAhead(first.body);
     const primed: BlobFetcher = {
       fetchBlob: (target, at, retrySignal) => {
         const answer = first;
