@@ -170,7 +170,7 @@ export class TarReader {
     feed: (chunks: AsyncIterable<Buffer>) => Promise<void>,
     options: TarReaderOptions,
   ): Promise<void> {
-    const gunzip = createGunzip({ chunkSize: 1 << 18 });
+    const gunzip = createGunzip({ chunkSize: 1 << 20 });
     let inflatedAll = false;
     const trailing = (): TarReadError | undefined =>
       options.framing === 'layer' && inflatedAll && gunzip.bytesWritten < this.compressed

@@ -1,6 +1,5 @@
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { TarReader, bundlePathProblem, resolveInside } from '@trivy-airgap/format';
 import { collisionKey, type UnpackLimits } from '@trivy-airgap/trivy';
 import { ImporterError, TAMPERED_HINT, fromTarReadError } from './errors.js';
@@ -30,15 +29,18 @@ type PathKind = 'file' | 'directory';
  * inner entry (regular files and directories only, safe relative paths, no collisions, within the
  * layer's limits) and, when `destDir` is given, writing the files there (mode 0644). Every check
  * is a string check made before any file-system call, so verify (no `destDir`) and import refuse
- * alike. Nothing is fsynced here: the importer syncs its staging tree once. The compressed bytes
- * are hashed by the reader at the same time, so the layer is read exactly once.
+ * alike. The importer syncs its staging tree once; a large file's flush to disk is only started
+ * here, as soon as it is written, so that it overlaps the next layer (`result()` waits for it).
+ * The compressed bytes are hashed by the reader at the same time, so the layer is read once.
  */
 export class LayerUnpacker implements EntrySink {
-  private readonly input = new PassThrough({ highWaterMark: 1 << 20 });
+  private readonly input = new ChunkQueue(1 << 20);
   private readonly tar: TarReader;
   private readonly task: Promise<UnpackedLayer>;
+  /** The unpacked layer once its files are on disk too (flushes started in `unpack`). */
+  private readonly flushed: Promise<UnpackedLayer>;
+  private readonly flushes: Promise<void>[] = [];
   private failure: Error | undefined;
-  private readonly failureListeners = new Set<(error: Error) => void>();
   /** What each collision key is, for the string-level collision rules. */
   private readonly kinds = new Map<string, PathKind>();
 
@@ -63,9 +65,15 @@ export class LayerUnpacker implements EntrySink {
     this.task.catch((error: unknown) => {
       const failure = error instanceof Error ? error : new Error(String(error));
       this.failure = failure;
-      for (const listener of this.failureListeners) listener(failure);
-      this.input.destroy();
+      this.tar.close();
+      this.input.destroy(failure);
     });
+    this.flushed = this.task.then(async (layer) => {
+      for (const flush of this.flushes) await flush;
+      return layer;
+    });
+    // Read through result(); a failure is reported there (or was already, through write/end).
+    this.flushed.catch(() => undefined);
   }
 
   private refuse(
@@ -165,15 +173,24 @@ export class LayerUnpacker implements EntrySink {
         });
       }
       const kept: Buffer[] = [];
-      const handle = this.destDir === undefined ? undefined : await this.create(this.destDir, path);
+      const file =
+        this.destDir === undefined ? undefined : new FileWriter(await this.create(this.destDir, path));
+      let written = false;
       try {
         for await (const chunk of this.tar.chunks(entry)) {
           bytes += chunk.length;
           if (keep) kept.push(chunk);
-          if (handle !== undefined) await handle.write(chunk);
+          if (file !== undefined) await file.write(chunk);
         }
+        written = true;
       } finally {
-        await handle?.close();
+        if (file !== undefined) {
+          const flush = written && entry.size >= FLUSH_EARLY_BYTES;
+          const closed = file.finish(flush);
+          if (flush) this.flushes.push(closed);
+          else if (written) await closed;
+          else await closed.catch(() => undefined);
+        }
       }
       if (keep) metadataJson = Buffer.concat(kept);
     }
@@ -189,23 +206,7 @@ export class LayerUnpacker implements EntrySink {
 
   async write(chunk: Buffer): Promise<void> {
     if (this.failure !== undefined) throw this.failure;
-    if (!this.input.write(chunk)) await this.drained();
-  }
-
-  /** Waits for 'drain', or rejects when unpacking failed (short-lived listeners only). */
-  private drained(): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const onDrain = (): void => {
-        this.failureListeners.delete(onFailure);
-        resolve();
-      };
-      const onFailure = (error: Error): void => {
-        this.input.off('drain', onDrain);
-        reject(error);
-      };
-      this.input.once('drain', onDrain);
-      this.failureListeners.add(onFailure);
-    });
+    await this.input.push(chunk);
   }
 
   async end(): Promise<void> {
@@ -214,14 +215,142 @@ export class LayerUnpacker implements EntrySink {
     await this.task;
   }
 
-  /** The unpacked result; only after `end()` resolved. */
+  /** The unpacked result, its files flushed to disk; only after `end()` resolved. */
   result(): Promise<UnpackedLayer> {
-    return this.task;
+    return this.flushed;
   }
 
   async abort(): Promise<void> {
     this.tar.close();
-    this.input.destroy();
+    this.input.destroy(new Error('aborted'));
     await this.task.catch(() => undefined);
+    // Never leave a file being written or flushed behind a caller that removes the staging tree.
+    await Promise.allSettled(this.flushes);
+  }
+}
+
+/** Files at least this large start their flush to disk as soon as they are written. */
+const FLUSH_EARLY_BYTES = 8 * 1024 * 1024;
+/** Writes of one file under way at once: the copy into the page cache overlaps inflating. */
+const WRITES_IN_FLIGHT = 2;
+
+/**
+ * A new file written from a stream of chunks: positional writes, a few under way at once, so the
+ * unpacker goes on inflating and parsing while the kernel copies (each chunk stays untouched until
+ * its write is done: the chunks are the inflater's, never reused).
+ */
+class FileWriter {
+  private position = 0;
+  private readonly pending: Promise<void>[] = [];
+
+  constructor(private readonly handle: FileHandle) {}
+
+  async write(chunk: Buffer): Promise<void> {
+    const at = this.position;
+    this.position += chunk.length;
+    const done = writeFully(this.handle, chunk, at);
+    // Awaited below or in finish(); never an unhandled rejection in between.
+    done.catch(() => undefined);
+    this.pending.push(done);
+    if (this.pending.length >= WRITES_IN_FLIGHT) await this.pending.shift();
+  }
+
+  /**
+   * Waits for every write, then closes the file: at once, or (`flush`) after fdatasync, which
+   * runs in the background while the caller goes on. The promise rejects with the first failure
+   * (a write or the flush); the file is closed in every case.
+   */
+  finish(flush: boolean): Promise<void> {
+    const written = Promise.all(this.pending);
+    return written
+      .then(() => (flush ? this.handle.datasync() : undefined))
+      .finally(() => this.handle.close());
+  }
+}
+
+/** Writes all of `chunk` at `position` (a regular file writes all at once; loop for safety). */
+async function writeFully(handle: FileHandle, chunk: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < chunk.length) {
+    const { bytesWritten } = await handle.write(chunk, done, chunk.length - done, position + done);
+    if (bytesWritten === 0) throw new Error('write returned 0 bytes');
+    done += bytesWritten;
+  }
+}
+
+/**
+ * Compressed chunks on their way from the bundle pass to the layer's tar reader: a queue bounded
+ * in bytes (its `push` waits for room: backpressure to the bundle), handing the chunks over as
+ * they came. A PassThrough in its place joined whatever it had buffered into a new buffer on each
+ * read: a copy of every compressed byte.
+ */
+class ChunkQueue implements AsyncIterable<Buffer> {
+  private readonly chunks: Buffer[] = [];
+  private bytes = 0;
+  private ended = false;
+  private failure: Error | undefined;
+  private waitingReader: { resolve: () => void } | undefined;
+  private readonly waitingWriters: (() => void)[] = [];
+
+  constructor(private readonly maxBytes: number) {}
+
+  /** Queues a chunk; resolves once the queue is within its bound again. */
+  async push(chunk: Buffer): Promise<void> {
+    if (this.failure !== undefined) throw this.failure;
+    this.chunks.push(chunk);
+    this.bytes += chunk.length;
+    this.wakeReader();
+    while (this.bytes > this.maxBytes && this.failedWith() === undefined) {
+      await new Promise<void>((resolve) => this.waitingWriters.push(resolve));
+    }
+    const failure = this.failedWith();
+    if (failure !== undefined) throw failure;
+  }
+
+  /** The failure, read through a call: it changes while we await. */
+  private failedWith(): Error | undefined {
+    return this.failure;
+  }
+
+  end(): void {
+    this.ended = true;
+    this.wakeReader();
+  }
+
+  /** Drops what is queued; waiting and later pushes reject with `error`, the reader stops. */
+  destroy(error: Error): void {
+    if (this.failure !== undefined) return;
+    this.failure = error;
+    this.chunks.length = 0;
+    this.bytes = 0;
+    this.wakeReader();
+    for (const wake of this.waitingWriters.splice(0)) wake();
+  }
+
+  private wakeReader(): void {
+    const reader = this.waitingReader;
+    this.waitingReader = undefined;
+    reader?.resolve();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    const next = async (): Promise<IteratorResult<Buffer>> => {
+      for (;;) {
+        const chunk = this.chunks.shift();
+        if (chunk !== undefined) {
+          this.bytes -= chunk.length;
+          if (this.bytes <= this.maxBytes) for (const wake of this.waitingWriters.splice(0)) wake();
+          return { done: false, value: chunk };
+        }
+        if (this.failure !== undefined || this.ended) return { done: true, value: undefined };
+        await new Promise<void>((resolve) => (this.waitingReader = { resolve }));
+      }
+    };
+    // The reader stopping early (its pipeline failed) ends the queue; a waiting next() then ends too.
+    const stop = (): Promise<IteratorResult<Buffer>> => {
+      this.destroy(new Error('the layer reader stopped'));
+      return Promise.resolve({ done: true, value: undefined });
+    };
+    return { next, return: stop };
   }
 }

@@ -429,6 +429,37 @@ describe('refused bundles leave the cache byte-for-byte unchanged', () => {
   });
 });
 
+describe('import: a DB file large enough to start its flush to disk while the next layers unpack', () => {
+  // 9 MiB of trivy.db: over the size from which the unpacker starts fdatasync as soon as the file
+  // is written (layer.ts); zeros, so the bundle stays a few KB.
+  const big = Buffer.alloc(9 * 1024 * 1024);
+  const built = buildBundle({
+    components: [
+      { kind: 'db', options: { dbContents: big } },
+      { kind: 'java-db' },
+      { kind: 'checks' },
+      { kind: 'vex' },
+    ],
+  });
+
+  it('lands byte for byte', async () => {
+    const cache = freshDir('flush-early');
+    await importBundle(options(writeBytes(work, built.bytes), cache));
+    assert.ok(readFileSync(join(cache, 'db', 'trivy.db')).equals(big));
+  });
+
+  it('a bundle refused after that file was written leaves no trace (no file still being written or flushed)', async () => {
+    const cache = freshDir('flush-early-refused');
+    const last = built.entries[built.entries.length - 1]!.name;
+    assert.ok(last.startsWith('vex/'), 'the damaged entry comes after every layer');
+    const bytes = flipTarByte(built, built.offsets.get(last)!.body);
+    await assert.rejects(importBundle(options(writeBytes(work, bytes), cache)), {
+      code: 'BUNDLE_DIGEST_MISMATCH',
+    });
+    assert.ok(!existsSync(cache), treeList(cache).join('\n'));
+  });
+});
+
 describe('import: errors say what went wrong', () => {
   it('a layer whose entries collide (a file over a directory) is refused as bundle content', async () => {
     const layer = makeTarGz([
