@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -13,8 +12,10 @@ import {
   defaultTestKey,
   seededInt,
   seededRandom,
+  runNode,
   testSeed,
   type BuiltBundle,
+  type ProcessRun,
 } from '@trivy-airgap/test-utils';
 
 /**
@@ -73,32 +74,12 @@ function version(name: 'old' | 'new', updatedAt: string): Version {
   return { name, path, bundle, updatedAt, dbHash: sha256(db), javaDbHash: sha256(javaDb) };
 }
 
-interface Run {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 /** Runs the CLI; `killAfterMs` sends SIGKILL then. */
-function cli(args: readonly string[], killAfterMs?: number): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      cwd: work,
-      env: { PATH: process.env.PATH, HOME: work, NO_COLOR: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer =
-      killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
+function cli(args: readonly string[], killAfterMs?: number): Promise<ProcessRun> {
+  return runNode(CLI, args, {
+    cwd: work,
+    env: { PATH: process.env.PATH, HOME: work, NO_COLOR: '1' },
+    ...(killAfterMs === undefined ? {} : { killAfterMs }),
   });
 }
 

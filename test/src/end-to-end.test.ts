@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
@@ -15,12 +15,14 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
+  runNode,
   seedRegistryWithSkopeo,
   startRegistry,
   startVexRepositoryServer,
   treeDigest,
   trivyArtifact,
   vexRepositoryArchive,
+  type ProcessRun,
   type TestRegistry,
   type VexRepositoryServer,
 } from '@trivy-airgap/test-utils';
@@ -35,11 +37,7 @@ const CLI = fileURLToPath(new URL('../../../packages/cli/dist/src/main.js', impo
 const SINGLE_FILE = fileURLToPath(new URL('../../../packages/cli/dist/trivy-airgap.mjs', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'airgap-e2e-'));
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = ProcessRun;
 
 /** Runs a CLI asynchronously: the VEX server lives in this process and must keep answering. */
 function runCli(
@@ -47,18 +45,9 @@ function runCli(
   args: string[],
   options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
 ): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [program, ...args], {
-      cwd: options.cwd ?? work,
-      env: { ...process.env, NO_COLOR: undefined, ...options.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  return runNode(program, args, {
+    cwd: options.cwd ?? work,
+    env: { ...process.env, NO_COLOR: undefined, ...options.env },
   });
 }
 

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,10 +7,12 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
   makeTarGz,
+  runNode,
   seedRegistryWithSkopeo,
   startRegistry,
   treeDigest,
   trivyArtifact,
+  type ProcessRun,
   type TestRegistry,
 } from '@trivy-airgap/test-utils';
 
@@ -87,25 +88,10 @@ function patch(filter: RegExp, find: string, replace: string): EsbuildPlugin {
   };
 }
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(args: readonly string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], {
-      cwd: work,
-      env: { ...process.env, NO_COLOR: '1', HOME: work, XDG_CONFIG_HOME: join(work, 'config') },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+function run(args: readonly string[]): Promise<ProcessRun> {
+  return runNode(cli, args, {
+    cwd: work,
+    env: { ...process.env, NO_COLOR: '1', HOME: work, XDG_CONFIG_HOME: join(work, 'config') },
   });
 }
 
@@ -154,7 +140,7 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-async function exportSbom(tag: string, output: string): Promise<Run> {
+async function exportSbom(tag: string, output: string): Promise<ProcessRun> {
   return run([
     'export',
     '--sbom-db',

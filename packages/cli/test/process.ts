@@ -1,4 +1,5 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { collect, type ProcessRun } from '@trivy-airgap/test-utils';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -8,12 +9,7 @@ import { fileURLToPath } from 'node:url';
 export const CLI = fileURLToPath(new URL('../src/main.js', import.meta.url));
 export const SINGLE_FILE = fileURLToPath(new URL('../trivy-airgap.mjs', import.meta.url));
 
-export interface Run {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+export type Run = ProcessRun;
 
 export interface RunOptions {
   readonly cwd: string;
@@ -46,17 +42,7 @@ export function cliSync(args: readonly string[], options: RunOptions): Run {
   return { code: result.status, signal: result.signal, stdout: result.stdout, stderr: result.stderr };
 }
 
-/** What a child process printed and how it ended, once it closed its pipes. */
-export function collect(child: ChildProcess): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-}
+export { collect };
 
 /** Any program, asynchronously (a loopback server in this process must keep answering). */
 export function runProgram(file: string, args: readonly string[], options: RunOptions): Promise<Run> {

@@ -11,3 +11,4 @@ export * from './mounts.js';
 export * from './fs-tree.js';
 export * from './paced-link.js';
 export * from './seeded.js';
+export * from './processes.js';

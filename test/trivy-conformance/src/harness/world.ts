@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  runProcess,
   seedRegistryWithSkopeo,
   startProxy,
   startRegistry,
@@ -10,6 +10,7 @@ import {
   trivyArtifact,
   vexRepositoryManifest,
   type FixtureArtifact,
+  type ProcessRun,
   type TestProxy,
   type TestRegistry,
   type VexRepositoryServer,
@@ -166,36 +167,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
   };
 }
 
-export interface ProcessRun {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function runProcess(
-  program: string,
-  args: readonly string[],
-  env: NodeJS.ProcessEnv,
-  cwd: string,
-  timeoutMs: number,
-): Promise<ProcessRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(program, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+export type { ProcessRun };
 
 /** The environment of every process: loopback only, our HOME and XDG_DATA_HOME, no TRIVY_* leaking in. */
 export function worldEnv(world: World, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
@@ -222,13 +194,11 @@ export function runAirgap(
   args: readonly string[],
   extraEnv: NodeJS.ProcessEnv = {},
 ): Promise<ProcessRun> {
-  return runProcess(
-    process.execPath,
-    [CLI, ...args],
-    worldEnv(world, extraEnv),
-    join(world.work, 'cwd'),
-    120_000,
-  );
+  return runProcess(process.execPath, [CLI, ...args], {
+    env: worldEnv(world, extraEnv),
+    cwd: join(world.work, 'cwd'),
+    killAfterMs: 120_000,
+  });
 }
 
 /**
@@ -253,13 +223,11 @@ export function runTrivy(
 ): Promise<ProcessRun> {
   const binary = world.tools.trivy[version];
   if (binary === undefined) throw new Error(`Trivy ${version} is not pinned in versions.json`);
-  return runProcess(
-    binary,
-    args,
-    worldEnv(world, { ...loopbackSources(world), ...extraEnv }),
-    join(world.work, 'cwd'),
-    180_000,
-  );
+  return runProcess(binary, args, {
+    env: worldEnv(world, { ...loopbackSources(world), ...extraEnv }),
+    cwd: join(world.work, 'cwd'),
+    killAfterMs: 180_000,
+  });
 }
 
 /** Runs a POSIX shell script (to run a printed command line exactly as a user would paste it). */
@@ -268,13 +236,11 @@ export function runShell(
   script: string,
   extraEnv: NodeJS.ProcessEnv = {},
 ): Promise<ProcessRun> {
-  return runProcess(
-    'sh',
-    ['-c', script],
-    worldEnv(world, { ...loopbackSources(world), ...extraEnv }),
-    join(world.work, 'cwd'),
-    180_000,
-  );
+  return runProcess('sh', ['-c', script], {
+    env: worldEnv(world, { ...loopbackSources(world), ...extraEnv }),
+    cwd: join(world.work, 'cwd'),
+    killAfterMs: 180_000,
+  });
 }
 
 /** Trivy's JSON report, parsed; fails with Trivy's stderr when the run did not succeed. */
