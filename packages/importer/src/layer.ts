@@ -69,7 +69,7 @@ export class LayerUnpacker implements EntrySink {
       this.input.destroy(failure);
     });
     this.flushed = this.task.then(async (layer) => {
-      for (const flush of this.flushes) await flush;
+      await Promise.all(this.flushes);
       return layer;
     });
     // Read through result(); a failure is reported there (or was already, through write/end).
@@ -187,8 +187,11 @@ export class LayerUnpacker implements EntrySink {
         if (file !== undefined) {
           const flush = written && entry.size >= FLUSH_EARLY_BYTES;
           const closed = file.finish(flush);
-          if (flush) this.flushes.push(closed);
-          else if (written) await closed;
+          if (flush) {
+            // Awaited by result() and abort(); a failure is theirs to report, never unhandled.
+            closed.catch(() => undefined);
+            this.flushes.push(closed);
+          } else if (written) await closed;
           else await closed.catch(() => undefined);
         }
       }
