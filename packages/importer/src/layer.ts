@@ -209,7 +209,16 @@ export class LayerUnpacker implements EntrySink {
 
   async write(chunk: Buffer): Promise<void> {
     if (this.failure !== undefined) throw this.failure;
-    await this.input.push(chunk);
+    try {
+      await this.input.push(chunk);
+    } catch (error) {
+      // The queue stops because the unpacking stopped (its reader failed): report why, typed.
+      const failure = await this.task.then(
+        () => undefined,
+        (reason: unknown) => reason,
+      );
+      throw failure ?? error;
+    }
   }
 
   async end(): Promise<void> {
