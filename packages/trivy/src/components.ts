@@ -77,7 +77,8 @@ interface CommonFacts {
   /** In the user's words, as help and status name it. */
   readonly label: string;
   /**
-   * The directory Trivy reads under its cache dir (POSIX). For a per-repository kind (vex), the
+   * The directory Trivy reads under its cache dir (POSIX); for an artifact, the one Trivy wipes and
+   * refills. For a per-repository kind (vex), the
    * parent of one directory per repository name.
    */
   readonly cachePath: string;
@@ -95,16 +96,12 @@ export interface ArtifactFacts extends CommonFacts {
   readonly layerMediaType: string;
   /** The `org.opencontainers.image.title` of the layer as published. */
   readonly title: string;
-  /** Directory under the cache dir that Trivy wipes and refills for this artifact. */
-  readonly cacheDir: 'db' | 'java-db' | 'policy';
-  /** Where the layer is unpacked inside `cacheDir` ('' = its root; checks: `content`). */
+  /** Where the layer is unpacked inside `cachePath` ('' = its root; checks: `content`). */
   readonly layerPath: string;
-  /** The metadata file Trivy reads next to the content, inside `cacheDir`. */
+  /** The metadata file Trivy reads next to the content, inside `cachePath`. */
   readonly metadataFile: string;
   /** Which metadata it is: DB metadata (published in the layer) or policy metadata (written by us). */
   readonly metadataFormat: 'db' | 'policy';
-  /** Files (relative to the cache dir) Trivy reads; for checks `policy/content` is a directory. */
-  readonly cachePaths: readonly string[];
   /** Name of the database file at the root of the layer (absent for checks). */
   readonly databaseFile?: string;
   /** DB schema (db 2, java-db 1) or bundle major version (checks 2). */
@@ -200,11 +197,9 @@ export const COMPONENTS: { readonly [K in OciComponentKind]: ArtifactFacts & { r
     layerMediaType: 'application/vnd.aquasec.trivy.db.layer.v1.tar+gzip',
     title: 'db.tar.gz',
     cachePath: 'db',
-    cacheDir: 'db',
     layerPath: '',
     metadataFile: 'metadata.json',
     metadataFormat: 'db',
-    cachePaths: ['db/trivy.db', 'db/metadata.json'],
     databaseFile: 'trivy.db',
     schemaVersion: 2,
     taglessTag: '2',
@@ -233,11 +228,9 @@ export const COMPONENTS: { readonly [K in OciComponentKind]: ArtifactFacts & { r
     layerMediaType: 'application/vnd.aquasec.trivy.javadb.layer.v1.tar+gzip',
     title: 'javadb.tar.gz',
     cachePath: 'java-db',
-    cacheDir: 'java-db',
     layerPath: '',
     metadataFile: 'metadata.json',
     metadataFormat: 'db',
-    cachePaths: ['java-db/trivy-java.db', 'java-db/metadata.json'],
     databaseFile: 'trivy-java.db',
     schemaVersion: 1,
     taglessTag: '1',
@@ -265,11 +258,9 @@ export const COMPONENTS: { readonly [K in OciComponentKind]: ArtifactFacts & { r
     layerMediaType: 'application/vnd.cncf.openpolicyagent.layer.v1.tar+gzip',
     title: 'bundle.tar.gz',
     cachePath: 'policy',
-    cacheDir: 'policy',
     layerPath: 'content',
     metadataFile: 'metadata.json',
     metadataFormat: 'policy',
-    cachePaths: ['policy/content', 'policy/metadata.json'],
     schemaVersion: 2,
     taglessTag: 'latest',
     repositoryFlag: '--checks-bundle-repository',
@@ -398,6 +389,19 @@ export const SCAN_SETTINGS = {
   /** trivy.yaml key of `--cache-dir`. */
   cacheDirKey: 'cache.dir',
 } as const;
+
+/**
+ * What Trivy reads of an artifact, relative to the cache dir (POSIX): its content (the database
+ * file, or the checks directory) and its metadata file.
+ */
+export function artifactCachePaths(kind: ArtifactKind): {
+  readonly content: string;
+  readonly metadata: string;
+} {
+  const facts = ARTIFACTS[kind];
+  const content = facts.databaseFile ?? facts.layerPath;
+  return { content: `${facts.cachePath}/${content}`, metadata: `${facts.cachePath}/${facts.metadataFile}` };
+}
 
 /**
  * Where Trivy reads a component, relative to the cache dir (POSIX): `db`, `policy`,

@@ -6,6 +6,7 @@ import {
   ARTIFACTS,
   COMPONENTS,
   COMPONENT_KINDS,
+  artifactCachePaths,
   perKind,
   type ArtifactKind,
   DEFAULT_VEX_REPOSITORY,
@@ -156,10 +157,9 @@ async function diagnoseDatabase(
   const databaseFile = facts.databaseFile;
   if (rule === undefined || databaseFile === undefined)
     throw new Error(`internal: ${kind} has no status rule`);
-  const dbName = `${facts.cacheDir}/${databaseFile}`;
-  const metadataName = `${facts.cacheDir}/${facts.metadataFile}`;
-  const dbPath = join(cacheDir, facts.cacheDir, databaseFile);
-  const metadataPath = join(cacheDir, facts.cacheDir, facts.metadataFile);
+  const { content: dbName, metadata: metadataName } = artifactCachePaths(kind);
+  const dbPath = join(cacheDir, ...dbName.split('/'));
+  const metadataPath = join(cacheDir, ...metadataName.split('/'));
   const flags = offlineSettingOf(kind)?.flags ?? [];
   const flag = flags.join(' ');
   const base = { kind, paths: [dbPath, metadataPath], flags };
@@ -259,10 +259,9 @@ async function diagnoseDatabase(
 
 async function diagnoseChecks(cacheDir: string, kind: ArtifactKind, now: Date): Promise<ComponentDiagnosis> {
   const facts = ARTIFACTS[kind];
-  const contentName = `${facts.cacheDir}/${facts.layerPath}`;
-  const metadataName = `${facts.cacheDir}/${facts.metadataFile}`;
-  const contentPath = join(cacheDir, facts.cacheDir, facts.layerPath);
-  const metadataPath = join(cacheDir, facts.cacheDir, facts.metadataFile);
+  const { content: contentName, metadata: metadataName } = artifactCachePaths(kind);
+  const contentPath = join(cacheDir, ...contentName.split('/'));
+  const metadataPath = join(cacheDir, ...metadataName.split('/'));
   const flags = offlineSettingOf(kind)?.flags ?? [];
   const flag = flags.join(' ');
   const base = { kind, paths: [contentPath, metadataPath], flags };

@@ -9,6 +9,7 @@ import {
   normalizeRepository,
 } from '../src/index.js';
 import { lowestTrivyVersion } from '../src/artifacts.js';
+import { artifactCachePaths } from '../src/components.js';
 import { throwsCode } from './helpers.js';
 
 describe('artifact facts (trivy-facts: "The three OCI artifacts" table)', () => {
@@ -23,9 +24,15 @@ describe('artifact facts (trivy-facts: "The three OCI artifacts" table)', () => 
       [ARTIFACTS.db.title, ARTIFACTS['java-db'].title, ARTIFACTS.checks.title],
       ['db.tar.gz', 'javadb.tar.gz', 'bundle.tar.gz'],
     );
-    assert.deepEqual(ARTIFACTS.db.cachePaths, ['db/trivy.db', 'db/metadata.json']);
-    assert.deepEqual(ARTIFACTS['java-db'].cachePaths, ['java-db/trivy-java.db', 'java-db/metadata.json']);
-    assert.deepEqual(ARTIFACTS.checks.cachePaths, ['policy/content', 'policy/metadata.json']);
+    assert.deepEqual(artifactCachePaths('db'), { content: 'db/trivy.db', metadata: 'db/metadata.json' });
+    assert.deepEqual(artifactCachePaths('java-db'), {
+      content: 'java-db/trivy-java.db',
+      metadata: 'java-db/metadata.json',
+    });
+    assert.deepEqual(artifactCachePaths('checks'), {
+      content: 'policy/content',
+      metadata: 'policy/metadata.json',
+    });
     assert.deepEqual(
       [ARTIFACTS.db.schemaVersion, ARTIFACTS['java-db'].schemaVersion, ARTIFACTS.checks.schemaVersion],
       [2, 1, 2],

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { isVexRepositoryName, parseDigest } from '@trivy-airgap/format';
 import { ARTIFACTS, type ArtifactKind } from '../src/artifacts.js';
 import { diagnoseCache, type ComponentDiagnosis } from '../src/doctor.js';
-import { COMPONENTS, COMPONENT_KINDS, componentCachePath } from '../src/components.js';
+import { COMPONENTS, COMPONENT_KINDS, artifactCachePaths, componentCachePath } from '../src/components.js';
 import { renderDbMetadata, renderPolicyMetadata, renderVexCacheJson } from '../src/render.js';
 import { mergeRepositoryYaml } from '../src/repository-yaml.js';
 
@@ -50,9 +50,9 @@ function cacheFromLayout(name: string): { cacheDir: string; vexConfigPath: strin
     write(join(dir, ARTIFACTS[kind].databaseFile!), 'database bytes');
     write(join(dir, 'metadata.json'), dbMetadata(ARTIFACTS[kind].schemaVersion));
   }
-  write(join(cacheDir, checks.cacheDir, checks.layerPath, 'policies', 'docker', 'root.rego'), 'package x');
+  write(join(cacheDir, checks.cachePath, checks.layerPath, 'policies', 'docker', 'root.rego'), 'package x');
   write(
-    join(cacheDir, checks.cacheDir, checks.metadataFile),
+    join(cacheDir, checks.cachePath, checks.metadataFile),
     renderPolicyMetadata({
       digest: parseDigest(`sha256:${'ab'.repeat(32)}`),
       downloadedAt: DOWNLOADED,
@@ -101,9 +101,7 @@ describe('cache layout (trivy-facts: subdirectories and the VEX cache layout)', 
 
   it('each artifact fact names cache paths inside its layout directory, never the scan cache', () => {
     for (const kind of ['db', 'java-db', 'checks'] as const) {
-      const facts = ARTIFACTS[kind];
-      assert.equal(facts.cacheDir, LAYOUT_DIR[kind]);
-      for (const path of facts.cachePaths) {
+      for (const path of Object.values(artifactCachePaths(kind))) {
         assert.ok(under(LAYOUT_DIR[kind], path), `${kind}: ${path}`);
         assert.ok(!under(SCAN_CACHE, path), `${kind} must not touch ${SCAN_CACHE}/`);
       }
