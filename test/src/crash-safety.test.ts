@@ -230,7 +230,6 @@ describe('crash safety: a real import killed (SIGKILL) at random moments', () =>
     const fullImportMs = Math.round((Date.now() - started) / LANES);
 
     // A reader per lane, like a Trivy scan, hashing the DB through the link for the whole test.
-    const seen = new Set<string>();
     let reads = 0;
     let reading = true;
     const readers = lanes.map(async ({ cache }) => {
@@ -241,7 +240,6 @@ describe('crash safety: a real import killed (SIGKILL) at random moments', () =>
           versions.some((v) => v.dbHash === hash),
           `a reader saw a ${cache}/db/trivy.db that is neither old nor new (${bytes.length} bytes)`,
         );
-        seen.add(hash);
         reads++;
         // Leave the CPU to the import now and then, as a scan would between lookups.
         await new Promise((resolve) => setTimeout(resolve, 100));

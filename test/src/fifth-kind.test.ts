@@ -10,7 +10,6 @@ import {
   runNode,
   seedRegistryWithSkopeo,
   startRegistry,
-  treeDigest,
   trivyArtifact,
   type ProcessRun,
   type TestRegistry,
@@ -195,8 +194,8 @@ describe('a fifth component kind is a name in the kind list and a row in the tab
   it("the row's unpack limits apply: a layer with more entries is refused (exit 3), the cache unchanged", async () => {
     const exported = await exportSbom('too-many', 'too-many.tgz');
     assert.equal(exported.code, 0, exported.stderr);
-    const cacheDir = join(work, 'cache');
-    const before = existsSync(cacheDir) ? treeDigest(cacheDir) : undefined;
+    // A cache of its own: this test does not depend on the one before it.
+    const cacheDir = join(work, 'cache-refused');
     const imported = await run([
       'import',
       join(work, 'too-many.tgz'),
@@ -205,6 +204,6 @@ describe('a fifth component kind is a name in the kind list and a row in the tab
       cacheDir,
     ]);
     assert.equal(imported.code, 3, imported.stderr);
-    if (before !== undefined) assert.deepEqual(treeDigest(cacheDir), before);
+    assert.equal(existsSync(cacheDir), false, 'a refused import leaves no cache dir behind');
   });
 });
