@@ -28,24 +28,6 @@ import { OutputSink, partPath, type WrittenFile } from './output-sink.js';
 import { StoredGzipFramer } from './stored-gzip.js';
 import { TAR_END, tarEntrySize, tarFileHeader, tarPadding } from './tar-writer.js';
 
-/**
- * The outer gzip is deflate level 0: "stored" blocks, framed by StoredGzipFramer.
- * Bundle content is almost entirely gzip already (the DB layers, the checks bundle, VEX archives),
- * so deflating it again buys nothing. Measured on this project's test machines (Node 20, 2 cores),
- * 256 MiB of gzip-compressed input through zlib.createGzip:
- *
- *   level 0, chunkSize 16 KiB   441 MiB/s   output 100.015 % of input
- *   level 0, chunkSize 256 KiB 2367 MiB/s   output 100.008 %
- *   level 1, chunkSize 64 KiB    58 MiB/s   output 100.031 %  (bigger AND 40× slower)
- *   level 6                      55 MiB/s   output 100.031 %
- *
- * Stored blocks are still a valid gzip stream, so `tar -tzf`, `gunzip` and every reader handle the
- * `.tgz` as usual; the trailer's CRC-32 protects the stream end to end. It is also part of the
- * format: stored blocks leave no bit of the compressed stream unchecked, so the importer refuses
- * anything else (docs/bundle-format.md, "Framing").
- */
-export const BUNDLE_GZIP_LEVEL = 0;
-
 /** Work-dir files are read in 1 MiB chunks: 4 MiB reads were slower (cache misses). */
 const READ_CHUNK = 1024 * 1024;
 /** Entries smaller than this may be given as bytes in memory; anything larger must be a file. */
@@ -228,29 +210,33 @@ function checkEntries(entries: readonly BundleEntry[]): void {
 
 /**
  * The bytes of a work-dir file, exactly `size` of them: a longer or shorter file is refused, and
- * (with `verify`) so are bytes that do not hash to `digest`. Errors carry expected and found.
+ * (with `verify`) so are bytes that do not hash to `digest`. Errors carry expected and found. The
+ * work dir is a cache written without fsync: a copy found damaged (a crash tore it) is removed, so
+ * the next export downloads it anew instead of failing on it again.
  */
 async function* guardedFile(entry: BundleEntry, progress: (bytes: number) => void): AsyncGenerator<Buffer> {
   const file = (entry.source as { file: string }).file;
   const hasher = entry.verify === true ? new DigestHasher() : undefined;
-  const mismatch = (what: string, expected: string, found: string) =>
-    new ExporterError(
+  const mismatch = async (what: string, expected: string, found: string): Promise<ExporterError> => {
+    await rm(file, { force: true }).catch(() => undefined);
+    return new ExporterError(
       'WORK_DIR_CORRUPT',
-      `${entry.path}: the work dir copy has the wrong ${what} (expected ${expected}, found ${found})`,
-      { expected, found, hint: 'delete the work dir (or pass another --work-dir) and export again' },
+      `${entry.path}: the work dir copy has the wrong ${what} (expected ${expected}, found ${found}); it was removed`,
+      { expected, found, hint: 'export again: it downloads that file anew' },
     );
+  };
   let count = 0;
   for await (const chunk of createReadStream(file, { highWaterMark: READ_CHUNK })) {
     const bytes = chunk as Buffer;
     count += bytes.length;
-    if (count > entry.size) throw mismatch('size', String(entry.size), `more than ${entry.size}`);
+    if (count > entry.size) throw await mismatch('size', String(entry.size), `more than ${entry.size}`);
     hasher?.update(bytes);
     progress(bytes.length);
     yield bytes;
   }
-  if (count !== entry.size) throw mismatch('size', String(entry.size), String(count));
+  if (count !== entry.size) throw await mismatch('size', String(entry.size), String(count));
   const digest = hasher?.digest();
-  if (digest !== undefined && digest !== entry.digest) throw mismatch('digest', entry.digest, digest);
+  if (digest !== undefined && digest !== entry.digest) throw await mismatch('digest', entry.digest, digest);
 }
 
 /**
@@ -311,8 +297,7 @@ function stopped(entry: BundleEntry): ExporterError {
 /**
  * Writes a bundle (docs/bundle-format.md): one tar stream with manifest.json first,
  * manifest.json.sig second, then every entry sorted by path; regular files only, mode 0644,
- * uid/gid 0, no user or group names, one fixed mtime; gzip level 0 around it (see
- * BUNDLE_GZIP_LEVEL). Blobs are streamed from disk, never held in memory. The output is written
+ * uid/gid 0, no user or group names, one fixed mtime; stored gzip around it (see stored-gzip.ts). Blobs are streamed from disk, never held in memory. The output is written
  * under temp names and renamed at the end, then `<bundle>.sha256` and `<bundle>.sha256.sig`.
  * The same inputs (and mtime) give the same bytes: ECDSA signatures use RFC 6979 nonces.
  */

@@ -203,7 +203,8 @@ export async function exportBundle(options: ExportOptions): Promise<ExportResult
     throw workDirError(workDir, cause);
   }
   try {
-    // A cache: every later use of a blob re-checks its digest (bundleEntries, `verify`), so no fsyncs.
+    // A cache: every later use of a blob re-checks its digest (bundleEntries, `verify`) and removes a
+    // damaged copy, so no fsyncs.
     layout = await OciLayout.open(join(workDir, 'oci'), { create: true, durable: false });
   } catch (cause) {
     await unlock();

@@ -327,7 +327,7 @@ describe('writeBundle', () => {
     assert.equal(existsSync(join(dir, 'c.tgz')), false);
   });
 
-  it('refuses a work-dir file whose bytes changed, and leaves no output or temp file behind', async () => {
+  it('refuses a work-dir file whose bytes changed, removes that copy, and leaves no output or temp file behind', async () => {
     const bad = randomBytes(100_000);
     const entry = fileEntry('oci/blobs/sha256/bad', bad, true);
     writeFileSync((entry.source as { file: string }).file, randomBytes(100_000)); // same size, other bytes
@@ -342,6 +342,8 @@ describe('writeBundle', () => {
         return true;
       },
     );
+    // Removed, so the next export downloads it anew instead of failing on it again.
+    assert.equal(existsSync((entry.source as { file: string }).file), false);
     const short = fileEntry('oci/blobs/sha256/short', randomBytes(5000));
     writeFileSync((short.source as { file: string }).file, randomBytes(4000));
     await assert.rejects(

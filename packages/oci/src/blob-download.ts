@@ -39,7 +39,8 @@ export interface DownloadBlobOptions {
   readonly resume?: boolean | undefined;
   /**
    * fsync the file before resolving (default true). A cache whose every later use re-checks the
-   * digest (the exporter's work dir) can skip it: a torn copy is then found and fetched again.
+   * digest (the exporter's work dir) can skip it: a torn copy is found by that check, removed and
+   * fetched again by the next run.
    */
   readonly sync?: boolean | undefined;
 }

@@ -48,8 +48,8 @@ export class OciLayout {
   /**
    * Opens an existing layout; `create: true` makes an empty one when the directory has none.
    * `durable: false` is for a cache whose every use re-checks the digests (the exporter's work
-   * dir): blobs are not fsynced before their rename, as a torn copy after a crash is found and
-   * fetched again, and the fsyncs were on the path to the first byte of every export.
+   * dir): blobs are not fsynced before their rename; a copy a crash tore is found by that check,
+   * removed and fetched by the next run (exporter bundle-writer.ts), and the fsyncs were on the path to the first byte of every export.
    */
   static async open(root: string, options: { create?: boolean; durable?: boolean } = {}): Promise<OciLayout> {
     const layout = new OciLayout(root, options.durable !== false);
