@@ -7,6 +7,7 @@ import {
   mkdtempSync,
   openSync,
   readdirSync,
+  readlinkSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -126,9 +127,28 @@ describe('a lock left by a killed import', () => {
   });
 });
 
+/** Whether process `pid` has `path` open (Linux /proc): the CLI got as far as opening it. */
+function hasOpen(pid: number, path: string): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`) === path;
+      } catch {
+        return false;
+      }
+    });
+  } catch {
+    return false;
+  }
+}
+
 describe('cancelling a command outside its cancellable work', () => {
-  for (const json of [false, true]) {
-    it(`SIGINT while export waits for its --passphrase-file${json ? ' (--json)' : ''}: exit 130, reported as CANCELLED like any error`, async () => {
+  // Before any writer opened the FIFO (`<(slow-command)` not started yet), and after one did.
+  for (const { json, writerFirst } of [
+    { json: false, writerFirst: true },
+    { json: true, writerFirst: false },
+  ]) {
+    it(`SIGINT while export waits for its --passphrase-file (FIFO, ${writerFirst ? 'writer open, nothing written' : 'no writer yet'}${json ? ', --json' : ''}): exit 130, reported as CANCELLED like any error`, async () => {
       const fifo = join(work, `passphrase-${json}.fifo`);
       execFileSync('mkfifo', [fifo]);
       writeFileSync(join(work, 'signing.key'), utils.defaultTestKey().privateKeyPem);
@@ -140,16 +160,10 @@ describe('cancelling a command outside its cancellable work', () => {
         { cwd: work, env, stdio: ['ignore', 'pipe', 'pipe'] },
       );
       const exit = collect(child);
-      // A FIFO opens for writing only once a reader has it open: then the CLI is blocked reading it.
       let writer: number | undefined;
-      await until('the CLI reading the passphrase file', () => {
-        try {
-          writer = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
-          return true;
-        } catch {
-          return false;
-        }
-      });
+      await until('the CLI opening the passphrase file', () => hasOpen(child.pid!, fifo));
+      // A FIFO opens for writing (non-blocking) only while a reader has it open.
+      if (writerFirst) writer = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
       child.kill('SIGINT');
       const result = await exit;
       if (writer !== undefined) closeSync(writer);

@@ -81,6 +81,24 @@ describe('trivy-airgap export (command line checks)', () => {
     assert.ok(!codes[1]!.startsWith('KEY_'), codes[1]);
   });
 
+  it('a --passphrase-file with no line end in its first 64 KiB (a wrong path to a big file) is refused unread', async () => {
+    const big = join(work, 'not-a-passphrase.bin');
+    writeFileSync(big, Buffer.alloc(1 << 20, 0x41));
+    const run = await cli([
+      'export',
+      '--db',
+      '--key',
+      keyPath,
+      '--passphrase-file',
+      big,
+      '-o',
+      'b.tgz',
+      '--json',
+    ]);
+    assert.equal(run.code, 1, run.stderr);
+    assert.equal((JSON.parse(run.stdout) as { error: { code: string } }).error.code, 'PASSPHRASE_FILE');
+  });
+
   it('an encrypted key without a passphrase is refused with a hint', async () => {
     const run = await cli(['export', '--db', '--key', keyPath, '-o', 'b.tgz', '--json']);
     assert.equal(run.code, 1);
