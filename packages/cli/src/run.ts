@@ -8,7 +8,7 @@ import { rollbackCommand } from './commands/rollback.js';
 import { statusCommand } from './commands/status.js';
 import { verifyCommand } from './commands/verify.js';
 import type { CommandContext } from './context.js';
-import { ReportedFailure, UsageError } from './errors.js';
+import { CliError, ReportedFailure, UsageError } from './errors.js';
 import { EXIT_OK, exitCodeFor } from './exit-codes.js';
 import { examplesSection } from './help.js';
 import { Output, type CliIo } from './output.js';
@@ -19,12 +19,7 @@ import { TOOL_NAME, toolVersion } from './version.js';
  * each becomes one line (what went wrong, what to do) or, with --json, one JSON document.
  */
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
-  // Known before parsing so that even a usage error is reported in the requested form.
-  const out = new Output(io, {
-    json: argv.includes('--json'),
-    quiet: argv.includes('--quiet') || argv.includes('-q'),
-    debug: argv.includes('--debug'),
-  });
+  const out = outputFor(argv, io);
   const version = toolVersion();
   const context: CommandContext = { io, out, toolVersion: version };
 
@@ -124,7 +119,7 @@ function usageErrorInWords(message: string, argv: readonly string[]): UsageError
     );
   }
   if (message.startsWith('Not enough non-option arguments')) {
-    const command = argv.find((word) => !word.startsWith('-')) ?? '';
+    const command = commandWord(argv);
     const example = `${TOOL_NAME} ${command} trivy-bundle.tgz${command === 'inspect' ? '' : ' --trust signing.pub'}`;
     return new UsageError(
       `${command} needs the bundle: a .tgz file, its first split part (.part-000), or - for standard input`,
@@ -132,6 +127,32 @@ function usageErrorInWords(message: string, argv: readonly string[]): UsageError
     );
   }
   return new UsageError(message, 'see --help');
+}
+
+/** Known before parsing, so that even a usage error is reported in the requested form. */
+function outputFor(argv: readonly string[], io: CliIo): Output {
+  return new Output(io, {
+    json: argv.includes('--json'),
+    quiet: argv.includes('--quiet') || argv.includes('-q'),
+    debug: argv.includes('--debug'),
+  });
+}
+
+/** The command a command line names (its first word that is not a flag), or ''. */
+function commandWord(argv: readonly string[]): string {
+  return argv.find((word) => !word.startsWith('-')) ?? '';
+}
+
+/**
+ * A signal that ends the run at once (outside cancellable work, or a second one): reported as
+ * run() reports any error — CANCELLED, one line or the JSON error object. Returns the exit code.
+ */
+export function reportSignal(argv: readonly string[], io: CliIo, signal: NodeJS.Signals): number {
+  const error = new CliError('CANCELLED', `${commandWord(argv) || TOOL_NAME} cancelled by ${signal}`, {
+    hint: 'nothing is left half-done: an interrupted import or rollback is finished by the next run',
+  });
+  reportError(outputFor(argv, io), error);
+  return exitCodeFor(error);
 }
 
 function reportError(out: Output, error: unknown): void {
