@@ -50,8 +50,8 @@ export class LayerUnpacker implements EntrySink {
     private readonly destDir: string | undefined,
     /** The kind's limits (the component table's). */
     private readonly limits: UnpackLimits,
-    /** The file at the layer root to keep in memory too (the table's metadataFile: DB layers). */
-    private readonly keepFile: string,
+    /** A file at the layer root to keep in memory too (DB layers: the table's metadataFile). */
+    private readonly keepFile?: string,
   ) {
     const limit = Math.max(MIN_LAYER_LIMIT, compressedSize * MAX_LAYER_RATIO);
     this.tar = new TarReader(this.input, {

@@ -218,7 +218,7 @@ export async function prepareBundle(options: PrepareBundleOptions): Promise<Prep
             file.size,
             writeNow === undefined ? undefined : layerDir(writeNow, role.component),
             limits,
-            facts.metadataFile,
+            keptFile(role.component.kind),
           );
           const compressed = stage !== undefined && later !== undefined ? new MemorySink() : undefined;
           layers.set(key, { unpacker, compressed });
@@ -297,6 +297,12 @@ function layerDir(stage: string, component: OciComponent): string {
   return resolveInside(stage, layerPath === '' ? key : `${key}/${layerPath}`, 'staging');
 }
 
+/** The file a layer of this kind carries for us to read: a DB's metadata.json (checks have none). */
+function keptFile(kind: OciComponent['kind']): string | undefined {
+  const facts = ARTIFACTS[kind];
+  return facts.metadataFormat === 'db' ? facts.metadataFile : undefined;
+}
+
 /** A layer's content against Trivy's rules and the signed manifest; then its metadata.json. */
 async function prepareOci(component: OciComponent, input: PrepareInput): Promise<PrepareOutcome> {
   const { stage, preparedAt } = input;
@@ -311,7 +317,7 @@ async function prepareOci(component: OciComponent, input: PrepareInput): Promise
       component.layer.size,
       layerDir(stage, component),
       ARTIFACTS[component.kind].unpackLimits,
-      ARTIFACTS[component.kind].metadataFile,
+      keptFile(component.kind),
     );
     try {
       for (const chunk of read.compressed.chunks) await writer.write(chunk);

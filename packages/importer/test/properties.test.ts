@@ -79,13 +79,7 @@ async function outcome(run: () => Promise<unknown>): Promise<string> {
 }
 
 async function unpackLayer(layer: Buffer, dest: string | undefined): Promise<void> {
-  const unpacker = new LayerUnpacker(
-    'checks layer',
-    layer.length,
-    dest,
-    ARTIFACTS.checks.unpackLimits,
-    ARTIFACTS.checks.metadataFile,
-  );
+  const unpacker = new LayerUnpacker('checks layer', layer.length, dest, ARTIFACTS.checks.unpackLimits);
   try {
     await unpacker.write(layer);
     await unpacker.end();

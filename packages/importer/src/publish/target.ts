@@ -11,14 +11,6 @@ export interface RegistryTarget {
   readonly prefix: string;
 }
 
-/**
- * The repository names upstream uses, so Trivy's own tag rules (`:2`, `:1`, `:latest` for a
- * tagless checks repository) keep meaning the same thing on the site registry.
- */
-export const REPOSITORY_NAMES = Object.fromEntries(
-  ARTIFACT_KINDS.map((kind) => [kind, ARTIFACTS[kind].repositoryName]),
-) as Readonly<Record<OciComponentKind, string>>;
-
 const HINT = 'give HOST[:PORT][/PREFIX], e.g. registry.example.com/trivy or 127.0.0.1:5000';
 
 function invalid(value: string, why: string, hint = HINT): PublishError {
@@ -57,19 +49,21 @@ export function parseRegistryTarget(value: string): RegistryTarget {
   if (prefix.includes(':')) throw invalid(value, 'the prefix may not carry a tag');
   let parsed: ImageReference;
   try {
-    parsed = parseReference(`${host}/${prefix === '' ? '' : `${prefix}/`}${REPOSITORY_NAMES.db}`);
+    parsed = parseReference(`${host}/${prefix === '' ? '' : `${prefix}/`}${ARTIFACTS.db.repositoryName}`);
   } catch (cause) {
     throw invalid(value, cause instanceof Error ? cause.message : String(cause));
   }
   return {
     registry: parsed.registry,
-    prefix: parsed.repository.slice(0, -REPOSITORY_NAMES.db.length).replace(/\/$/, ''),
+    prefix: parsed.repository.slice(0, -ARTIFACTS.db.repositoryName.length).replace(/\/$/, ''),
   };
 }
 
 /** `HOST/PREFIX/trivy-db:2` etc.: the component's upstream repository name and tag under the target. */
 export function targetReference(target: RegistryTarget, component: OciComponent): ImageReference {
-  const name = REPOSITORY_NAMES[component.kind];
+  // Upstream's repository name, so Trivy's own tag rules (`:2`, `:1`, `:latest` for a tagless
+  // checks repository) keep meaning the same thing on the site registry.
+  const name = ARTIFACTS[component.kind].repositoryName;
   return {
     registry: target.registry,
     repository: target.prefix === '' ? name : `${target.prefix}/${name}`,
