@@ -33,7 +33,7 @@ import {
   registryCredentialArgs,
   type RegistryAccessArgs,
 } from '../registry-options.js';
-import { ProgressRenderer, formatBytes } from '../progress.js';
+import { ProgressRenderer, formatBytes, formatDuration } from '../progress.js';
 
 /**
  * The flags named in the component table: one per kind to pick it (`--db`, `--java-db`, …) and
@@ -159,12 +159,8 @@ function shortDigest(digest: string): string {
 }
 
 function age(verb: string, timestamp: string | undefined, now: number): string {
-  if (timestamp === undefined) return '';
-  const hours = (now - Date.parse(timestamp)) / 3_600_000;
-  if (!Number.isFinite(hours)) return '';
-  return hours < 48
-    ? `, ${verb} ${Math.max(0, Math.round(hours))} h ago`
-    : `, ${verb} ${Math.round(hours / 24)} d ago`;
+  const ms = timestamp === undefined ? Number.NaN : now - Date.parse(timestamp);
+  return Number.isFinite(ms) ? `, ${verb} ${formatDuration(ms)} ago` : '';
 }
 
 function jsonSummary(result: ExportResult) {
