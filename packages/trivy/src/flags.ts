@@ -18,14 +18,8 @@ import { forRelease, lowestTrivyVersion, type TrivyVersion } from './versions.js
  * know are ignored silently, so a wrong key is worse: it looks applied and is not.
  */
 export interface TrivyCapabilities {
-  /** `--skip-check-update` from 0.51; before: `--skip-policy-update`. */
-  readonly skipChecksUpdateFlag: string;
-  /** Its trivy.yaml key: `rego.skip-check-update` from 0.51; before: `rego.skip-policy-update`. */
-  readonly skipChecksUpdateKey: string;
   /** `--vex repo` and `--skip-vex-repo-update` (from 0.54; before, `--vex` takes only a file path). */
   readonly vexRepositories: boolean;
-  /** `--skip-version-check` and `--disable-telemetry` (`scan.` keys), from 0.63. */
-  readonly phoneHomeFlags: boolean;
   /** The flag naming each artifact's repository (`--policy-bundle-repository` for checks before 0.51). */
   readonly repositoryFlags: Readonly<Record<OciComponentKind, string>>;
   /** The same as trivy.yaml keys. */
@@ -47,13 +41,9 @@ export function offlineSettingOf(kind: ComponentKind, trivyVersion?: string): Of
  */
 export function trivyCapabilities(trivyVersion?: string): TrivyCapabilities {
   const version = releaseOf(trivyVersion);
-  const checks = forRelease(COMPONENTS.checks.offline, version);
   const option = (kind: OciComponentKind) => forRelease(ARTIFACTS[kind].repositoryOption, version);
   return {
-    skipChecksUpdateFlag: checks?.flags[0] ?? '',
-    skipChecksUpdateKey: Object.keys(checks?.config ?? {})[0] ?? '',
     vexRepositories: forRelease(COMPONENTS.vex.offline, version) !== null,
-    phoneHomeFlags: forRelease(SCAN_SETTINGS.phoneHome, version) !== null,
     repositoryFlags: Object.fromEntries(ARTIFACT_KINDS.map((kind) => [kind, option(kind).flag])) as Record<
       OciComponentKind,
       string

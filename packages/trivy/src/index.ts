@@ -16,7 +16,7 @@ export {
   type UnpackLimits,
   type VexFacts,
 } from './components.js';
-export { forTarget, type ByRelease } from './versions.js';
+export { type ByRelease } from './versions.js';
 export {
   ARTIFACTS,
   CREATED_ANNOTATION,

@@ -64,8 +64,3 @@ export function forRelease<T>(rows: ByRelease<T>, version: TrivyVersion | undefi
   if (row === undefined) throw new Error('internal: a ByRelease table needs a row from 0');
   return row.value;
 }
-
-/** `forRelease` for a target as users and manifests give it: a release or a `trivyVersions` range. */
-export function forTarget<T>(rows: ByRelease<T>, target: string | undefined): T {
-  return forRelease(rows, target === undefined ? undefined : lowestTrivyVersion(target));
-}
