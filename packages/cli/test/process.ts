@@ -1,5 +1,5 @@
-import { spawn, spawnSync } from 'node:child_process';
-import { collect, type ProcessRun } from '@trivy-airgap/test-utils';
+import { spawnSync } from 'node:child_process';
+import { collect, runProcess, type ProcessRun } from '@trivy-airgap/test-utils';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -46,14 +46,7 @@ export { collect };
 
 /** Any program, asynchronously (a loopback server in this process must keep answering). */
 export function runProgram(file: string, args: readonly string[], options: RunOptions): Promise<Run> {
-  const child = spawn(file, args, {
-    cwd: options.cwd,
-    env: options.env,
-    stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-  });
-  const done = collect(child);
-  if (options.input !== undefined) child.stdin?.end(options.input);
-  return done;
+  return runProcess(file, args, options);
 }
 
 /** The CLI, asynchronously. */

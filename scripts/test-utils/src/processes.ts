@@ -23,13 +23,15 @@ export function collect(child: ChildProcess): Promise<ProcessRun> {
 export interface RunProcessOptions {
   readonly cwd: string;
   readonly env: NodeJS.ProcessEnv;
+  /** Written to its standard input, which is then closed (default: no standard input). */
+  readonly input?: Buffer | string;
   /** SIGKILL after this long (a crash test's kill, or a hung process's limit). */
   readonly killAfterMs?: number;
 }
 
 /**
  * Runs a program asynchronously (never spawnSync: the registries and servers a test starts live
- * in the test's own event loop and must keep answering), stdin closed.
+ * in the test's own event loop and must keep answering).
  */
 export async function runProcess(
   program: string,
