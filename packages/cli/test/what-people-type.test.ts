@@ -232,9 +232,21 @@ describe('what the terminal shows', () => {
       operation: 'import',
     };
     writeFileSync(join(cache, '.trivy-airgap', 'lock'), JSON.stringify(lock));
+    const before = utils.treeDigest(cache);
     const locked = await run(['import', 'bundle.tgz', '--trust', 'signing.pub', '--cache-dir', cache]);
     assert.equal(locked.code, 1, locked.stderr);
     assertOneFailureLine(locked.stderr);
+    const lockedJson = await run([
+      'import',
+      'bundle.tgz',
+      '--trust',
+      'signing.pub',
+      '--cache-dir',
+      cache,
+      '--json',
+    ]);
+    assert.equal((JSON.parse(lockedJson.stdout) as { error: { code: string } }).error.code, 'LOCKED');
+    assert.equal(utils.treeDigest(cache), before, 'the locked cache is as it was');
 
     const home = join(work, 'bad-yaml-user');
     const vexConfig = join(home, 'data', '.trivy', 'vex', 'repository.yaml');
