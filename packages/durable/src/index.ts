@@ -38,6 +38,8 @@ export async function writeBuffers(handle: FileHandle, buffers: readonly Buffer[
     if (wanted === 0) return;
     let { bytesWritten } = await handle.writev(rest as Buffer[]);
     if (bytesWritten >= wanted) return;
+    // A write that took nothing and reported no error would otherwise be retried forever.
+    if (bytesWritten === 0) throw Object.assign(new Error('write wrote nothing'), { code: 'EIO' });
     const left: Buffer[] = [];
     for (const buffer of rest) {
       if (bytesWritten >= buffer.length) bytesWritten -= buffer.length;
